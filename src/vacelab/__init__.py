@@ -1,0 +1,27 @@
+"""vacelab: a workbench for video editing with VACE on Wan2.1.
+
+The public Python API is imported lazily so that ``import vacelab`` stays light (no torch).
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_API = {
+    "Job": "vacelab.job",
+    "load_job": "vacelab.job",
+    "save_job": "vacelab.job",
+    "Geometry": "vacelab.geometry",
+    "InputError": "vacelab.errors",
+    "RunSettings": "vacelab.generation.settings",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'vacelab' has no attribute {name!r}")

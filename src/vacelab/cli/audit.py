@@ -1,0 +1,6 @@
+"""`vacelab audit` (not built yet)."""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("audit", help="(not built yet)")
+    parser.set_defaults(handler=lambda args: (_ for _ in ()).throw(NotImplementedError("audit")))

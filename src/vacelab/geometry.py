@@ -1,0 +1,174 @@
+"""The geometry of Wan2.1 VACE: how frames, masks and references become latents and tokens.
+
+Pure numpy (no torch import), so the audit can run in a fraction of a second. Every rule here mirrors
+diffusers' ``WanVACEPipeline`` / ``AutoencoderKLWan`` (0.42.1) and the official VACE code:
+
+- The causal VAE encodes frame 0 alone, then groups of 4 frames: latent ``t`` holds frame 0 (``t == 0``)
+  or frames ``4t-3 .. 4t``. ``F = 4k+1`` frames give ``k+1`` latent steps; 8x spatial compression.
+- The mask is not VAE-encoded: each 8x8 pixel block is folded into 64 channels, then time is resized from
+  ``F`` to ``(F+3)//4`` steps with ``nearest-exact``: step ``t`` reads the mask of frame
+  ``floor((t + 0.5) * F / T)``.
+- The DiT patch is (1, 2, 2): a token is one latent step by 2x2 latents = 16x16 pixels.
+- Each reference image is one extra latent step prepended on the time axis, with a KEEP (0) mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+VAE_STRIDE_T = 4
+VAE_STRIDE_S = 8
+PATCH_S = 2
+TOKEN_PX = VAE_STRIDE_S * PATCH_S  # 16 pixels per token side
+MASK_CHANNELS = VAE_STRIDE_S * VAE_STRIDE_S  # 64
+
+SIZES = {"480p": (480, 832), "720p": (720, 1280)}  # (height, width), landscape
+DEFAULT_FRAMES = 81
+MASK_ENCODINGS = ("reference", "aligned")
+
+
+def is_valid_frame_count(frames: int) -> bool:
+    """True when ``frames`` is 4k+1 (what the causal VAE encodes without dropping frames)."""
+    return frames >= 1 and (frames - 1) % VAE_STRIDE_T == 0
+
+
+def latent_frame_count(frames: int) -> int:
+    """Latent steps the VAE produces for ``frames`` (frames beyond 4k+1 are dropped by the VAE)."""
+    return (frames - 1) // VAE_STRIDE_T + 1
+
+
+def mask_step_count(frames: int) -> int:
+    """Time steps of the mask latent, ``(F + 3) // 4`` as in ``prepare_masks``."""
+    return (frames + VAE_STRIDE_T - 1) // VAE_STRIDE_T
+
+
+def vae_groups(frames: int) -> list[range]:
+    """The frames VAE-encoded into each latent step: ``[0], [1..4], [5..8], ...``."""
+    groups = [range(0, 1)]
+    for t in range(1, latent_frame_count(frames)):
+        groups.append(range(VAE_STRIDE_T * t - 3, VAE_STRIDE_T * t + 1))
+    return groups
+
+
+def mask_read_frames(frames: int) -> np.ndarray:
+    """For each mask time step, the frame whose mask the model reads (torch ``nearest-exact``).
+
+    Computed in float32 as torch's CPU/CUDA kernels do: ``min(floor((t + 0.5) * (F / T)), F - 1)``.
+    """
+    steps = mask_step_count(frames)
+    scale = np.float32(frames) / np.float32(steps)
+    index = np.floor((np.arange(steps, dtype=np.float32) + np.float32(0.5)) * scale).astype(np.int64)
+    return np.minimum(index, frames - 1)
+
+
+def aligned_read_groups(frames: int) -> list[range]:
+    """The frames each step reads under ``--mask-encoding aligned``: its own VAE group."""
+    return vae_groups(frames)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Sizes of one VACE job in pixels, latents and tokens."""
+
+    frames: int
+    height: int
+    width: int
+    ref_frames: int = 0
+
+    @property
+    def latent_frames(self) -> int:
+        return latent_frame_count(self.frames)
+
+    @property
+    def latent_height(self) -> int:
+        return self.height // VAE_STRIDE_S
+
+    @property
+    def latent_width(self) -> int:
+        return self.width // VAE_STRIDE_S
+
+    @property
+    def tokens(self) -> int:
+        """DiT sequence length, reference steps included."""
+        return (self.ref_frames + self.latent_frames) * (self.height // TOKEN_PX) * (self.width // TOKEN_PX)
+
+    def problems(self) -> list[str]:
+        """Why this geometry cannot be generated as is (empty when it can)."""
+        found = []
+        if not is_valid_frame_count(self.frames):
+            lower = (self.frames - 1) // VAE_STRIDE_T * VAE_STRIDE_T + 1
+            found.append(
+                f"{self.frames} frames is not 4k+1: the VAE drops the last {self.frames - lower} "
+                f"(use {lower} or {lower + VAE_STRIDE_T})"
+            )
+        for name, size in (("height", self.height), ("width", self.width)):
+            if size % TOKEN_PX:
+                found.append(f"{name} {size} is not a multiple of {TOKEN_PX} (use {size // TOKEN_PX * TOKEN_PX})")
+        return found
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out.update(
+            latent_frames=self.latent_frames,
+            latent_height=self.latent_height,
+            latent_width=self.latent_width,
+            tokens=self.tokens,
+        )
+        return out
+
+
+def fold_mask(mask: np.ndarray) -> np.ndarray:
+    """Space-to-depth of a bool/float mask [F, H, W] into float32 [64, F, H/8, W/8] (``prepare_masks`` order)."""
+    frames, height, width = mask.shape
+    h, w = height // VAE_STRIDE_S, width // VAE_STRIDE_S
+    folded = mask.reshape(frames, h, VAE_STRIDE_S, w, VAE_STRIDE_S).transpose(2, 4, 0, 1, 3)
+    return folded.reshape(MASK_CHANNELS, frames, h, w).astype(np.float32)
+
+
+def mask_latent(mask: np.ndarray, ref_frames: int = 0, encoding: str = "reference") -> np.ndarray:
+    """The mask tensor the transformer is conditioned on: float32 [64, R + T, H/8, W/8], 1 = GENERATE.
+
+    ``encoding="reference"`` is exactly ``WanVACEPipeline.prepare_masks`` (nearest-exact time read);
+    ``"aligned"`` reads each step's own VAE group and marks a pixel GENERATE if any frame of the group does
+    (a step is KEEP only where all its frames are KEEP).
+    """
+    if encoding not in MASK_ENCODINGS:
+        raise ValueError(f"unknown mask encoding {encoding!r}; choose from {', '.join(MASK_ENCODINGS)}")
+    mask = np.asarray(mask)
+    frames = mask.shape[0]
+    if encoding == "reference":
+        picked = mask[mask_read_frames(frames)]
+    else:
+        picked = np.stack([mask[list(g)].max(axis=0) for g in aligned_read_groups(frames)])
+    latent = fold_mask(picked)
+    if ref_frames:
+        pad = np.zeros((MASK_CHANNELS, ref_frames) + latent.shape[2:], np.float32)
+        latent = np.concatenate([pad, latent], axis=1)
+    return latent
+
+
+def read_frames_for(frames: int, encoding: str = "reference") -> list[list[int]]:
+    """Per latent step, the frames whose mask the model reads under ``encoding``."""
+    if encoding == "reference":
+        return [[int(i)] for i in mask_read_frames(frames)]
+    return [list(g) for g in aligned_read_groups(frames)]
+
+
+def target_size(size: str, source_hw: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Resolve ``480p`` / ``720p`` / ``WxH`` to (height, width); named sizes follow the source's orientation."""
+    size = size.strip().lower()
+    if size in SIZES:
+        height, width = SIZES[size]
+        if source_hw is not None and source_hw[0] > source_hw[1]:
+            height, width = width, height
+        return height, width
+    try:
+        w_text, h_text = size.split("x")
+        width, height = int(w_text), int(h_text)
+    except ValueError:
+        raise ValueError(f"size {size!r} is not 480p, 720p or WxH") from None
+    if width <= 0 or height <= 0 or width % TOKEN_PX or height % TOKEN_PX:
+        raise ValueError(f"size {size!r}: width and height must be positive multiples of {TOKEN_PX}")
+    return height, width

@@ -1,0 +1,334 @@
+"""Video, image and mask I/O on PyAV and Pillow, plus atomic writes.
+
+Policy (documented in README): sources are resized to the target size by *cover and centre crop* (the
+official VACE policy): scale so both sides cover the target, then crop the centre. Frame rate is
+resampled by picking, for each output time ``start + i / fps``, the source frame nearest in time, so a
+clip keeps its real-time speed. Arrays are uint8 RGB ``[F, H, W, 3]``; masks are bool ``[F, H, W]`` with
+True = GENERATE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".gif", ".avi", ".m4v"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+# ----------------------------------------------------------------------------------------- atomic writes
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it over ``path`` (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def save_array(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Store an array losslessly (``.npy``), atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+
+
+def load_array(path: str | os.PathLike, *, mmap: bool = False) -> np.ndarray:
+    """Read an array written by :func:`save_array` (``mmap``: read-only, paged in on use)."""
+    return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+
+
+def save_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
+    """Store a bool mask [F, H, W] bit-packed along the width (1/8 of the bytes), losslessly."""
+    frames, height, width = mask.shape
+    packed = np.packbits(mask.astype(bool), axis=-1)
+    save_array(path, np.concatenate([np.array([frames, height, width], np.int64).view(np.uint8), packed.ravel()]))
+
+
+def load_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a mask written by :func:`save_mask`."""
+    raw = load_array(path)
+    frames, height, width = (int(v) for v in raw[:24].view(np.int64))
+    packed = raw[24:].reshape(frames, height, -1)
+    return np.unpackbits(packed, axis=-1, count=width).astype(bool)
+
+
+# ------------------------------------------------------------------------------------------------ resize
+def cover_size(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> tuple[int, int]:
+    """Size (h, w) to scale ``src_hw`` to so it covers ``dst_hw`` with the aspect kept."""
+    scale = max(dst_hw[0] / src_hw[0], dst_hw[1] / src_hw[1])
+    return max(dst_hw[0], round(src_hw[0] * scale)), max(dst_hw[1], round(src_hw[1] * scale))
+
+
+def centre_crop(image: np.ndarray, dst_hw: tuple[int, int]) -> np.ndarray:
+    """Crop the centre ``dst_hw`` out of an [H, W, ...] array."""
+    top = (image.shape[0] - dst_hw[0]) // 2
+    left = (image.shape[1] - dst_hw[1]) // 2
+    return image[top : top + dst_hw[0], left : left + dst_hw[1]]
+
+
+def resize_image(image: np.ndarray, dst_hw: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
+    """Resize an [H, W, 3] uint8 or [H, W] array to exactly ``dst_hw`` (no aspect handling)."""
+    from PIL import Image
+
+    if image.shape[:2] == tuple(dst_hw):
+        return image
+    pil = Image.fromarray(image)
+    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BICUBIC
+    return np.asarray(pil.resize((dst_hw[1], dst_hw[0]), resample))
+
+
+def cover_crop(image: np.ndarray, dst_hw: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
+    """Cover-resize then centre-crop an image to ``dst_hw`` (the official VACE policy)."""
+    return centre_crop(resize_image(image, cover_size(image.shape[:2], dst_hw), nearest=nearest), dst_hw)
+
+
+def fit_on_canvas(image: np.ndarray, dst_hw: tuple[int, int], fill: int = 255) -> np.ndarray:
+    """Scale to fit inside ``dst_hw`` and centre it on a ``fill`` canvas (how VACE places references)."""
+    scale = min(dst_hw[0] / image.shape[0], dst_hw[1] / image.shape[1])
+    inner = (max(1, int(image.shape[0] * scale)), max(1, int(image.shape[1] * scale)))
+    canvas = np.full((*dst_hw, 3), fill, np.uint8)
+    top, left = (dst_hw[0] - inner[0]) // 2, (dst_hw[1] - inner[1]) // 2
+    canvas[top : top + inner[0], left : left + inner[1]] = resize_image(image, inner)
+    return canvas
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as uint8 RGB [H, W, 3]; transparency is flattened onto white."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as pil:
+            pil.load()
+            if pil.mode in ("RGBA", "LA", "P") and "transparency" in pil.info or pil.mode in ("RGBA", "LA"):
+                rgba = pil.convert("RGBA")
+                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                pil = Image.alpha_composite(white, rgba)
+            return np.asarray(pil.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
+
+
+def list_image_folder(folder: Path) -> list[Path]:
+    """The images of a folder in natural (numeric-aware) name order."""
+    import re
+
+    def key(p: Path):
+        return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
+
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=key)
+    if not files:
+        raise InputError(f"{folder}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+def probe_fps(path: str | os.PathLike) -> float | None:
+    """Average frame rate of a video file, or None for image folders and single images."""
+    import av
+
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+        return None
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            return float(rate) if rate else None
+    except (av.error.FFmpegError, IndexError):
+        raise InputError(f"{path}: not a readable video") from None
+
+
+def read_video(
+    path: str | os.PathLike,
+    *,
+    size: tuple[int, int] | None = None,
+    fps: float | None = None,
+    start: float = 0.0,
+    max_frames: int | None = None,
+    nearest: bool = False,
+) -> tuple[np.ndarray, float]:
+    """Decode a video file or image folder to uint8 [F, H, W, 3] and its frame rate.
+
+    ``size`` (h, w): cover-resize and centre-crop every frame. ``fps``: resample in time to this rate
+    (nearest source frame for each output time), starting at ``start`` seconds; ``max_frames`` stops
+    early. Image folders are taken frame for frame at ``fps`` (default 16).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        files = list_image_folder(path)
+        rate = fps or 16.0
+        first = int(round(start * rate))
+        files = files[first : None if max_frames is None else first + max_frames]
+        frames = [read_image(f) for f in files]
+        if not frames:
+            raise InputError(f"{path}: no images after --start {start}")
+        if size is not None:
+            frames = [cover_crop(f, size, nearest=nearest) for f in frames]
+        elif len({f.shape for f in frames}) > 1:
+            raise InputError(f"{path}: images differ in size")
+        return np.stack(frames), rate
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        image = read_image(path)
+        if size is not None:
+            image = cover_crop(image, size, nearest=nearest)
+        return image[None], fps or 16.0
+    return _decode(path, size=size, fps=fps, start=start, max_frames=max_frames, nearest=nearest)
+
+
+def _decode(path, *, size, fps, start, max_frames, nearest) -> tuple[np.ndarray, float]:
+    import av
+
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as exc:
+        raise InputError(f"{path}: not a readable video ({exc.strerror or exc.__class__.__name__})") from None
+    with container:
+        if not container.streams.video:
+            raise InputError(f"{path}: holds no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        src_rate = float(stream.average_rate or stream.guessed_rate or 16)
+        rate = fps or src_rate
+        scaled = None
+        if size is not None:
+            scaled = cover_size((stream.codec_context.height, stream.codec_context.width), size)
+        frames: list[np.ndarray] = []
+        next_time = start
+        previous = None  # (time, array) of the last decoded source frame
+        try:
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                if frame.time + 0.5 / src_rate < next_time:
+                    continue  # before the next output time by more than half a source frame
+                array = _to_array(frame, scaled, size, nearest)
+                while frame.time + 0.5 / src_rate >= next_time:
+                    use_previous = previous is not None and abs(previous[0] - next_time) < abs(frame.time - next_time)
+                    frames.append(previous[1] if use_previous else array)
+                    next_time = start + len(frames) / rate
+                    if max_frames is not None and len(frames) >= max_frames:
+                        return np.stack(frames), rate
+                previous = (frame.time, array)
+        except av.error.FFmpegError as exc:
+            if not frames:
+                raise InputError(f"{path}: cannot decode video ({exc.strerror or exc.__class__.__name__})") from None
+        if not frames:
+            raise InputError(f"{path}: no frames at or after --start {start}s")
+        return np.stack(frames), rate
+
+
+def _to_array(frame, scaled, size, nearest) -> np.ndarray:
+    if scaled is None:
+        return frame.to_ndarray(format="rgb24")
+    interpolation = "POINT" if nearest else "AREA"
+    array = frame.to_ndarray(width=scaled[1], height=scaled[0], format="rgb24", interpolation=interpolation)
+    return np.ascontiguousarray(centre_crop(array, size))
+
+
+def to_binary_mask(gray: np.ndarray, source: str) -> np.ndarray:
+    """Threshold 8-bit mask values at 128 (white = GENERATE); refuse images that are not near-binary."""
+    ambiguous = np.count_nonzero((gray > 48) & (gray < 208)) / max(gray.size, 1)
+    if ambiguous > 0.05:
+        raise InputError(
+            f"{source}: not a black/white mask ({ambiguous:.0%} of pixels are mid-gray); "
+            "use white = generate, black = keep"
+        )
+    return gray >= 128
+
+
+def read_mask(
+    path: str | os.PathLike,
+    *,
+    size: tuple[int, int],
+    frames: int,
+    fps: float | None = None,
+    start: float = 0.0,
+) -> np.ndarray:
+    """Read a mask video, one image (used for every frame) or an image folder as bool [frames, H, W]."""
+    path = Path(path)
+    video, _ = read_video(path, size=None, fps=fps, start=start, max_frames=frames)
+    if video.shape[0] == 1:
+        video = np.repeat(video, frames, axis=0)
+    if video.shape[0] < frames:
+        raise InputError(f"{path}: mask has {video.shape[0]} frames, the job needs {frames}")
+    src_hw = video.shape[1:3]
+    if abs(src_hw[0] / src_hw[1] - size[0] / size[1]) > 0.02 and src_hw != tuple(size):
+        raise InputError(
+            f"{path}: mask is {src_hw[1]}x{src_hw[0]}, its aspect differs from the job's {size[1]}x{size[0]}"
+        )
+    gray = video[..., :3].max(axis=-1)
+    binary = to_binary_mask(gray, str(path))
+    if src_hw != tuple(size):
+        binary = np.stack([cover_crop(m.astype(np.uint8) * 255, size, nearest=True) >= 128 for m in binary])
+    return binary
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float, *, crf: int = 18) -> None:
+    """Encode uint8 [F, H, W, 3] (or bool/uint8 [F, H, W] masks as gray) as H.264 yuv420p, atomically."""
+    import av
+    from fractions import Fraction
+
+    if frames.ndim == 3:
+        frames = np.repeat((frames.astype(np.uint8) * (255 if frames.dtype == bool else 1))[..., None], 3, -1)
+    height, width = frames.shape[1:3]
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), "w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height = width + width % 2, height + height % 2
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": str(crf), "preset": "veryfast"}
+            stream.thread_type = "AUTO"
+            for array in frames:
+                if array.shape[:2] != (stream.height, stream.width):
+                    array = np.pad(array, ((0, stream.height - height), (0, stream.width - width), (0, 0)), "edge")
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")))
+            container.mux(stream.encode())
+
+
+def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float, *, max_width: int = 480) -> None:
+    """Write an animated GIF (downscaled to ``max_width``), atomically."""
+    from PIL import Image
+
+    if frames.shape[2] > max_width:
+        height = max(2, round(frames.shape[1] * max_width / frames.shape[2]))
+        images = [Image.fromarray(f).resize((max_width, height), Image.Resampling.BILINEAR) for f in frames]
+    else:
+        images = [Image.fromarray(f) for f in frames]
+    with atomic_path(path) as tmp:
+        images[0].save(
+            tmp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0,
+            optimize=False,
+        )
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an image losslessly as PNG, atomically."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
