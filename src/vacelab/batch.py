@@ -1,0 +1,406 @@
+"""Run many jobs from a manifest, resumably, in one process or on a Ray cluster.
+
+Layout of ``OUT/``::
+
+    NAME/               what ``vacelab run --out`` writes for the job NAME (``run.json`` written last)
+    .batch/NAME.json    what the batch asked of NAME (settings + job content hash), written BEFORE it runs
+    .batch/NAME.log     the traceback of NAME's last failure
+    batch.json          {"jobs": [{"name", "status": done|failed|skipped, "error", "seconds"}, ...]}
+
+A job is finished when ``NAME/run.json`` exists, its recorded settings are the job's settings and the
+record in ``.batch/`` matches the job's settings and job-folder content. Finished jobs are skipped.
+Anything else under the job's name (a folder without ``run.json``, one made with other settings or from
+another job content, temporary ``.NAME.*`` siblings) is removed and the job is redone from scratch.
+Because ``run_job`` builds ``NAME/`` under a temporary name and renames it when complete, and the
+record is written before the run starts, a kill at any instant leaves either the old state or the
+complete new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import media
+from .errors import InputError
+from .generation.settings import RunSettings
+from .manifest import Manifest
+
+LEDGER = ".batch"
+STATUSES = ("done", "failed", "skipped")
+# Settings that change the loaded pipeline object: jobs that share them share one loaded model.
+PIPELINE_FIELDS = (
+    "model",
+    "dtype",
+    "device",
+    "offload",
+    "vae_tiling",
+    "attention",
+    "compile",
+    "fast",
+    "lora",
+)
+
+
+@dataclass
+class Task:
+    """One job of a batch, ready to run: where its job folder is and where its results go."""
+
+    name: str
+    job: Path
+    settings: RunSettings
+    out: Path  # the batch's OUT folder; results go to out / name
+
+    @property
+    def pipeline_key(self) -> tuple:
+        return tuple(str(getattr(self.settings, f)) for f in PIPELINE_FIELDS)
+
+
+@dataclass
+class Outcome:
+    """What happened to one job: ``status`` is done, failed or skipped; ``error`` is one line."""
+
+    name: str
+    status: str
+    error: str | None = None
+    seconds: float = 0.0
+
+
+# ------------------------------------------------------------------------------------------ resume state
+def job_fingerprint(folder: str | Path) -> str:
+    """Content hash of what a run reads from a job folder (job.json, the lossless arrays, the references)."""
+    folder = Path(folder)
+    digest = hashlib.blake2b(digest_size=16)
+    files = (
+        [folder / "job.json"]
+        + sorted((folder / "arrays").glob("*"))
+        + sorted((folder / "src_ref_images").glob("*"))
+    )
+    for path in files:
+        if path.is_file():
+            digest.update(str(path.relative_to(folder)).encode() + b"\0")
+            with path.open("rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _record(task: Task) -> dict:
+    return {"settings": task.settings.as_dict(), "job_hash": job_fingerprint(task.job), "job": str(task.job)}
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_finished(task: Task, record: dict) -> bool:
+    """True when ``OUT/NAME`` holds a complete run of exactly this job content with these settings."""
+    run = _read_json(task.out / task.name / "run.json")
+    ledger = _read_json(task.out / LEDGER / f"{task.name}.json")
+    if run is None or ledger is None:
+        return False
+    if ledger.get("settings") != record["settings"] or ledger.get("job_hash") != record["job_hash"]:
+        return False
+    recorded = run.get("settings")
+    return not isinstance(recorded, dict) or all(recorded.get(k) == v for k, v in record["settings"].items())
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _clear_temps(task: Task) -> None:
+    """Remove temporary siblings (``OUT/.NAME.*``) that a killed run of ``task`` may have left."""
+    for path in task.out.glob(f".{task.name}.*"):
+        _remove(path)
+
+
+def _start(task: Task, record: dict) -> None:
+    """Clear the job's outputs and write what the batch asks of it, before it runs."""
+    _remove(task.out / task.name)
+    _clear_temps(task)
+    (task.out / LEDGER).mkdir(parents=True, exist_ok=True)
+    (task.out / LEDGER / f"{task.name}.log").unlink(missing_ok=True)
+    media.write_text(task.out / LEDGER / f"{task.name}.json", json.dumps(record, indent=2))
+
+
+# ------------------------------------------------------------------------------------------- execution
+def one_line(exc: BaseException) -> str:
+    """A one-line description of an error (InputError messages as they are, others with their type)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, InputError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class PipelineCache:
+    """Keeps the last loaded pipeline; loads a new one (dropping the old) only when the key changes.
+
+    A failed load is remembered too, so every job needing that model fails at once with the same error.
+    """
+
+    def __init__(self, loader=None):
+        self.loader = loader
+        self.key: tuple | None = None
+        self.value = None
+        self.loads = 0
+
+    def get(self, task: Task):
+        if task.pipeline_key != self.key:
+            self.key, self.value = None, None
+            _free_memory()
+            loader = self.loader
+            if loader is None:
+                from .generation.pipeline import load_pipeline as loader
+            self.key = task.pipeline_key
+            self.loads += 1
+            try:
+                self.value = loader(task.settings)
+            except Exception as exc:
+                self.value = exc
+        if isinstance(self.value, Exception):
+            raise self.value
+        return self.value
+
+
+def _free_memory() -> None:
+    import gc
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def execute(task: Task, cache: PipelineCache, *, runner=None, progress=None) -> Outcome:
+    """Run one job into ``OUT/NAME`` with a cached pipeline; any failure becomes a failed :class:`Outcome`."""
+    if runner is None:
+        from .generation.run import run_job as runner
+    started = time.perf_counter()
+    try:
+        runner(task.job, task.out / task.name, task.settings, pipeline=cache.get(task), progress=progress)
+    except Exception as exc:
+        log = task.out / LEDGER / f"{task.name}.log"
+        media.write_text(log, "".join(traceback.format_exception(exc)))
+        return Outcome(task.name, "failed", one_line(exc), round(time.perf_counter() - started, 3))
+    return Outcome(task.name, "done", None, round(time.perf_counter() - started, 3))
+
+
+def _grouped(tasks: list[Task]) -> list[Task]:
+    """Tasks in manifest order, grouped so that jobs sharing a model run together (one load each)."""
+    keys: dict[tuple, int] = {}
+    for task in tasks:
+        keys.setdefault(task.pipeline_key, len(keys))
+    return sorted(tasks, key=lambda t: keys[t.pipeline_key])
+
+
+def _run_local(tasks, records, progress, runner, loader) -> list[Outcome]:
+    cache = PipelineCache(loader)
+    outcomes = []
+    for task in _grouped(tasks):
+        progress.started(task.name)
+        _start(task, records[task.name])
+        outcome = execute(task, cache, runner=runner, progress=progress.stepper(task.name))
+        progress.finished(outcome)
+        outcomes.append(outcome)
+    return outcomes
+
+
+class _Worker:
+    """A Ray actor: keeps its loaded pipeline between the jobs it is given."""
+
+    def __init__(self):
+        self.cache = PipelineCache()
+
+    def run(self, task: Task) -> Outcome:
+        return execute(task, self.cache)
+
+
+def _run_ray(tasks, records, progress, address, max_parallel) -> list[Outcome]:
+    import ray
+
+    owned = not ray.is_initialized()
+    if owned:
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False)
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    slots = gpus if gpus else max(1, int(resources.get("CPU", 1)))
+    size = max(1, min(max_parallel or slots, len(tasks)))
+    worker = ray.remote(num_gpus=1 if gpus else 0, num_cpus=1)(_Worker)
+    idle = [[worker.remote(), None] for _ in range(size)]  # [actor, key of its loaded pipeline]
+    queue = _grouped(tasks)
+    running: dict = {}
+    outcomes = []
+    while queue or running:
+        while idle and queue:
+            slot = idle.pop()
+            task = next((t for t in queue if t.pipeline_key == slot[1]), queue[0])
+            queue.remove(task)
+            slot[1] = task.pipeline_key
+            progress.started(task.name)
+            _start(task, records[task.name])
+            running[slot[0].run.remote(task)] = (slot, task, time.perf_counter())
+        ready, _ = ray.wait(list(running), num_returns=1)
+        slot, task, started = running.pop(ready[0])
+        try:
+            outcome = ray.get(ready[0])
+        except ray.exceptions.RayError as exc:  # the worker died (killed, out of memory...): replace it
+            outcome = Outcome(task.name, "failed", one_line(exc), round(time.perf_counter() - started, 3))
+            ray.kill(slot[0])
+            slot[:] = [worker.remote(), None]
+        progress.finished(outcome)
+        outcomes.append(outcome)
+        idle.append(slot)
+    for slot in idle:
+        ray.kill(slot[0])
+    if owned:
+        ray.shutdown()
+    return outcomes
+
+
+# ------------------------------------------------------------------------------------------ reporting
+class Progress:
+    """Progress across jobs on a stream: counts of done / failed / left and the running job's step.
+
+    On a terminal the step count updates in place; otherwise one line per job start and end.
+    """
+
+    def __init__(self, total: int, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.left = total
+        self.counts = {status: 0 for status in STATUSES}
+
+    def _head(self) -> str:
+        c = self.counts
+        return f"[{c['done']} done, {c['failed']} failed, {c['skipped']} skipped, {self.left} left]"
+
+    def _line(self, text: str, *, final: bool = True) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + text + ("\n" if final else ""))
+        elif final:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def started(self, name: str) -> None:
+        self._line(f"{self._head()} {name}: started", final=not self.tty)
+
+    def stepper(self, name: str):
+        """A ``progress`` callback for ``run_job`` that shows the job's step count."""
+
+        def report(step, total=None, *rest, **extra) -> None:
+            where = f"step {step}/{total}" if total else f"{step}"
+            self._line(f"{self._head()} {name}: {where}", final=False)
+
+        return report
+
+    def finished(self, outcome: Outcome) -> None:
+        self.counts[outcome.status] += 1
+        self.left -= 1
+        detail = f" ({outcome.error})" if outcome.error else f" in {outcome.seconds:.1f} s"
+        if outcome.status == "skipped":
+            detail = " (finished before)"
+        self._line(f"{self._head()} {outcome.name}: {outcome.status}{detail}")
+
+
+def summary_table(outcomes: list[Outcome]) -> str:
+    """The outcomes as an aligned plain-text table."""
+    rows = [("job", "status", "seconds", "error")] + [
+        (o.name, o.status, f"{o.seconds:.1f}", o.error or "") for o in outcomes
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}".rstrip() for r in rows
+    )
+
+
+# ----------------------------------------------------------------------------------------------- entry
+def check_out(manifest: Manifest, out: Path) -> None:
+    """Refuse an OUT that is a file, lies inside a job folder, or whose NAME folders would hold a job."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is an existing file")
+    resolved = out.resolve()
+    for entry in manifest.jobs:
+        target = resolved / entry.name
+        if resolved == entry.job or entry.job in resolved.parents:
+            raise InputError(f"--out {out}: lies inside the job folder of {entry.name!r} ({entry.job})")
+        if target == entry.job or target in entry.job.parents:
+            raise InputError(f"--out {out}: {target} would replace the job folder of {entry.name!r}")
+
+
+def run_batch(
+    manifest: Manifest,
+    out: str | Path,
+    *,
+    ray: bool = False,
+    address: str | None = None,
+    max_parallel: int | None = None,
+    stream=None,
+    runner=None,
+    loader=None,
+) -> list[Outcome]:
+    """Run every job of ``manifest`` into ``out`` (skipping finished ones) and write ``out/batch.json``.
+
+    ``ray``: run on a Ray cluster (``address``; a local one when ``None``), at most ``max_parallel``
+    jobs at once (default: one per GPU, or one per CPU without GPUs). ``runner`` and ``loader`` replace
+    ``run_job`` and ``load_pipeline`` (local mode only; for tests of the scheduling). Returns one
+    :class:`Outcome` per job, in manifest order.
+    """
+    out = Path(out)
+    check_out(manifest, out)
+    (out / LEDGER).mkdir(parents=True, exist_ok=True)
+    with _lock(out):
+        return _run_batch(manifest, out, ray, address, max_parallel, stream, runner, loader)
+
+
+@contextlib.contextmanager
+def _lock(out: Path):
+    """Hold ``OUT/.batch/lock`` so that two batches never write into one OUT at the same time."""
+    with open(out / LEDGER / "lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"--out {out}: another batch is running into this folder") from None
+        yield
+
+
+def _run_batch(manifest, out, ray, address, max_parallel, stream, runner, loader) -> list[Outcome]:
+    tasks = [Task(e.name, e.job, e.settings, out) for e in manifest.jobs]
+    records = {t.name: _record(t) for t in tasks}
+    progress = Progress(len(tasks), stream)
+    outcomes: dict[str, Outcome] = {}
+    pending = []
+    for task in tasks:
+        _clear_temps(task)
+        if is_finished(task, records[task.name]):
+            outcomes[task.name] = Outcome(task.name, "skipped")
+            progress.finished(outcomes[task.name])
+        else:
+            pending.append(task)
+    if pending and ray:
+        if runner is not None or loader is not None:
+            raise ValueError("runner and loader can only be replaced in local mode")
+        done = _run_ray(pending, records, progress, address, max_parallel)
+    elif pending:
+        done = _run_local(pending, records, progress, runner, loader)
+    else:
+        done = []
+    outcomes.update((o.name, o) for o in done)
+    ordered = [outcomes[t.name] for t in tasks]
+    media.write_text(out / "batch.json", json.dumps({"jobs": [asdict(o) for o in ordered]}, indent=2))
+    return ordered

@@ -1,0 +1,201 @@
+"""TOML manifests of runs: reading, and validation of run settings against :class:`RunSettings`.
+
+A batch manifest (``vacelab batch``) has this shape::
+
+    [defaults]              # any `vacelab run` option by its long name, dashes as underscores
+    model = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
+    steps = 30
+    [[jobs]]
+    name = "shot1"          # unique, safe as a folder name: results go to OUT/shot1/
+    job = "jobs/shot1"      # a job folder, relative to the manifest
+    seed = 7                # any run option here overrides [defaults]
+
+Everything is checked before anything runs: an unknown key, a wrong type, a bad choice, a missing job
+folder or a duplicate name raises :class:`InputError` with one line naming the manifest, the job and the
+key. The settings helpers (:func:`read_toml`, :func:`check_settings`, :func:`build_settings`,
+:func:`check_name`) are what other TOML front ends (``vacelab experiment`` plans) reuse, so a run option
+means and validates the same everywhere.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .errors import InputError
+from .generation.settings import DTYPES, MASK_ENCODINGS, OFFLOAD_MODES, RunSettings
+
+# Run options whose value must be one of a few words (checked here so a typo stops the batch up front).
+CHOICES = {"offload": OFFLOAD_MODES, "dtype": DTYPES, "mask_encoding": MASK_ENCODINGS}
+# Run options that may name a local file or folder; a relative one that exists beside the manifest is
+# taken relative to the manifest (a hub id such as "Wan-AI/..." is left alone when no such path exists).
+PATH_OPTIONS = ("model",)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def read_toml(path: str | os.PathLike) -> dict:
+    """Parse a TOML file; a missing file or a syntax error is an :class:`InputError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not valid TOML (not UTF-8 text)") from None
+
+
+def _describe(kind) -> str:
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in typing.get_args(kind) if arg is not type(None))
+    if typing.get_origin(kind) is list:
+        return f"a list of {_describe(typing.get_args(kind)[0]).removeprefix('a ').removeprefix('an ')}s"
+    return _TYPE_WORDS[kind]
+
+
+def _coerce(value, kind):
+    """Return ``value`` as ``kind`` (int accepted for float, one string for a list of strings) or raise TypeError."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(kind):
+            return None
+        for arg in typing.get_args(kind):
+            if arg is not type(None):
+                try:
+                    return _coerce(value, arg)
+                except TypeError:
+                    pass
+        raise TypeError
+    if typing.get_origin(kind) is list:
+        (item,) = typing.get_args(kind)
+        items = [value] if isinstance(value, str) and item is str else value
+        if not isinstance(items, list):
+            raise TypeError
+        return [_coerce(v, item) for v in items]
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, bool):
+        raise TypeError
+    if kind in _TYPE_WORDS and isinstance(value, kind):
+        return value
+    raise TypeError
+
+
+def _resolve_path(value: str, base: Path | None) -> str:
+    if base is None or os.path.isabs(value):
+        return value
+    candidate = base / value
+    return str(candidate.resolve()) if candidate.exists() else value
+
+
+def check_settings(table: dict, where: str, *, base: Path | None = None) -> dict:
+    """Validate a table of run options: names and types against ``RunSettings.field_types()``.
+
+    ``where`` prefixes every error (e.g. ``"plan.toml: [defaults]"``); ``base`` is the folder relative
+    paths in :data:`PATH_OPTIONS` are taken from. Returns the options with values coerced (int -> float,
+    one string -> a one-item list).
+    """
+    kinds = RunSettings.field_types()
+    checked = {}
+    for key, value in table.items():
+        if key not in kinds:
+            close = difflib.get_close_matches(key.replace("-", "_"), kinds, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else " (not a `vacelab run` option)"
+            raise InputError(f"{where}: unknown key {key!r}{hint}")
+        try:
+            value = _coerce(value, kinds[key])
+        except TypeError:
+            raise InputError(
+                f"{where}: {key} = {value!r}: expected {_describe(kinds[key])}, got {type(value).__name__}"
+            ) from None
+        if key in CHOICES and value not in CHOICES[key]:
+            raise InputError(f"{where}: {key} = {value!r}: expected one of {', '.join(CHOICES[key])}")
+        if key in PATH_OPTIONS and value is not None:
+            value = _resolve_path(value, base)
+        checked[key] = value
+    return checked
+
+
+def build_settings(*tables: dict) -> RunSettings:
+    """``RunSettings`` from checked tables, later tables overriding earlier ones (defaults, then a job's)."""
+    merged: dict = {}
+    for table in tables:
+        merged.update(table)
+    return replace(RunSettings(), **merged)
+
+
+def check_name(value, where: str, seen: set[str]) -> str:
+    """A unique name usable as a folder name (letters, digits, ``._-``; not starting with a dot)."""
+    if not isinstance(value, str):
+        raise InputError(f"{where}: name = {value!r}: expected a string")
+    if not _NAME.fullmatch(value):
+        raise InputError(
+            f"{where}: name = {value!r}: use letters, digits, '.', '_' or '-' (at most 100, not starting"
+            " with '.' or '-'), so that it is a safe folder name"
+        )
+    if value.lower() in seen:
+        raise InputError(f"{where}: name = {value!r}: duplicate name (each job needs its own output folder)")
+    seen.add(value.lower())
+    return value
+
+
+@dataclass
+class ManifestJob:
+    """One entry of ``[[jobs]]``: its name, its job folder and its complete run settings."""
+
+    name: str
+    job: Path
+    settings: RunSettings
+
+
+@dataclass
+class Manifest:
+    """A checked batch manifest."""
+
+    path: Path
+    jobs: list[ManifestJob]
+
+
+def load_manifest(path: str | os.PathLike) -> Manifest:
+    """Read and check a batch manifest (see the module docstring); raises :class:`InputError` on any fault."""
+    path = Path(path)
+    data = read_toml(path)
+    base = path.resolve().parent
+    for key in data:
+        if key not in ("defaults", "jobs"):
+            raise InputError(f"{path}: unknown key {key!r} (a manifest has [defaults] and [[jobs]])")
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise InputError(f"{path}: defaults: expected a table [defaults]")
+    defaults = check_settings(defaults, f"{path}: [defaults]", base=base)
+    entries = data.get("jobs")
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise InputError(f"{path}: jobs: expected one or more [[jobs]] tables")
+    seen: set[str] = set()
+    jobs = []
+    for index, entry in enumerate(entries, 1):
+        where = f"{path}: [[jobs]] #{index}"
+        entry = dict(entry)
+        if "name" not in entry:
+            raise InputError(f"{where}: missing key 'name'")
+        name = check_name(entry.pop("name"), where, seen)
+        where = f"{path}: [[jobs]] {name!r}"
+        if "job" not in entry:
+            raise InputError(f"{where}: missing key 'job' (a job folder made by `vacelab prepare`)")
+        folder = entry.pop("job")
+        if not isinstance(folder, str):
+            raise InputError(f"{where}: job = {folder!r}: expected a string (a folder path)")
+        resolved = (base / folder).resolve()
+        if not (resolved / "job.json").is_file():
+            raise InputError(f"{where}: job = {folder!r}: no job folder at {resolved} (no job.json)")
+        overrides = check_settings(entry, where, base=base)
+        jobs.append(ManifestJob(name=name, job=resolved, settings=build_settings(defaults, overrides)))
+    return Manifest(path=path, jobs=jobs)

@@ -1,0 +1,225 @@
+"""`vacelab batch`: manifest checks, resume, failure isolation, local vs Ray.
+
+The end-to-end tests run the real ``run_job`` on the tiny offline pipeline. A few tests of pure
+scheduling (model loaded once per key, what is cleared before a rerun) inject a fake runner/loader so
+that they need no model; they are marked as such.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vacelab.batch import PipelineCache, Task, job_fingerprint, run_batch, summary_table
+from vacelab.cli import main
+from vacelab.errors import InputError
+from vacelab.generation.settings import RunSettings
+from vacelab.job import Job, save_job
+from vacelab.manifest import check_settings, load_manifest
+
+FRAMES, SIZE = 17, 64
+
+
+def make_job(folder: Path, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    video = rng.integers(0, 256, (FRAMES, SIZE, SIZE, 3), dtype=np.uint8)
+    mask = np.zeros((FRAMES, SIZE, SIZE), bool)
+    mask[:, 16:48, 16 + seed % 8 : 40 + seed % 8] = True
+    video[mask] = 127
+    return save_job(Job(task="inpaint", video=video, mask=mask, fps=16.0), folder, preview=False)
+
+
+@pytest.fixture(scope="module")
+def jobs_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("batch-jobs")
+    for i in range(4):
+        make_job(root / "jobs" / f"clip{i}", seed=i)
+    return root
+
+
+def write_manifest(root: Path, text: str, name: str = "batch.toml") -> Path:
+    path = root / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def four_jobs(root: Path, model, *, extra: str = "", broken: bool = False) -> Path:
+    jobs = "".join(
+        f'[[jobs]]\nname = "{n}"\njob = "jobs/clip{i}"\nseed = {i}\n'
+        + ('conditioning_scale = "x"\n' if broken and i == 2 else "")
+        for i, n in enumerate(["first", "second", "third", "fourth"])
+    )
+    return write_manifest(
+        root, f'[defaults]\nmodel = "{model}"\nsteps = 2\nprompt = "a red car"\n{extra}\n{jobs}', "four.toml"
+    )
+
+
+# --------------------------------------------------------------------------------------- manifest checks
+def bad(root: Path, body: str, capsys) -> str:
+    """Run `vacelab batch` on a manifest; it must refuse with one error line, exit 2, nothing started."""
+    path = write_manifest(root, body, "bad.toml")
+    out = root / "bad-out"
+    assert main(["batch", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert not out.exists()
+    return err
+
+
+GOOD_JOB = '[[jobs]]\nname = "a"\njob = "jobs/clip0"\n'
+
+
+def test_bad_manifests_are_refused_naming_the_key(jobs_dir, capsys):
+    err = bad(jobs_dir, f"[defaults]\nstpes = 3\n{GOOD_JOB}", capsys)
+    assert "[defaults]" in err and "'stpes'" in err and "did you mean 'steps'" in err
+    err = bad(jobs_dir, f"{GOOD_JOB}seed = 1.5\n", capsys)
+    assert "'a'" in err and "seed = 1.5" in err and "integer" in err
+    err = bad(jobs_dir, f"{GOOD_JOB}composite = 1\n", capsys)
+    assert "composite" in err and "true or false" in err
+    err = bad(jobs_dir, f'{GOOD_JOB}offload = "gpu"\n', capsys)
+    assert "offload" in err and "sequential" in err
+    err = bad(jobs_dir, f'{GOOD_JOB}[[jobs]]\nname = "b"\njob = "jobs/nope"\n', capsys)
+    assert "'b'" in err and "job = 'jobs/nope'" in err
+    err = bad(jobs_dir, f"{GOOD_JOB}{GOOD_JOB}", capsys)
+    assert "duplicate" in err and "'a'" in err
+    err = bad(jobs_dir, '[[jobs]]\nname = "../x"\njob = "jobs/clip0"\n', capsys)
+    assert "name = '../x'" in err
+    err = bad(jobs_dir, f"{GOOD_JOB}[extra]\nx = 1\n", capsys)
+    assert "'extra'" in err
+    err = bad(jobs_dir, "[defaults]\nsteps = 2\n", capsys)
+    assert "[[jobs]]" in err
+    err = bad(jobs_dir, "[[jobs]\n", capsys)
+    assert "bad.toml" in err and "TOML" in err
+    # a broken job after a good one: refused before the good one runs (the out folder is never made)
+    err = bad(jobs_dir, f'{GOOD_JOB}[[jobs]]\nname = "z"\njob = "jobs/clip1"\nlora = [1]\n', capsys)
+    assert "'z'" in err and "lora" in err
+
+
+def test_settings_are_merged_and_coerced(jobs_dir, tmp_path):
+    path = write_manifest(
+        jobs_dir,
+        f"""
+        [defaults]
+        steps = 3
+        guidance = 4
+        lora = "style.safetensors:0.8"
+        {GOOD_JOB}
+        guidance = 6.5
+        [[jobs]]
+        name = "b"
+        job = "jobs/clip1"
+        lora = []
+        """,
+        "merge.toml",
+    )
+    a, b = load_manifest(path).jobs
+    assert a.settings == RunSettings(steps=3, guidance=6.5, lora=["style.safetensors:0.8"])
+    assert b.settings.guidance == 4.0 and isinstance(b.settings.guidance, float) and b.settings.lora == []
+    assert a.job == (jobs_dir / "jobs" / "clip0").resolve()
+    # a relative model folder is taken from beside the manifest; a hub id is left alone
+    (tmp_path / "m").mkdir()
+    assert check_settings({"model": "m"}, "x", base=tmp_path)["model"] == str(tmp_path / "m")
+    assert check_settings({"model": "Wan-AI/x"}, "x", base=tmp_path)["model"] == "Wan-AI/x"
+    with pytest.raises(InputError, match="plan.toml: run 3: unknown key 'step'"):
+        check_settings({"step": 1}, "plan.toml: run 3")
+
+
+def test_out_inside_a_job_folder_is_refused(jobs_dir, capsys):
+    path = write_manifest(jobs_dir, GOOD_JOB, "one.toml")
+    assert main(["batch", str(path), "--out", str(jobs_dir / "jobs" / "clip0" / "out")]) == 2
+    assert "inside the job folder" in capsys.readouterr().err
+    path = write_manifest(jobs_dir, '[[jobs]]\nname = "clip0"\njob = "jobs/clip0"\n', "one.toml")
+    assert main(["batch", str(path), "--out", str(jobs_dir / "jobs")]) == 2
+    assert "would replace the job folder" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------- scheduling (fake runner/loader)
+def fake_runner(job, out, settings, *, pipeline, progress):
+    """Stands in for run_job in scheduling tests only: writes run.json like run_job does (last)."""
+    if settings.seed == 99:
+        raise RuntimeError("boom\nsecond line")
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"settings": settings.as_dict(), "pipeline": pipeline}))
+
+
+def test_scheduling_loads_each_model_once_and_isolates_failures(jobs_dir, tmp_path):
+    """Fake runner/loader: jobs sharing a model share one load; a failing job fails alone."""
+    loads = []
+
+    def loader(settings):
+        loads.append(settings.model)
+        return settings.model
+
+    body = "".join(
+        f'[[jobs]]\nname = "j{i}"\njob = "jobs/clip{i % 4}"\nmodel = "{m}"\nseed = {s}\n'
+        for i, (m, s) in enumerate([("A", 1), ("B", 1), ("A", 99), ("A", 3), ("B", 4)])
+    )
+    manifest = load_manifest(write_manifest(jobs_dir, body, "sched.toml"))
+    outcomes = run_batch(manifest, tmp_path / "out", runner=fake_runner, loader=loader)
+    assert loads == ["A", "B"]
+    assert [(o.name, o.status) for o in outcomes] == [
+        ("j0", "done"),
+        ("j1", "done"),
+        ("j2", "failed"),
+        ("j3", "done"),
+        ("j4", "done"),
+    ]
+    assert outcomes[2].error == "RuntimeError: boom"
+    assert "second line" in (tmp_path / "out" / ".batch" / "j2.log").read_text()
+    assert json.loads((tmp_path / "out" / "j4" / "run.json").read_text())["pipeline"] == "B"
+    table = summary_table(outcomes)
+    assert "j2   failed" in table and "RuntimeError: boom" in table
+
+
+def test_pipeline_cache_remembers_a_failed_load():
+    calls = []
+
+    def loader(settings):
+        calls.append(1)
+        raise OSError("no weights")
+
+    cache = PipelineCache(loader)
+    task = Task("a", Path("."), RunSettings(model="x"), Path("."))
+    for _ in range(2):
+        with pytest.raises(OSError, match="no weights"):
+            cache.get(task)
+    assert len(calls) == 1
+
+
+def test_rerun_skips_finished_and_redoes_changed_or_half_done(jobs_dir, tmp_path):
+    """Fake runner: what is skipped, what is cleared before a redo."""
+    body = "".join(f'[[jobs]]\nname = "j{i}"\njob = "jobs/clip{i}"\nseed = {i}\n' for i in range(3))
+    path = write_manifest(jobs_dir, body, "resume.toml")
+    out = tmp_path / "out"
+    run_batch(load_manifest(path), out, runner=fake_runner, loader=lambda s: None)
+    (out / "j1" / "run.json").unlink()  # half-done: a folder without run.json
+    (out / "j1" / "partial.bin").write_bytes(b"x")
+    (out / ".j2.abc123.part").mkdir()  # a temporary sibling left by a kill
+    before = (out / "j0" / "run.json").stat().st_mtime_ns
+    outcomes = run_batch(load_manifest(path), out, runner=fake_runner, loader=lambda s: None)
+    assert [o.status for o in outcomes] == ["skipped", "done", "skipped"]
+    assert (out / "j0" / "run.json").stat().st_mtime_ns == before
+    assert not (out / "j1" / "partial.bin").exists() and not (out / ".j2.abc123.part").exists()
+    # changed settings -> redone
+    path.write_text(body.replace("seed = 2", "seed = 5"))
+    outcomes = run_batch(load_manifest(path), out, runner=fake_runner, loader=lambda s: None)
+    assert [o.status for o in outcomes] == ["skipped", "skipped", "done"]
+    assert json.loads((out / "batch.json").read_text()) == {
+        "jobs": [{"name": o.name, "status": o.status, "error": None, "seconds": o.seconds} for o in outcomes]
+    }
+
+
+def test_job_fingerprint_follows_content(tmp_path):
+    a = make_job(tmp_path / "a", seed=1)
+    b = make_job(tmp_path / "b", seed=1)
+    c = make_job(tmp_path / "c", seed=2)
+    assert job_fingerprint(a) == job_fingerprint(b) != job_fingerprint(c)
