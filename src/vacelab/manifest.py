@@ -63,7 +63,7 @@ def _describe(kind) -> str:
 
 
 def _coerce(value, kind):
-    """Return ``value`` as ``kind`` (int accepted for float, one string for a list of strings) or raise TypeError."""
+    """``value`` as ``kind`` (int accepted for float, a string for a list of strings), else TypeError."""
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(kind):
             return None

@@ -22,7 +22,8 @@ def register(subparsers) -> None:
         description=(
             "Run every job of MANIFEST into OUT/NAME/. Jobs already finished with the same settings and "
             "job content are skipped; unfinished ones are redone from scratch; a failing job is recorded "
-            "and the batch goes on. Writes OUT/batch.json and prints a summary. Exit code 1 when a job failed."
+            "and the batch goes on. Writes OUT/batch.json and prints a summary. Exit code 1 when a job "
+            "failed."
         ),
     )
     parser.add_argument(
