@@ -1,0 +1,489 @@
+"""One denoising step of Wan2.1 VACE at full size: diffusers' defaults against vacelab's fast profile.
+
+Builds the FULL-SIZE VACE transformer (1.3B, or 14B with ``--model 14b``) from its published config with
+random weights (nothing is downloaded) and times one denoising step = both guidance passes (cond + uncond
+transformer forwards) at 81x480x832: control_hidden_states [1, 96, 21, 60, 104], text embeds [1, 512, 4096].
+
+Variants, all on the same model and inputs:
+  reference      fp32 weights, fp32 matmuls (no TF32): the yardstick for "exact" (skipped with --no-reference)
+  default        diffusers' defaults: bf16 transformer (``_keep_in_fp32_modules`` in fp32), default SDPA
+                 attention, two guidance passes, no compile
+  fast_attention default + the attention backend the fast profile picks (no compile)
+  fast           vacelab's fast profile (``vacelab.generation.profiles.fast_transformer``): bf16, picked
+                 attention backend, compile_repeated_blocks; two guidance passes
+  fast_batched   fast + the two guidance passes batched (batch 2): measured here, not in the profile
+  offload_*      peak memory and time of the TRANSFORMER ALONE (not the full pipeline: no UMT5, no VAE) under
+                 group offload (block level, 1 block per group, CUDA stream) and sequential offload
+                 (accelerate.cpu_offload); "none" = default's figure; "model" offload moves whole models, so
+                 the transformer's peak under it equals "none"'s.
+
+Prints s/step (median of --steps-measured after --warmup), peak memory, achieved TFLOP/s (analytic FLOPs of
+attention + linear layers) against the GPU's dense bf16 peak, the ratio to the default, and max abs / relative
+differences of each variant's guided output against the default and against the fp32 reference.
+Writes all of it as JSON to --out. Exits 0 with a message where no CUDA device exists (``--tiny`` runs the
+same code on a tiny config on CPU in seconds, to check the script before spending GPU time).
+
+On a GPU machine without diffusers, carry its wheel (pure Python) and run from the repository root:
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+  PYTHONPATH=/tmp/site python3 benchmarks/gpu_step.py --out $OUT/gpu_step.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import statistics
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+# Wan2.1 VACE transformer configs (Wan-AI/Wan2.1-VACE-{1.3B,14B}-diffusers transformer/config.json).
+COMMON = dict(
+    patch_size=(1, 2, 2),
+    attention_head_dim=128,
+    in_channels=16,
+    out_channels=16,
+    text_dim=4096,
+    freq_dim=256,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    eps=1e-6,
+    rope_max_seq_len=1024,
+    vace_in_channels=96,
+)
+CONFIGS = {
+    "1.3b": dict(
+        COMMON, num_attention_heads=12, ffn_dim=8960, num_layers=30, vace_layers=list(range(0, 30, 2))
+    ),
+    "14b": dict(
+        COMMON, num_attention_heads=40, ffn_dim=13824, num_layers=40, vace_layers=list(range(0, 40, 5))
+    ),
+    "tiny": dict(
+        COMMON,
+        num_attention_heads=2,
+        attention_head_dim=16,
+        text_dim=32,
+        ffn_dim=64,
+        num_layers=4,
+        vace_layers=[0, 2],
+    ),
+}
+# Dense bf16 tensor-core peaks (no sparsity), TFLOP/s, by device-name substring (first match wins).
+PEAK_BF16_TFLOPS = (
+    ("H100 PCIe", 756),
+    ("H100", 989),
+    ("H200", 989),
+    ("H800", 989),
+    ("H20", 148),
+    ("A100", 312),
+    ("L40S", 362),
+    ("L4", 121),
+    ("RTX 4090", 165),
+    ("A10G", 70),
+)
+GUIDANCE = 5.0
+
+
+def forward_flops(cfg: dict, tokens: int, text_len: int, batch: int = 1) -> float:
+    """Multiply-add FLOPs (x2) of one transformer forward: every linear layer and both attentions."""
+    d = cfg["num_attention_heads"] * cfg["attention_head_dim"]
+    n, t, f = tokens, text_len, cfg["ffn_dim"]
+    patch = 1 * 2 * 2
+    block = (
+        2 * n * d * d * 4  # self-attention q, k, v, out projections
+        + 2 * 2 * n * n * d  # self-attention QK^T and AV
+        + 2 * n * d * d * 2
+        + 2 * t * d * d * 2  # cross-attention q, out on video tokens; k, v on text tokens
+        + 2 * 2 * n * t * d  # cross-attention QK^T and AV
+        + 2 * n * d * f * 2  # feed-forward
+    )
+    vace = len(cfg["vace_layers"])
+    total = (
+        (cfg["num_layers"] + vace) * block
+        + vace * 2 * n * d * d
+        + 2 * n * d * d  # VACE proj_out per block, proj_in in block 0
+        + 2 * n * d * patch * (cfg["in_channels"] + cfg["vace_in_channels"])  # patch embeddings
+        + 2 * n * d * patch * cfg["out_channels"]  # output projection
+        + 2 * t * (cfg["text_dim"] * d + d * d)  # text embedder
+    )
+    return float(batch * total)
+
+
+def peak_tflops(name: str) -> float | None:
+    return next((float(p) for key, p in PEAK_BF16_TFLOPS if key in name), None)
+
+
+def build_transformer(cfg: dict, device, seed: int = 0):
+    import torch
+    from diffusers import WanVACETransformer3DModel
+
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = WanVACETransformer3DModel(**cfg)
+    return model.eval().requires_grad_(False)
+
+
+def make_inputs(cfg: dict, latent_thw: tuple, text_len: int, device, seed: int = 0) -> dict:
+    import torch
+
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    t, h, w = latent_thw
+    return dict(
+        x=torch.randn(1, cfg["in_channels"], t, h, w, generator=gen).to(device),
+        control=torch.randn(1, cfg["vace_in_channels"], t, h, w, generator=gen).to(device),
+        cond=torch.randn(1, text_len, cfg["text_dim"], generator=gen).to(device),
+        uncond=torch.randn(1, text_len, cfg["text_dim"], generator=gen).to(device),
+        t=torch.full((1,), 500.0, device=device),
+    )
+
+
+def guided_step(model, inp: dict, dtype, batched: bool):
+    """The transformer work of one pipeline step: cond and uncond passes, combined with guidance 5."""
+    import torch
+
+    x, control, cond, uncond = (inp[k].to(dtype) for k in ("x", "control", "cond", "uncond"))
+    t = inp["t"]
+    if batched:
+        out = model(
+            hidden_states=torch.cat([x, x]),
+            timestep=torch.cat([t, t]),
+            encoder_hidden_states=torch.cat([cond, uncond]),
+            control_hidden_states=torch.cat([control, control]),
+            return_dict=False,
+        )[0]
+        noise_cond, noise_uncond = out.chunk(2)
+    else:
+        noise_cond = model(
+            hidden_states=x,
+            timestep=t,
+            encoder_hidden_states=cond,
+            control_hidden_states=control,
+            return_dict=False,
+        )[0]
+        noise_uncond = model(
+            hidden_states=x,
+            timestep=t,
+            encoder_hidden_states=uncond,
+            control_hidden_states=control,
+            return_dict=False,
+        )[0]
+    return noise_uncond + GUIDANCE * (noise_cond - noise_uncond)
+
+
+def sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(fn, device, warmup: int, measured: int) -> dict:
+    """Run ``fn`` warmup + measured times; return times, median, peak memory and the last output."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    out = None
+    for i in range(warmup + measured):
+        sync(device)
+        start = time.perf_counter()
+        out = fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+        log(f"    step {i + 1}/{warmup + measured}: {times[-1]:.3f} s{' (warm-up)' if i < warmup else ''}")
+    res = {
+        "warmup_s": times[:warmup],
+        "times_s": times[warmup:],
+        "s_per_step": statistics.median(times[warmup:]),
+    }
+    if device.type == "cuda":
+        res["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return res, out
+
+
+def compare(out, ref) -> dict:
+    diff = (out.float() - ref.float()).abs()
+    return {"max_abs_diff": diff.max().item(), "rel_l2": (diff.norm() / ref.float().norm()).item()}
+
+
+_T0 = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.perf_counter() - _T0:7.1f} s] {msg}", flush=True)
+
+
+def run(args) -> dict:
+    import diffusers
+    import torch
+
+    from vacelab.generation.profiles import (
+        cast_like_from_pretrained,
+        fast_transformer,
+        pick_attention_backend,
+    )
+
+    device = torch.device("cpu" if args.tiny else "cuda")
+    cfg = CONFIGS["tiny" if args.tiny else args.model]
+    frames, height, width = (9, 64, 64) if args.tiny else (args.frames, args.height, args.width)
+    text_len = 16 if args.tiny else 512
+    latent_thw = ((frames - 1) // 4 + 1, height // 8, width // 8)
+    tokens = latent_thw[0] * (latent_thw[1] // 2) * (latent_thw[2] // 2)
+    flops_step = 2 * forward_flops(cfg, tokens, text_len)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    peak = args.peak_tflops or (peak_tflops(gpu) if device.type == "cuda" else None)
+    bf16 = torch.bfloat16
+    res = {
+        "device": gpu,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "model": "tiny" if args.tiny else args.model,
+        "config": cfg,
+        "video": {"frames": frames, "height": height, "width": width},
+        "latent_thw": list(latent_thw),
+        "tokens": tokens,
+        "text_len": text_len,
+        "tflop_per_step": flops_step / 1e12,
+        "peak_bf16_tflops": peak,
+        "steps_measured": args.steps_measured,
+        "variants": {},
+    }
+    variants = res["variants"]
+    log(f"{res['model']} on {gpu}: {tokens} tokens, {flops_step / 1e12:.1f} TFLOP per step (2 passes)")
+
+    def record(name: str, fn, warmup: int, measured: int):
+        log(f"{name} ...")
+        try:
+            figures, out = measure(fn, device, warmup, measured)
+        except Exception as exc:
+            traceback.print_exc()
+            variants[name] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+            log(f"{name} FAILED: {variants[name]['error']}")
+            return None
+        figures["tflops"] = flops_step / figures["s_per_step"] / 1e12
+        if peak:
+            figures["fraction_of_peak"] = figures["tflops"] / peak
+        variants[name] = figures
+        return out
+
+    inp = make_inputs(cfg, latent_thw, text_len, device)
+    model = build_transformer(cfg, device)
+    log(f"built {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters")
+    outputs = {}
+    with torch.inference_mode():
+        if not args.no_reference:
+            tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+            outputs["reference"] = record(
+                "reference", lambda: guided_step(model, inp, torch.float32, False), 0, 1
+            )
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+        cast_like_from_pretrained(model, bf16)
+
+        outputs["default"] = record(
+            "default", lambda: guided_step(model, inp, bf16, False), args.warmup, args.steps_measured
+        )
+
+        backend, rejected = pick_attention_backend(device, bf16, cfg["attention_head_dim"])
+        res["attention_backend"] = {"picked": backend, "rejected": rejected}
+        log(f"attention backend picked: {backend}; rejected: {rejected}")
+        try:
+            model.set_attention_backend(backend)
+            outputs["fast_attention"] = record(
+                "fast_attention",
+                lambda: guided_step(model, inp, bf16, False),
+                args.warmup,
+                args.steps_measured,
+            )
+            res["profile"] = fast_transformer(
+                model, device=device, attention=backend, compile=None if not args.no_compile else False
+            )
+            log(f"fast profile: {res['profile']}")
+            # compile happens in the first warm-up step; a second absorbs any recompile
+            outputs["fast"] = record(
+                "fast", lambda: guided_step(model, inp, bf16, False), args.warmup + 1, args.steps_measured
+            )
+            if outputs["fast"] is None and res["profile"]["compile"]:
+                log("retrying the fast profile with fullgraph=False")
+                model.compile_repeated_blocks(fullgraph=False)
+                outputs["fast"] = record(
+                    "fast", lambda: guided_step(model, inp, bf16, False), args.warmup + 1, args.steps_measured
+                )
+                res["profile"]["compile"] = "compile_repeated_blocks(fullgraph=False)"
+            outputs["fast_batched"] = record(
+                "fast_batched",
+                lambda: guided_step(model, inp, bf16, True),
+                args.warmup + 1,
+                args.steps_measured,
+            )
+        except Exception as exc:
+            traceback.print_exc()
+            res["profile_error"] = f"{type(exc).__name__}: {exc}"[:500]
+
+    for name, out in outputs.items():
+        if out is None or name == "reference":
+            continue
+        if outputs.get("default") is not None:
+            variants[name]["vs_default"] = compare(out, outputs["default"])
+        if outputs.get("reference") is not None:
+            variants[name]["vs_fp32_reference"] = compare(out, outputs["reference"])
+    base = variants.get("default", {}).get("s_per_step")
+    for fig in variants.values():
+        if base and "s_per_step" in fig:
+            fig["speedup_vs_default"] = base / fig["s_per_step"]
+    res["agreement"] = agreement(variants)
+
+    model = outputs = None  # free the GPU for the offload measurements
+    res["offload"] = offload_memory(args, cfg, device, inp, record, variants)
+    return res
+
+
+def agreement(variants: dict) -> dict:
+    """Does each bf16 variant agree with the exact result as closely as diffusers' defaults do?"""
+    out = {}
+    default_err = variants.get("default", {}).get("vs_fp32_reference", {}).get("rel_l2")
+    for name in ("fast_attention", "fast", "fast_batched"):
+        fig = variants.get(name, {})
+        if default_err is not None and "vs_fp32_reference" in fig:
+            err = fig["vs_fp32_reference"]["rel_l2"]
+            out[name] = {
+                "rel_l2_vs_fp32": err,
+                "default_rel_l2_vs_fp32": default_err,
+                "agrees": err <= 2 * default_err + 1e-3,
+            }
+        elif "vs_default" in fig:
+            err = fig["vs_default"]["rel_l2"]
+            out[name] = {"rel_l2_vs_default": err, "agrees": err <= 2e-2}
+    return out
+
+
+def offload_memory(args, cfg, device, inp, record, variants) -> dict:
+    """Peak memory of one step of the transformer alone under group and sequential offload."""
+    import torch
+
+    from vacelab.generation.profiles import cast_like_from_pretrained
+
+    modes = [m for m in args.offload_modes.split(",") if m]
+    if device.type != "cuda" or not modes:
+        log("offload modes: skipped (need a CUDA device)" if modes else "offload modes: none asked")
+        return {"skipped": "no CUDA device" if modes else "none asked"}
+    out = {
+        "measured": "transformer alone, one guided step (2 passes), default attention, no compile",
+        "none": variants.get("default", {}).get("peak_memory_gib"),
+        "model": "equals none for the transformer: model offload keeps it whole on the GPU while it runs",
+    }
+    for mode in modes:
+        name = f"offload_{mode}"
+        try:
+            torch.cuda.empty_cache()
+            model = build_transformer(cfg, device)
+            cast_like_from_pretrained(model, torch.bfloat16)
+            model.to("cpu")
+            torch.cuda.empty_cache()
+            if mode == "group":
+                model.enable_group_offload(
+                    onload_device=device,
+                    offload_device=torch.device("cpu"),
+                    offload_type="block_level",
+                    num_blocks_per_group=1,
+                    use_stream=True,
+                )
+            elif mode == "sequential":
+                from accelerate import cpu_offload
+
+                cpu_offload(model, execution_device=device)
+            else:
+                raise ValueError(f"unknown offload mode {mode!r}")
+            with torch.inference_mode():
+                record(name, lambda m=model: guided_step(m, inp, torch.bfloat16, False), 1, 1)
+        except Exception as exc:
+            traceback.print_exc()
+            variants[name] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        out[mode] = variants[name].get("peak_memory_gib", variants[name].get("error"))
+        model = None
+    return out
+
+
+def report(res: dict) -> None:
+    print(
+        f"\n{res['model']} VACE transformer, {res['video']}, {res['tokens']} tokens, device {res['device']}, "
+        f"torch {res['torch']}, diffusers {res['diffusers']}"
+    )
+    print(
+        f"{'variant':<20}{'s/step':>9}{'x default':>11}{'TFLOP/s':>9}{'% peak':>8}{'peak GiB':>10}"
+        f"{'maxdiff vs def':>16}{'rel vs fp32':>13}"
+    )
+    for name, fig in res["variants"].items():
+        if "error" in fig:
+            print(f"{name:<20} FAILED: {fig['error'][:90]}")
+            continue
+        cells = [
+            f"{fig['s_per_step']:9.3f}",
+            f"{fig.get('speedup_vs_default', float('nan')):11.2f}",
+            f" {fig['tflops']:8.4g}",
+            f"{100 * fig.get('fraction_of_peak', float('nan')):8.1f}",
+            f"{fig.get('peak_memory_gib', float('nan')):10.2f}",
+            f"{fig.get('vs_default', {}).get('max_abs_diff', float('nan')):16.4g}",
+            f"{fig.get('vs_fp32_reference', {}).get('rel_l2', float('nan')):13.4g}",
+        ]
+        print(f"{name:<20}" + "".join(cells))
+    print(f"attention backend: {res.get('attention_backend')}")
+    print(f"agreement: {res.get('agreement')}")
+    print(f"offload (peak GiB): {res.get('offload')}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["1.3b", "14b"], default="1.3b")
+    parser.add_argument(
+        "--tiny", action="store_true", help="tiny config on CPU: checks the script in seconds"
+    )
+    parser.add_argument("--frames", type=int, default=81)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--width", type=int, default=832)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--steps-measured", type=int, default=3)
+    parser.add_argument("--no-reference", action="store_true", help="skip the fp32 reference step")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="fast profile without compile_repeated_blocks"
+    )
+    parser.add_argument("--offload-modes", default=None, help="comma list of group,sequential ('' for none)")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="the GPU's dense bf16 peak, TFLOP/s")
+    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    if args.offload_modes is None:
+        args.offload_modes = "group,sequential" if args.model == "1.3b" else ""
+    if args.model == "14b" and not args.tiny:
+        args.no_reference = True  # an fp32 14B step takes minutes and 56 GB of weights
+
+    import torch
+
+    if not args.tiny and not torch.cuda.is_available():
+        print("gpu_step: no CUDA device here, nothing measured (use --tiny to check the script on CPU)")
+        return 0
+    if args.tiny:
+        torch.set_num_threads(min(4, torch.get_num_threads()))
+    # batch 2 (fast_batched) recompiles for its own static shape instead of a slower dynamic-shape graph
+    torch._dynamo.config.automatic_dynamic_shapes = False
+    with contextlib.suppress(Exception):
+        import diffusers.utils.logging as dlog
+
+        dlog.set_verbosity_error()
+    res = run(args)
+    report(res)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(res, indent=2, default=str))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

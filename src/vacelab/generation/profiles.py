@@ -1,0 +1,121 @@
+"""The fast profile of ``vacelab run --fast``: exact speed-ups only, each with a fallback.
+
+What it sets on the pipeline's transformer:
+
+- bf16 weights on CUDA (what diffusers keeps in fp32 when loading, ``_keep_in_fp32_modules``, stays fp32);
+- the fastest *exact* attention backend that works here, chosen by running each candidate once on a small
+  problem and comparing it with an fp32 reference (``pick_attention_backend``);
+- ``compile_repeated_blocks`` (regional ``torch.compile`` of the transformer blocks) on CUDA.
+
+What it does not do: batching the two guidance passes. ``WanVACEPipeline.__call__`` calls the transformer
+twice per step (cond, then uncond) and combines the results in between, so batching them needs a fork of the
+denoising loop; ``benchmarks/gpu_step.py`` measures what batching would bring instead. Nothing lossy either:
+no FP8, no block caches (``FirstBlockCache`` is wrong for VACE), no step distillation (use ``--lora``).
+"""
+
+from __future__ import annotations
+
+import math
+
+# Fastest first. All compute exact softmax attention; they differ only in kernel and rounding order.
+# flash / _flash_3 need the flash-attn packages; _native_cudnn / _native_flash are PyTorch's own SDPA kernels.
+EXACT_BACKENDS = ("_flash_3", "_native_cudnn", "flash", "_native_flash", "native")
+
+
+def cast_like_from_pretrained(model, dtype) -> None:
+    """Cast ``model`` to ``dtype`` in place; ``_keep_in_fp32_modules`` stay fp32 as in ``from_pretrained``."""
+    import torch
+
+    keep = set(getattr(model, "_keep_in_fp32_modules", None) or ())
+    for name, param in model.named_parameters():
+        target = torch.float32 if keep.intersection(name.split(".")) else dtype
+        if param.dtype != target:
+            param.data = param.data.to(target)
+    for name, buf in model.named_buffers():
+        if buf.is_floating_point() and not keep.intersection(name.split(".")) and buf.dtype != dtype:
+            buf.data = buf.data.to(dtype)
+
+
+def _probe_backend(name: str, device, dtype, head_dim: int) -> str | None:
+    """Run backend ``name`` on a small attention problem; return None if exact, else why not."""
+    import torch
+    from diffusers.models.attention_dispatch import (
+        AttentionBackendName,
+        _check_attention_backend_requirements,
+        dispatch_attention_fn,
+    )
+
+    try:
+        backend = AttentionBackendName(name)
+        _check_attention_backend_requirements(backend)
+        gen = torch.Generator(device="cpu").manual_seed(0)
+        # Self-attention and cross-attention shapes, neither a multiple of 64 tokens (like 32,760 and 512).
+        for q_len, kv_len in ((333, 333), (333, 77)):
+            q, k, v = (torch.randn(1, n, 2, head_dim, generator=gen) for n in (q_len, kv_len, kv_len))
+            ref = torch.nn.functional.scaled_dot_product_attention(
+                *(x.to(dtype).float().transpose(1, 2) for x in (q, k, v))
+            ).transpose(1, 2)
+            out = dispatch_attention_fn(*(x.to(device, dtype) for x in (q, k, v)), backend=backend)
+            err = (out.float().cpu() - ref).abs().max().item()
+            tol = 1e-4 if dtype == torch.float32 else 2e-2
+            if not math.isfinite(err) or err > tol:
+                return f"max abs error {err:.3g} against an fp32 reference (tolerance {tol})"
+    except Exception as exc:  # a missing package, an unsupported device/dtype/shape: try the next one
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+    return None
+
+
+def pick_attention_backend(device, dtype, head_dim: int = 128, candidates=EXACT_BACKENDS) -> tuple[str, dict]:
+    """The first backend of ``candidates`` that runs here and matches an fp32 reference.
+
+    Returns ``(name, tried)`` where ``tried`` maps each rejected candidate to the reason. Falls back to
+    ``"native"`` (PyTorch SDPA with its own kernel choice, diffusers' default) when none passes.
+    """
+    tried = {}
+    for name in candidates:
+        reason = _probe_backend(name, device, dtype, head_dim)
+        if reason is None:
+            return name, tried
+        tried[name] = reason
+    return "native", tried
+
+
+def fast_transformer(
+    transformer, *, device, compile: bool | None = None, attention: str | None = None
+) -> dict:
+    """Apply the fast profile to a ``WanVACETransformer3DModel`` in place; return what was set.
+
+    ``compile=None`` compiles on CUDA only (Inductor on CPU needs a C++ toolchain and gains little).
+    ``attention`` forces a backend name instead of probing the candidates.
+    """
+    import torch
+
+    device = torch.device(device)
+    info: dict = {"device": str(device)}
+    if device.type == "cuda" and transformer.dtype == torch.float32:
+        cast_like_from_pretrained(transformer, torch.bfloat16)
+    info["dtype"] = str(transformer.dtype).removeprefix("torch.")
+
+    head_dim = transformer.config.attention_head_dim
+    if attention is None:
+        attention, tried = pick_attention_backend(device, transformer.dtype, head_dim)
+        info["attention_rejected"] = tried
+    transformer.set_attention_backend(attention)
+    info["attention"] = attention
+
+    if compile is None:
+        compile = device.type == "cuda"
+    if compile:
+        transformer.compile_repeated_blocks(fullgraph=True)
+    info["compile"] = "compile_repeated_blocks(fullgraph=True)" if compile else None
+    info["guidance_batching"] = False  # see the module docstring
+    return info
+
+
+def apply_fast_profile(pipe, *, device, compile: bool | None = None, attention: str | None = None) -> dict:
+    """Apply the fast profile to ``pipe.transformer`` (call after LoRAs are loaded); return what was set.
+
+    The dict is meant for ``run.json``: device, dtype, attention backend (and the rejected candidates with
+    their reasons), compile, guidance_batching.
+    """
+    return fast_transformer(pipe.transformer, device=device, compile=compile, attention=attention)
