@@ -14,6 +14,10 @@ _API = {
     "Geometry": "vacelab.geometry",
     "InputError": "vacelab.errors",
     "RunSettings": "vacelab.generation.settings",
+    "run_job": "vacelab.generation.run",
+    "load_pipeline": "vacelab.generation.pipeline",
+    "Result": "vacelab.result",
+    "load_result": "vacelab.result",
 }
 
 __all__ = sorted(_API)
