@@ -1,0 +1,99 @@
+"""Device, dtype, progress and weight loading shared by the SAM 2 and SAM 3 trackers."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import InputError
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def resolve_device_dtype(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
+    """``auto`` device: CUDA when available; ``auto`` dtype: bf16 on CUDA, fp32 on CPU."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch_device = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"tracking device {device!r} is not a torch device (cpu, cuda, cuda:N)") from None
+    if torch_device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"tracking device {device!r}: this machine has no CUDA GPU (use --device cpu)")
+    if dtype == "auto":
+        dtype = "bf16" if torch_device.type == "cuda" else "fp32"
+    return torch_device, _DTYPES[dtype]
+
+
+class ProgressSteps:
+    """Count finished frames: a tqdm bar (``None``/``True``), nothing (``False``) or ``callback(done, total)``."""
+
+    def __init__(self, progress, total: int):
+        self.total, self.done = total, 0
+        self.callback = progress if callable(progress) else None
+        self.bar = None
+        if progress is None or progress is True:
+            self.bar = tqdm(total=total, desc="tracking", unit="frame", dynamic_ncols=True)
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def read_json(model: str, filename: str) -> dict | None:
+    """A JSON file of a local model folder or of the hub cache (never downloaded when offline); None if absent."""
+    from transformers.utils import cached_file
+
+    try:
+        path = cached_file(
+            model,
+            filename,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
+    except (OSError, ValueError):  # ValueError: neither a folder nor a valid hub id
+        return None
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def load_model(model_cls, model: str, model_types: tuple[str, ...], what: str, device, dtype):
+    """``model_cls.from_pretrained(model)`` on ``device``/``dtype``; a missing or wrong model is an InputError."""
+    config = read_json(model, "config.json")
+    if config is None:
+        raise InputError(_no_weights(model, what))
+    if config.get("model_type") not in model_types:
+        raise InputError(
+            f"{what}: {model!r} is a {config.get('model_type')!r} model, expected one of {', '.join(model_types)}"
+        )
+    try:
+        loaded = model_cls.from_pretrained(model, dtype=dtype)
+    except OSError:
+        raise InputError(_no_weights(model, what)) from None
+    return loaded.to(device).eval()
+
+
+def _no_weights(model: str, what: str) -> str:
+    from huggingface_hub import constants
+
+    where = f"the folder {model}" if os.path.isdir(model) else f"the Hugging Face cache {constants.HF_HUB_CACHE}"
+    offline = " (offline: downloads are off)" if constants.HF_HUB_OFFLINE else ""
+    return (
+        f"{what}: no weights for {model!r} in {where}{offline}; download them once where the hub is reachable "
+        f"(`hf download {model}`) or pass --track-model PATH to a folder saved with save_pretrained"
+    )
