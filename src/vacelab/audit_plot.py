@@ -1,0 +1,192 @@
+"""The audit picture: frames against latent steps, drawn with Pillow (no plotting library needed).
+
+One row per latent step (reference steps first, in gray). In each row the step's VAE group is a framed
+block whose cells are coloured by each frame's KEEP share; a black dot marks the frame whose mask the
+model reads (a dot outside the block is a read outside the step's own frames). On top: KEEP share per
+frame. On the right: KEEP share of the mask read per step, then one column per finding with a mark on
+each step it concerns, coloured by severity. A legend and the finding list close the picture.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+
+KEEP = (42, 157, 143)
+GENERATE = (231, 111, 81)
+REF = (190, 190, 190)
+INK = (30, 30, 30)
+GRID = (215, 215, 215)
+SEVERITY = {"error": (200, 30, 30), "warning": (235, 150, 20), "info": (70, 120, 200)}
+SHORT = {
+    "BAD_GEOMETRY": "GEO",
+    "MIXED_GROUP": "MIX",
+    "MASK_SAMPLE_MISMATCH": "MSM",
+    "PHASE_DRIFT": "PHD",
+    "NO_ANCHOR": "NOA",
+    "NO_SPATIAL_ANCHOR": "NSA",
+    "THIN_MASK": "THN",
+}
+
+
+def _mix(keep: float) -> tuple[int, int, int]:
+    """Colour of a KEEP share: green (all KEEP) to orange-red (all GENERATE)."""
+    k = float(np.clip(keep, 0.0, 1.0))
+    return tuple(int(round(g + (c - g) * k)) for c, g in zip(KEEP, GENERATE, strict=True))
+
+
+def draw_audit(report, path) -> None:
+    """Draw ``report`` (an :class:`vacelab.audit.AuditReport`) as a PNG at ``path``, atomically."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from .media import atomic_path
+
+    font = ImageFont.load_default(size=13)
+    small = ImageFont.load_default(size=11)
+    bold = ImageFont.load_default(size=16)
+    g = report.geometry
+    frames = len(report.frame_keep)
+    steps = report.latents
+    refs = g.ref_frames
+    cw = max(3, min(12, 1000 // max(frames, 1)))  # pixels per frame column
+    rh = 16 if len(steps) + refs <= 40 else 10  # pixels per latent-step row
+    left, top_bar, bar_h = 120, 62, 48
+    grid_top = top_bar + bar_h + 34
+    grid_w = frames * cw
+    rows = refs + len(steps)
+    bar_x = left + grid_w + 24
+    bar_w = 70
+    find_x = bar_x + bar_w + 24
+    fcol = 30
+    width = max(find_x + fcol * max(len(report.findings), 1) + 30, 900)
+    wrapped = [
+        (f, textwrap.wrap(f"{f.severity.upper()} {f.code} [{SHORT.get(f.code, f.code)}]: {f.message}", 150))
+        for f in report.findings
+    ]
+    legend_top = grid_top + rows * rh + 40
+    height = legend_top + 60 + sum(16 * len(lines) + 6 for _, lines in wrapped) + 20
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+
+    # Title.
+    refs_text = f" + {refs} reference step{'s' * (refs != 1)}" if refs else ""
+    draw.text((12, 10), "What VACE sees of this mask", font=bold, fill=INK)
+    draw.text(
+        (12, 32),
+        f"{g.frames} frames x {g.width}x{g.height} -> {g.latent_frames} latent steps{refs_text}, "
+        f"{g.tokens:,} tokens; mask encoding: {report.encoding}"
+        + ("; " + ", ".join(f"{k} {v}" for k, v in report.source.items()) if report.source else ""),
+        font=font,
+        fill=INK,
+    )
+
+    # KEEP share per frame (bars), read frames ticked below.
+    read = {s.mask_frame for s in steps if isinstance(s.mask_frame, int)}
+    draw.text((12, top_bar + 6), "KEEP share", font=font, fill=INK)
+    draw.text((12, top_bar + 22), "per frame", font=font, fill=INK)
+    for f, keep in enumerate(report.frame_keep):
+        x0 = left + f * cw
+        split = top_bar + bar_h * (1 - keep)
+        draw.rectangle([x0, top_bar, x0 + cw - 2, top_bar + bar_h], fill=GENERATE)
+        if keep > 0:
+            draw.rectangle([x0, split, x0 + cw - 2, top_bar + bar_h], fill=KEEP)
+        if f in read:
+            cx = x0 + (cw - 1) / 2
+            draw.polygon(
+                [(cx, top_bar + bar_h + 3), (cx - 3, top_bar + bar_h + 9), (cx + 3, top_bar + bar_h + 9)],
+                fill=INK,
+            )
+    # Frame axis labels.
+    every = next(n for n in (1, 2, 4, 8, 16, 32, 64, 128, 256) if n * cw >= 28)
+    for f in range(0, frames, every):
+        draw.text((left + f * cw, top_bar + bar_h + 12), str(f), font=small, fill=INK)
+    draw.text((left + grid_w + 24, top_bar + bar_h + 12), "frame", font=small, fill=INK)
+
+    # Grid: one row per step.
+    draw.text((12, grid_top - 18), "latent step", font=font, fill=INK)
+    draw.text((bar_x, grid_top - 30), "KEEP share", font=small, fill=INK)
+    draw.text((bar_x, grid_top - 17), "of mask read", font=small, fill=INK)
+    for r in range(refs):
+        y = grid_top + r * rh
+        draw.text((12, y + 1), f"ref {r + 1}", font=small, fill=INK)
+        draw.rectangle([left, y + 2, left + grid_w - 2, y + rh - 2], fill=REF)
+        draw.text((left + 4, y + 1), "reference image (mask: KEEP)", font=small, fill=INK)
+        draw.rectangle([bar_x, y + 2, bar_x + bar_w, y + rh - 2], fill=KEEP)
+    for s in steps:
+        y = grid_top + (refs + s.index) * rh
+        draw.line([left, y + rh // 2, left + grid_w - 2, y + rh // 2], fill=GRID)
+        draw.text((12, y + 1), f"{s.index}", font=small, fill=INK)
+        for f in s.frames:
+            x0 = left + f * cw
+            draw.rectangle([x0, y + 2, x0 + cw - 2, y + rh - 2], fill=_mix(report.frame_keep[f]))
+        gx0, gx1 = left + s.frames[0] * cw - 1, left + (s.frames[-1] + 1) * cw - 1
+        draw.rectangle([gx0, y + 1, gx1, y + rh - 1], outline=INK, width=1)
+        picks = [s.mask_frame] if isinstance(s.mask_frame, int) else []
+        for f in picks:
+            cx, cy = left + f * cw + (cw - 1) / 2, y + rh / 2
+            rad = max(2, min(cw, rh) / 2 - 1)
+            draw.ellipse([cx - rad, cy - rad, cx + rad, cy + rad], fill=INK, outline="white")
+        draw.rectangle([bar_x, y + 2, bar_x + bar_w, y + rh - 2], fill=GENERATE)
+        if s.keep_fraction > 0:
+            draw.rectangle([bar_x, y + 2, bar_x + bar_w * s.keep_fraction, y + rh - 2], fill=KEEP)
+        draw.text((bar_x + bar_w + 3, y + 1), f"{s.keep_fraction:.0%}", font=small, fill=INK)
+
+    # Finding columns.
+    find_x += 14
+    for i, finding in enumerate(report.findings):
+        x = find_x + i * fcol
+        colour = SEVERITY[finding.severity]
+        draw.text((x, grid_top - 17), SHORT.get(finding.code, finding.code[:3]), font=small, fill=colour)
+        for t in finding.latents:
+            y = grid_top + (refs + t) * rh
+            draw.rectangle([x + 4, y + 3, x + 18, y + rh - 3], fill=colour)
+        if not finding.latents:
+            draw.text((x + 2, grid_top + 2), "all", font=small, fill=colour)
+
+    # Legend.
+    y = legend_top
+    items = [
+        (KEEP, "KEEP (frame kept)"),
+        (GENERATE, "GENERATE (frame generated)"),
+        (None, "framed block = the frames the VAE encodes into one latent step"),
+    ]
+    x = 12
+    for colour, label in items:
+        if colour is not None:
+            draw.rectangle([x, y + 2, x + 14, y + 14], fill=colour)
+            x += 20
+        draw.text((x, y), label, font=font, fill=INK)
+        x += int(draw.textlength(label, font=font)) + 24
+    y += 22
+    x = 12
+    draw.ellipse([x + 2, y + 3, x + 12, y + 13], fill=INK)
+    label = "frame whose mask the model reads for the step (also ticked under the frame axis)"
+    if report.encoding == "aligned":
+        label = (
+            "aligned encoding: each step reads its whole framed group (KEEP only where all its frames are)"
+        )
+    draw.text((x + 20, y), label, font=font, fill=INK)
+    x += 20 + int(draw.textlength(label, font=font)) + 24
+    for sev, colour in SEVERITY.items():
+        draw.rectangle([x, y + 2, x + 14, y + 14], fill=colour)
+        draw.text((x + 20, y), sev, font=font, fill=INK)
+        x += 20 + int(draw.textlength(sev, font=font)) + 16
+
+    # Findings list.
+    y += 30
+    if not wrapped:
+        draw.text((12, y), "No findings: the model reads the mask as drawn.", font=font, fill=INK)
+    for finding, lines in wrapped:
+        for j, line in enumerate(lines):
+            draw.text(
+                (12 if j == 0 else 28, y),
+                line,
+                font=small,
+                fill=SEVERITY[finding.severity] if j == 0 else INK,
+            )
+            y += 16
+        y += 6
+
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
