@@ -491,9 +491,9 @@ class _Analysis:
                 severity = "warning"
                 message = (
                     f"{where} over up to {_pct(worst)} of the frame where a frame of the step's own VAE "
-                    "group is GENERATE (typically the edge of a moving mask): those pixels are kept as a blend and "
-                    "can leave a ghost of what should be replaced. Grow the mask (e.g. --grow 8) or run with "
-                    "--mask-encoding aligned."
+                    "group is GENERATE (typically the edge of a moving mask): those pixels are kept as a "
+                    "blend and can leave a ghost of what should be replaced. Grow the mask (e.g. --grow 8) "
+                    "or run with --mask-encoding aligned."
                 )
             out.append(
                 Finding(
