@@ -1,6 +1,95 @@
-"""`vacelab prepare` (not built yet)."""
+"""`vacelab prepare TASK ... --out JOB`: build a VACE job folder, audit it, say where it is."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+TASK_HELP = {
+    "inpaint": "regenerate a masked region (mask file, box, polygon or a tracked object)",
+    "remove": "remove an object: inpaint with a grown mask and a negative-prompt suggestion",
+    "outpaint": "shrink the video into the frame and generate the band around it",
+    "firstframe": "generate a clip that starts from an image",
+    "lastframe": "generate a clip that ends on an image",
+    "firstlast": "generate a clip between a first and a last image",
+    "keyframes": "generate the frames between keyframes (naive | aligned | anchor)",
+    "extend": "keep the first N frames of a video and generate what follows",
+}
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("prepare", help="(not built yet)")
-    parser.set_defaults(handler=lambda args: (_ for _ in ()).throw(NotImplementedError("prepare")))
+    parser = subparsers.add_parser(
+        "prepare",
+        help="build a job folder for a VACE task",
+        description="Build src_video.mp4 / src_mask.mp4 / src_ref_images (and a lossless copy) for one task, "
+        "then audit what the model will see. Coordinates are job pixels (after resizing) unless "
+        "--coords source.",
+    )
+    parser.add_argument("task", choices=TASK_HELP, help="; ".join(f"{k}: {v}" for k, v in TASK_HELP.items()))
+    parser.add_argument("--out", required=True, help="the job folder to create (must not exist or be empty)")
+
+    common = parser.add_argument_group("common")
+    common.add_argument("--video", help="source: mp4/mov/mkv/webm/gif or a folder of images")
+    common.add_argument("--size", help="480p (default; 832x480, 480x832 for portrait), 720p or WxH")
+    common.add_argument("--frames", help="4k+1 frames (default 81, fewer if the clip is shorter) or 'all'")
+    common.add_argument("--fps", type=float, help="frame rate of the job (default 16); the source is resampled")
+    common.add_argument("--start", type=float, help="start at this many seconds into the source")
+    common.add_argument("--ref", action="append", help="reference image (repeatable, order kept)")
+    common.add_argument("--window", type=int, help="long jobs: frames per window, 4k+1 (default 81)")
+    common.add_argument("--overlap", type=int, help="long jobs: frames shared by windows, 4j+1 (default 17)")
+    common.add_argument("--prompt", help="suggested prompt stored in job.json")
+    common.add_argument("--negative-prompt", help="suggested negative prompt stored in job.json")
+
+    masking = parser.add_argument_group("inpaint / remove")
+    masking.add_argument("--mask", help="mask video, one image for all frames, or an image folder (white = generate)")
+    masking.add_argument("--bbox", help="X0,Y0,X1,Y1 box on every frame (X1, Y1 exclusive)")
+    masking.add_argument("--polygon", help='JSON: [[x,y],...] or [{"frames":[a,b],"points":[[x,y],...]},...]')
+    masking.add_argument("--coords", choices=("job", "source"), help="pixel space of boxes, polygons, clicks")
+    masking.add_argument("--grow", type=int, help="dilate the mask by PX pixels (remove: 8 by default)")
+    masking.add_argument("--feather", type=int, help="fade the gray fill into the source over PX px inside the mask")
+    masking.add_argument("--fill", help="GENERATE pixels: gray (default) or source; outpaint: gray, black or edge")
+    masking.add_argument("--what", help="remove: what to remove, e.g. 'gun, weapon' (-> negative prompt)")
+    masking.add_argument("--track-box", action="append", help="X0,Y0,X1,Y1[@FRAME]: track this object")
+    masking.add_argument(
+        "--track-points", action="append", help="X,Y[,X,Y...][@FRAME]: clicks on one object; -X,Y is a negative "
+        "click (write --track-points=-X,Y,... when the first one is negative)",
+    )  # fmt: skip
+    masking.add_argument("--segment", help="track every instance of this phrase (SAM 3)")
+    masking.add_argument("--track-model", help="SAM 2 / SAM 3 weights: hub id or local folder")
+
+    outpaint = parser.add_argument_group("outpaint")
+    outpaint.add_argument("--ratio", type=float, help="scale the content to R (0 < R < 1) and centre it")
+    outpaint.add_argument("--expand", help="L,T,R,B pixels of band; the content fills the inner box")
+    outpaint.add_argument("--auto-refs", type=int, help="add K mood crops of the source as references")
+
+    frames = parser.add_argument_group("firstframe / lastframe / firstlast / keyframes / extend")
+    frames.add_argument("--image", help="the first (or last) frame")
+    frames.add_argument("--image2", help="firstlast: the last frame")
+    frames.add_argument("--key", action="append", help="keyframes: FRAME=IMAGE (repeatable)")
+    frames.add_argument("--every", type=int, help="keyframes from --video: one every K frames")
+    frames.add_argument("--strategy", choices=("naive", "aligned", "anchor"), help="keyframe placement (aligned)")
+    frames.add_argument("--anchor-px", type=int, help="anchor: KEEP strip width in pixels (16)")
+    frames.add_argument("--anchor-edge", choices=("bottom", "top", "left", "right"), help="anchor strip (bottom)")
+    frames.add_argument("--keep", type=int, help="extend: keep the first N frames of --video")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from ..tasks import prepare
+
+    skip = ("task", "out", "command", "handler")
+    options = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
+    job = prepare(args.task, out=args.out, **options)
+    geometry = job.geometry
+    print(
+        f"{job.task}: {geometry.frames} frames {geometry.width}x{geometry.height} at {job.fps:g} fps, "
+        f"{len(job.refs)} reference(s), {job.mask.mean():.1%} GENERATE"
+    )
+    for note in job.notes:
+        print(f"  note: {note}")
+    from ..audit import audit_job
+
+    print(audit_job(job).text())
+    print(f"job written to {job.path}")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,216 @@
+"""Masks for inpaint/remove: boxes, polygons, growing, the feathered fill blend, lost-track checks.
+
+All masks are bool [F, H, W], True = GENERATE, in the job's pixel space. Morphology is plain numpy
+(cumulative sums: linear in the pixel count whatever the radius), per distinct frame, inside the
+masked area's bounding box, so a static mask over 81 frames costs one frame.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+
+def bbox_mask(box: tuple, frames: int, size: tuple[int, int], option: str = "--bbox") -> np.ndarray:
+    """A box ``(x0, y0, x1, y1)`` (x1, y1 exclusive, job pixels) on every frame."""
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    height, width = size
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise InputError(
+            f"{option} {x0},{y0},{x1},{y1}: must satisfy 0 <= X0 < X1 <= {width} and 0 <= Y0 < Y1 <= {height} "
+            f"(job pixels, {width}x{height})"
+        )
+    mask = np.zeros((frames, height, width), bool)
+    mask[:, y0:y1, x0:x1] = True
+    return mask
+
+
+def read_polygons(path: str | Path, frames: int) -> list[tuple[range, np.ndarray]]:
+    """Read ``--polygon`` JSON: a list of ``[x, y]`` points (every frame), or a list of
+    ``{"frames": [a, b], "points": [[x, y], ...]}`` (frames a..b inclusive). Returns (frames, points)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"--polygon {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"--polygon {path}: cannot read ({exc.__class__.__name__})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--polygon {path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(data, list) or not data:
+        raise InputError(f"--polygon {path}: expected a non-empty JSON list")
+    if all(isinstance(item, dict) for item in data):
+        shapes = []
+        for i, item in enumerate(data):
+            span = item.get("frames")
+            if (
+                not isinstance(span, list)
+                or len(span) != 2
+                or not all(isinstance(v, int) for v in span)
+                or not 0 <= span[0] <= span[1] < frames
+            ):
+                raise InputError(
+                    f"--polygon {path}: item {i}: 'frames' must be [a, b] with 0 <= a <= b < {frames}, got {span!r}"
+                )
+            shapes.append(
+                (range(span[0], span[1] + 1), _points(item.get("points"), f"--polygon {path}: item {i}"))
+            )
+        return shapes
+    return [(range(frames), _points(data, f"--polygon {path}"))]
+
+
+def _points(value, where: str) -> np.ndarray:
+    try:
+        points = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        points = None
+    if points is None or points.ndim != 2 or points.shape[1] != 2 or len(points) < 3:
+        raise InputError(f"{where}: 'points' must be a list of at least 3 [x, y] pairs")
+    if not np.isfinite(points).all():
+        raise InputError(f"{where}: points must be finite numbers")
+    return points
+
+
+def polygon_mask(shapes: list[tuple[range, np.ndarray]], frames: int, size: tuple[int, int]) -> np.ndarray:
+    """Rasterise polygons (job pixel space) onto their frames."""
+    from PIL import Image, ImageDraw
+
+    mask = np.zeros((frames, *size), bool)
+    for span, points in shapes:
+        canvas = Image.new("1", (size[1], size[0]), 0)
+        ImageDraw.Draw(canvas).polygon([tuple(p) for p in points.tolist()], fill=1, outline=1)
+        drawn = np.asarray(canvas, dtype=bool)
+        if not drawn.any():
+            raise InputError(f"--polygon: a polygon lies entirely outside the {size[1]}x{size[0]} frame")
+        mask[span.start : span.stop] |= drawn
+    return mask
+
+
+# ------------------------------------------------------------------------------------------- morphology
+def _dilate_axis(mask: np.ndarray, radius: int, axis: int) -> np.ndarray:
+    """True where any pixel within ``radius`` along ``axis`` is True (running sum, any radius in O(n))."""
+    if radius <= 0:
+        return mask
+    n = mask.shape[axis]
+    counts = np.cumsum(mask, axis=axis, dtype=np.int32)
+    counts = np.concatenate([np.zeros_like(np.take(counts, [0], axis=axis)), counts], axis=axis)
+    idx = np.arange(n)
+    upper = np.take(counts, np.minimum(idx + radius + 1, n), axis=axis)
+    lower = np.take(counts, np.maximum(idx - radius, 0), axis=axis)
+    return upper > lower
+
+
+def dilate_disk(image: np.ndarray, radius: int) -> np.ndarray:
+    """Dilate a 2-D bool image by a disk of ``radius`` pixels (rows of the disk as 1-D dilations)."""
+    height = image.shape[0]
+    rows: dict[int, np.ndarray] = {}
+    out = np.zeros_like(image)
+    for dy in range(-radius, radius + 1):
+        half = int(np.sqrt(radius * radius - dy * dy))
+        if half not in rows:
+            rows[half] = _dilate_axis(image, half, axis=1)
+        row = rows[half]
+        if dy >= 0:
+            out[dy:] |= row[: height - dy]
+        else:
+            out[:dy] |= row[-dy:]
+    return out
+
+
+def _per_frame(mask: np.ndarray, margin: int, fn) -> np.ndarray:
+    """Apply ``fn`` to each distinct frame, cropped to the masked bounding box plus ``margin``."""
+    results = []
+    previous = None
+    any_rows = mask.any(axis=(0, 2))
+    any_cols = mask.any(axis=(0, 1))
+    if not any_rows.any():
+        return None
+    height, width = mask.shape[1:]
+    y0 = max(0, int(np.argmax(any_rows)) - margin)
+    y1 = min(height, height - int(np.argmax(any_rows[::-1])) + margin)
+    x0 = max(0, int(np.argmax(any_cols)) - margin)
+    x1 = min(width, width - int(np.argmax(any_cols[::-1])) + margin)
+    for frame in mask:
+        if previous is not None and np.array_equal(frame, previous[0]):
+            results.append(previous[1])
+            continue
+        result = fn(frame[y0:y1, x0:x1])
+        previous = (frame, result)
+        results.append(result)
+    return (y0, y1, x0, x1), results
+
+
+def grow(mask: np.ndarray, px: int) -> np.ndarray:
+    """Dilate every frame of ``mask`` by a disk of ``px`` pixels."""
+    if px < 0:
+        raise InputError(f"--grow {px}: must be 0 or more pixels")
+    if px == 0:
+        return mask
+    found = _per_frame(mask, px, lambda crop: dilate_disk(crop, px))
+    if found is None:
+        return mask
+    (y0, y1, x0, x1), crops = found
+    out = mask.copy()
+    for i, crop in enumerate(crops):
+        out[i, y0:y1, x0:x1] = crop
+    return out
+
+
+def feather_alpha(mask: np.ndarray, px: int) -> np.ndarray | None:
+    """Weight of the fill inside the GENERATE area: rises from ``1/(px+1)`` at the mask's edge to 1 at
+    ``px`` pixels inside it (chessboard distance); 0 outside. None when ``px`` is 0."""
+    if px < 0:
+        raise InputError(f"--feather {px}: must be 0 or more pixels")
+    if px == 0:
+        return None
+
+    def inner_depth(crop: np.ndarray) -> np.ndarray:
+        depth = crop.astype(np.uint8)
+        inside = crop
+        for _ in range(px):
+            inside = inside & ~_dilate_axis(_dilate_axis(~inside, 1, axis=0), 1, axis=1)
+            depth += inside
+        return depth
+
+    alpha = np.zeros(mask.shape, np.float32)
+    found = _per_frame(mask, 1, inner_depth)
+    if found is not None:
+        (y0, y1, x0, x1), depths = found
+        for i, depth in enumerate(depths):
+            alpha[i, y0:y1, x0:x1] = depth / np.float32(px + 1)
+    return alpha
+
+
+def lost_track_notes(mask: np.ndarray, jump: float = 2.0) -> list[str]:
+    """Warnings for frames where the mask vanishes or its area jumps by more than ``jump``x."""
+    area = mask.reshape(mask.shape[0], -1).sum(axis=1)
+    if not area.any():
+        return []
+    notes = []
+    empty = np.flatnonzero(area == 0)
+    if len(empty):
+        notes.append(f"warning: the mask is empty on frames {frame_ranges(empty)} (lost track?)")
+    a, b = area[:-1].astype(np.float64), area[1:].astype(np.float64)
+    both = (a > 0) & (b > 0)
+    jumps = np.flatnonzero(both & ((b > a * jump) | (a > b * jump))) + 1
+    if len(jumps):
+        notes.append(
+            f"warning: the mask area jumps by more than {jump:g}x at frames {frame_ranges(jumps)} (lost track?)"
+        )
+    return notes
+
+
+def frame_ranges(frames: np.ndarray) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1-3, 7"``."""
+    parts, start = [], None
+    for i, f in enumerate(frames):
+        if start is None:
+            start = f
+        if i + 1 == len(frames) or frames[i + 1] != f + 1:
+            parts.append(f"{start}" if start == f else f"{start}-{f}")
+            start = None
+    return ", ".join(parts)

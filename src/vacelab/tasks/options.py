@@ -1,0 +1,174 @@
+"""Options of ``vacelab prepare``: one dataclass, the parsers of their text forms, which task takes which.
+
+Field names are the CLI long options with dashes as underscores. The Python API accepts either the CLI
+text form (``bbox="10,20,200,160"``) or parsed values (``bbox=(10, 20, 200, 160)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from ..errors import InputError
+from ..geometry import DEFAULT_FRAMES, is_valid_frame_count
+
+DEFAULT_OVERLAP = 17
+REMOVE_GROW = 8  # px: covers the object's edge at VAE resolution (one 8x8 latent pixel)
+ANCHOR_EDGES = ("bottom", "top", "left", "right")
+STRATEGIES = ("naive", "aligned", "anchor")
+
+
+@dataclass
+class Options:
+    """Every ``vacelab prepare`` option; ``None`` means "not given"."""
+
+    # common
+    video: str | None = None
+    size: str = "480p"
+    frames: int | str | None = None
+    fps: float = 16.0
+    start: float = 0.0
+    ref: list = field(default_factory=list)
+    window: int | None = None
+    overlap: int | None = None
+    prompt: str = ""
+    negative_prompt: str = ""
+    # inpaint / remove
+    mask: str | None = None
+    bbox: object = None
+    polygon: str | None = None
+    coords: str = "job"
+    grow: int | None = None
+    feather: int = 0
+    fill: str | None = None
+    what: str | None = None
+    track_box: list = field(default_factory=list)
+    track_points: list = field(default_factory=list)
+    segment: str | None = None
+    track_model: str | None = None
+    # outpaint
+    ratio: float | None = None
+    expand: object = None
+    auto_refs: int = 0
+    # first / last frame
+    image: str | None = None
+    image2: str | None = None
+    # keyframes
+    key: list = field(default_factory=list)
+    every: int | None = None
+    strategy: str = "aligned"
+    anchor_px: int = 16
+    anchor_edge: str = "bottom"
+    # extend
+    keep: int | None = None
+
+    def given(self) -> dict:
+        """The options that differ from their defaults (what ``job.json`` records as parameters)."""
+        defaults = Options()
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(defaults, f.name)
+        }
+
+
+COMMON = {"video", "size", "frames", "fps", "start", "ref", "window", "overlap", "prompt", "negative_prompt"}
+MASKING = {"mask", "bbox", "polygon", "coords", "grow", "feather", "fill", "track_box", "track_points", "segment",
+           "track_model"}  # fmt: skip
+TASK_OPTIONS = {
+    "inpaint": COMMON | MASKING,
+    "remove": COMMON | MASKING | {"what"},
+    "outpaint": COMMON | {"ratio", "expand", "auto_refs", "fill"},
+    "firstframe": COMMON | {"image"},
+    "lastframe": COMMON | {"image"},
+    "firstlast": COMMON | {"image", "image2"},
+    "keyframes": COMMON | {"key", "every", "strategy", "anchor_px", "anchor_edge"},
+    "extend": COMMON | {"keep"},
+}
+
+
+def make_options(task: str, options: dict) -> Options:
+    """Build :class:`Options` for ``task``; refuse unknown options and options the task does not take."""
+    if task not in TASK_OPTIONS:
+        raise InputError(f"unknown task {task!r}; choose from {', '.join(TASK_OPTIONS)}")
+    known = {f.name for f in fields(Options)}
+    for name in options:
+        if name not in known:
+            raise InputError(f"unknown option --{name.replace('_', '-')}")
+    opts = Options(**{k: v for k, v in options.items() if v is not None})
+    defaults = Options()
+    for name in known - TASK_OPTIONS[task]:
+        if getattr(opts, name) != getattr(defaults, name):
+            raise InputError(f"--{name.replace('_', '-')} does not apply to {task}")
+    return opts
+
+
+# ------------------------------------------------------------------------------------------------ parsers
+def numbers(value, count: int | None, option: str, *, kind=int) -> tuple:
+    """Parse ``"a,b,c"`` (or a sequence) into a tuple of ``count`` numbers."""
+    try:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        parsed = tuple(kind(str(v).strip()) if isinstance(v, str) else kind(v) for v in items)
+    except (TypeError, ValueError):
+        raise InputError(f"{option} {value!r}: expected comma-separated numbers") from None
+    if count is not None and len(parsed) != count:
+        raise InputError(f"{option} {value!r}: expected {count} comma-separated numbers, got {len(parsed)}")
+    return parsed
+
+
+def split_at_frame(value, option: str) -> tuple[str, int | None]:
+    """Split ``"...@FRAME"`` into the text before ``@`` and the frame (None when absent)."""
+    if not isinstance(value, str):
+        return value, None
+    text, at, frame = value.partition("@")
+    if not at:
+        return text, None
+    try:
+        return text, int(frame)
+    except ValueError:
+        raise InputError(f"{option} {value!r}: the frame after @ must be an integer") from None
+
+
+def frame_count(value, option: str = "--frames") -> int | str | None:
+    """``None`` (default), ``"all"`` or a 4k+1 integer."""
+    if value is None or value == "all":
+        return value
+    try:
+        frames = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{option} {value!r}: expected a 4k+1 integer (e.g. 81) or 'all'") from None
+    if not is_valid_frame_count(frames):
+        lower = max(1, (frames - 1) // 4 * 4 + 1)
+        raise InputError(
+            f"{option} {frames}: not 4k+1 (the VAE encodes 4k+1 frames); use {lower} or {lower + 4}"
+        )
+    return frames
+
+
+def key_spec(value) -> tuple[int, str]:
+    """``"FRAME=IMAGE"`` (or a ``(frame, image)`` pair) -> ``(frame, image)``."""
+    if not isinstance(value, str):
+        frame, image = value
+        return int(frame), str(image)
+    frame, eq, image = value.partition("=")
+    try:
+        if not eq or not image:
+            raise ValueError
+        return int(frame), image
+    except ValueError:
+        raise InputError(f"--key {value!r}: expected FRAME=IMAGE, e.g. 0=first.png") from None
+
+
+def window_settings(opts: Options) -> tuple[int, int]:
+    """The ``--window`` / ``--overlap`` to plan with (defaults: 81 and 17)."""
+    window = DEFAULT_FRAMES if opts.window is None else opts.window
+    try:
+        window = int(window)
+        # default overlap: 17 frames, or whole groups covering about half of a short window
+        overlap = (
+            min(DEFAULT_OVERLAP, (window - 1) // 8 * 4 + 1) if opts.overlap is None else int(opts.overlap)
+        )
+    except (TypeError, ValueError):
+        raise InputError(
+            f"--window {opts.window!r} / --overlap {opts.overlap!r}: expected integers"
+        ) from None
+    return window, overlap

@@ -1,0 +1,168 @@
+"""Inputs every task shares: the source clip at job size and length, reference images, coordinates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import media
+from ..errors import InputError
+from ..geometry import DEFAULT_FRAMES, VAE_STRIDE_S, plan_windows, target_size
+from .options import Options, frame_count, window_settings
+
+FILL_GRAY = 127  # neutral gray in uint8 (127.5 is 0 in [-1, 1]; 127 is -0.004, see docs/prepare.md)
+
+
+@dataclass
+class Clip:
+    """The source decoded at job size: ``frames`` uint8 [F, H, W, 3], its fps and the source's own size."""
+
+    frames: np.ndarray
+    fps: float
+    source_hw: tuple[int, int]
+    notes: list[str]
+
+
+def probe_hw(path: str | Path) -> tuple[int, int]:
+    """(height, width) of a video file, an image or the first image of a folder, without decoding it all."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return media.read_image(media.list_image_folder(path)[0]).shape[:2]
+    if path.suffix.lower() in media.IMAGE_SUFFIXES:
+        return media.read_image(path).shape[:2]
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise InputError(f"{path}: holds no video stream")
+            ctx = container.streams.video[0].codec_context
+            if not ctx.height or not ctx.width:
+                raise InputError(f"{path}: video stream has no frame size")
+            return ctx.height, ctx.width
+    except av.error.FFmpegError as exc:
+        raise InputError(f"{path}: not a readable video ({exc.strerror or exc.__class__.__name__})") from None
+
+
+def job_size(opts: Options, source_hw: tuple[int, int]) -> tuple[int, int]:
+    """The job's (height, width) from ``--size`` and the source's orientation."""
+    try:
+        return target_size(str(opts.size), source_hw)
+    except ValueError as exc:
+        raise InputError(f"--size: {exc}") from None
+
+
+def largest_valid(frames: int) -> int:
+    """The largest 4k+1 not above ``frames``."""
+    return (frames - 1) // 4 * 4 + 1
+
+
+def read_clip(path: str | Path, opts: Options, size: tuple[int, int], source_hw: tuple[int, int]) -> Clip:
+    """Decode ``--video`` at job ``size``, ``--fps`` and ``--start``, cut to the job's 4k+1 length.
+
+    ``--frames`` not given: 81, or the largest 4k+1 the clip holds (with a note). Given explicitly and
+    longer than the clip: an error. ``all``: the whole clip, cut to 4k+1.
+    """
+    requested = frame_count(opts.frames)
+    limit = None if requested == "all" else (requested or DEFAULT_FRAMES)
+    video, fps = media.read_video(
+        path, size=size, fps=float(opts.fps), start=float(opts.start), max_frames=limit
+    )
+    notes = []
+    available = video.shape[0]
+    if isinstance(requested, int) and available < requested:
+        raise InputError(
+            f"--video {path}: holds {available} frames at {opts.fps:g} fps after --start {opts.start:g}s, "
+            f"--frames asks for {requested} (use --frames {largest_valid(available)} or fewer)"
+        )
+    frames = largest_valid(available)
+    if requested is None and available < DEFAULT_FRAMES:
+        notes.append(f"the clip holds {available} frames at {opts.fps:g} fps: using {frames} (largest 4k+1)")
+    elif requested == "all" and frames < available:
+        notes.append(f"--frames all: using {frames} of {available} frames (largest 4k+1)")
+    return Clip(np.ascontiguousarray(video[:frames]), fps, tuple(source_hw), notes)
+
+
+def windows_for(opts: Options, frames: int) -> list[tuple[int, int]] | None:
+    """Validated long-job windows (None for a job that fits one window)."""
+    window, overlap = window_settings(opts)
+    try:
+        windows = plan_windows(frames, window, overlap)
+    except ValueError as exc:
+        raise InputError(f"--window/--overlap: {exc}") from None
+    return windows if len(windows) > 1 else None
+
+
+def read_refs(paths: list, size: tuple[int, int]) -> tuple[list[np.ndarray], list[str]]:
+    """Read ``--ref`` images in the order given, at their own size; notes for tiny or ill-fitting ones."""
+    refs, notes = [], []
+    for i, path in enumerate(paths):
+        image = media.read_image(path)
+        refs.append(image)
+        notes.extend(f"--ref {path} (reference {i}): {problem}" for problem in ref_problems(image, size))
+    return refs, notes
+
+
+def ref_problems(image: np.ndarray, size: tuple[int, int]) -> list[str]:
+    """How a reference will fare when the pipeline fits it onto the white job canvas."""
+    height, width = image.shape[:2]
+    scale = min(size[0] / height, size[1] / width)
+    covered = (height * scale) * (width * scale) / (size[0] * size[1])
+    problems = []
+    if scale >= 4:
+        problems.append(
+            f"tiny ({width}x{height}): upscaled {scale:.1f}x to fit {size[1]}x{size[0]}, it will be blurry"
+        )
+    if covered < 0.4:
+        problems.append(
+            f"aspect {width / height:.2f} vs the job's {size[1] / size[0]:.2f}: fitted, it covers only "
+            f"{covered:.0%} of the canvas (the rest is white)"
+        )
+    return problems
+
+
+def mood_crops(frames: np.ndarray, count: int) -> list[np.ndarray]:
+    """``count`` loose crops of the source (sides and corners, at spread-out times) as mood references."""
+    if count < 0:
+        raise InputError(f"--auto-refs {count}: must be 0 or more")
+    f, h, w = frames.shape[:3]
+    # (top, left, bottom, right) as fractions: left, right, top, bottom bands, then the four corners
+    regions = [
+        (0, 0, 1, 0.5), (0, 0.5, 1, 1), (0, 0, 0.5, 1), (0.5, 0, 1, 1),
+        (0, 0, 0.6, 0.6), (0, 0.4, 0.6, 1), (0.4, 0, 1, 0.6), (0.4, 0.4, 1, 1),
+    ]  # fmt: skip
+    crops = []
+    for i in range(count):
+        top, left, bottom, right = regions[i % len(regions)]
+        frame = frames[min(f - 1, int((i + 0.5) * f / count))]
+        crop = frame[int(top * h) : int(bottom * h), int(left * w) : int(right * w)]
+        crops.append(np.ascontiguousarray(crop))
+    return crops
+
+
+def to_job_coords(
+    xy: np.ndarray, opts: Options, source_hw: tuple[int, int], size: tuple[int, int]
+) -> np.ndarray:
+    """Map pixel coordinates [..., 2] (x, y) given with ``--coords source`` into the job's pixel space."""
+    xy = np.asarray(xy, np.float64)
+    if opts.coords == "job":
+        return xy
+    if opts.coords != "source":
+        raise InputError(f"--coords {opts.coords!r}: choose job or source")
+    scaled = media.cover_size(source_hw, size)
+    top, left = (scaled[0] - size[0]) // 2, (scaled[1] - size[1]) // 2
+    scale = np.array([scaled[1] / source_hw[1], scaled[0] / source_hw[0]])
+    return xy * scale - np.array([left, top])
+
+
+def check_block_size(px: int, option: str) -> list[str]:
+    """A note when a strip or border is not whole 8x8 VAE blocks."""
+    if px % VAE_STRIDE_S:
+        return [
+            f"{option} {px}: not a multiple of {VAE_STRIDE_S}, so the VAE sees a partly kept block at its edge"
+        ]
+    return []

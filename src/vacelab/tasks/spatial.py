@@ -1,0 +1,231 @@
+"""Spatial tasks: ``inpaint`` / ``remove`` (a mask on the source) and ``outpaint`` (a band around it)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import media
+from ..errors import InputError
+from ..job import Job
+from . import masks
+from .options import REMOVE_GROW, Options, numbers, split_at_frame
+from .source import (
+    FILL_GRAY,
+    Clip,
+    check_block_size,
+    job_size,
+    mood_crops,
+    probe_hw,
+    read_clip,
+    read_refs,
+    to_job_coords,
+)
+
+
+def build_inpaint(task: str, opts: Options) -> Job:
+    """``inpaint`` and ``remove``: the union of every mask given, grown, filled (gray by default)."""
+    if not opts.video:
+        raise InputError(f"{task} needs --video")
+    source_hw = probe_hw(opts.video)
+    size = job_size(opts, source_hw)
+    clip = read_clip(opts.video, opts, size, source_hw)
+    mask, notes = _collect_mask(opts, clip, size)
+    grow_px = int(opts.grow if opts.grow is not None else (REMOVE_GROW if task == "remove" else 0))
+    mask = masks.grow(mask, grow_px)
+    fill = opts.fill or "gray"
+    if fill not in ("gray", "source"):
+        raise InputError(f"--fill {fill!r}: {task} takes gray or source")
+    video = fill_masked(clip.frames, mask, fill, masks.feather_alpha(mask, int(opts.feather)))
+    refs, ref_notes = read_refs(opts.ref, size)
+    negative = opts.negative_prompt
+    if task == "remove" and opts.what:
+        negative = ", ".join(p for p in (opts.what.strip(), negative) if p)
+    if task == "remove" and opts.grow is None:
+        notes.append(
+            f"remove: mask grown by {REMOVE_GROW} px to cover the object's edge at VAE resolution (--grow)"
+        )
+    return Job(
+        task=task,
+        video=video,
+        mask=mask,
+        fps=clip.fps,
+        refs=refs,
+        original=clip.frames,
+        prompt=opts.prompt,
+        negative_prompt=negative,
+        notes=clip.notes + notes + masks.lost_track_notes(mask) + ref_notes,
+    )
+
+
+def fill_masked(frames: np.ndarray, mask: np.ndarray, fill: str, alpha: np.ndarray | None) -> np.ndarray:
+    """The conditioning video: GENERATE pixels gray (127) or left as the source; ``alpha`` feathers the gray
+    into the source inside the mask's edge. KEEP pixels are always the source's, untouched."""
+    video = frames.copy()
+    if fill == "source":
+        return video
+    rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
+    box = np.s_[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # only the masked area's bounding box
+    np.copyto(video[box], np.uint8(FILL_GRAY), where=mask[box][..., None])
+    if alpha is not None:
+        soft = (alpha > 0) & (alpha < 1)
+        a = alpha[soft][:, None]
+        video[soft] = np.round(frames[soft] * (1 - a) + FILL_GRAY * a).astype(np.uint8)
+    return video
+
+
+def _collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+    frames = len(clip.frames)
+    parts, notes = [], []
+    if opts.mask:
+        parts.append(
+            media.read_mask(
+                opts.mask, size=size, frames=frames, fps=float(opts.fps), start=float(opts.start),
+                source_hw=clip.source_hw,
+            )
+        )  # fmt: skip
+    if opts.bbox is not None:
+        box = numbers(opts.bbox, 4, "--bbox", kind=float)
+        corners = to_job_coords(np.reshape(box, (2, 2)), opts, clip.source_hw, size).ravel()
+        parts.append(masks.bbox_mask(tuple(corners), frames, size))
+    if opts.polygon:
+        shapes = [
+            (span, to_job_coords(points, opts, clip.source_hw, size))
+            for span, points in masks.read_polygons(opts.polygon, frames)
+        ]
+        parts.append(masks.polygon_mask(shapes, frames, size))
+    if opts.track_box or opts.track_points or opts.segment is not None:
+        tracked, note = _track(opts, clip, size)
+        parts.append(tracked)
+        notes.append(note)
+    if not parts:
+        raise InputError(
+            "no mask given: use --mask, --bbox, --polygon, --track-box, --track-points or --segment"
+        )
+    mask = np.logical_or.reduce(parts) if len(parts) > 1 else parts[0]
+    if not mask.any():
+        raise InputError("the mask is empty: nothing to generate")
+    return mask, notes
+
+
+def parse_track_box(value, opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[tuple, int]:
+    """``"X0,Y0,X1,Y1[@FRAME]"`` -> ``((x0, y0, x1, y1), frame)`` in job pixels, validated."""
+    text, frame = split_at_frame(value, "--track-box")
+    box = numbers(text, 4, "--track-box", kind=float)
+    x0, y0, x1, y1 = to_job_coords(np.reshape(box, (2, 2)), opts, clip.source_hw, size).ravel()
+    masks.bbox_mask((x0, y0, x1, y1), 1, size, option="--track-box")  # validates the box
+    return (float(x0), float(y0), float(x1), float(y1)), _prompt_frame(frame, len(clip.frames), "--track-box")
+
+
+def parse_track_points(
+    value, opts: Options, clip: Clip, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``"X,Y[,X,Y...][@FRAME]"`` -> (points [N, 2], labels [N], frame); ``-X,Y`` marks a negative click."""
+    text, frame = split_at_frame(value, "--track-points")
+    tokens = [t.strip() for t in str(text).split(",")]
+    if len(tokens) < 2 or len(tokens) % 2:
+        raise InputError(
+            f"--track-points {value!r}: expected X,Y pairs (a leading minus marks a negative click)"
+        )
+    labels = np.array([0 if tokens[i].startswith("-") else 1 for i in range(0, len(tokens), 2)], np.int64)
+    xy = np.abs(np.reshape(numbers(",".join(tokens), None, "--track-points", kind=float), (-1, 2)))
+    xy = to_job_coords(xy, opts, clip.source_hw, size)
+    height, width = size
+    if not ((xy[:, 0] >= 0) & (xy[:, 0] < width) & (xy[:, 1] >= 0) & (xy[:, 1] < height)).all():
+        raise InputError(
+            f"--track-points {value!r}: a point lies outside the {width}x{height} frame (job pixels)"
+        )
+    return xy, labels, _prompt_frame(frame, len(clip.frames), "--track-points")
+
+
+def _prompt_frame(frame: int | None, frames: int, option: str) -> int:
+    frame = 0 if frame is None else frame
+    if not 0 <= frame < frames:
+        raise InputError(f"{option} @{frame}: frame outside the clip (0..{frames - 1})")
+    return frame
+
+
+def _track(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.ndarray, str]:
+    boxes = [parse_track_box(v, opts, clip, size) for v in opts.track_box]
+    points = [parse_track_points(v, opts, clip, size) for v in opts.track_points]
+    text = opts.segment
+    if text is not None and not text.strip():
+        raise InputError("--segment: the phrase is empty")
+    from ..tracking import track_mask
+
+    extra = {"model": opts.track_model} if opts.track_model else {}
+    tracked = track_mask(clip.frames, boxes=boxes or None, points=points or None, text=text, **extra)
+    tracked = np.asarray(tracked, bool)
+    if tracked.shape != (len(clip.frames), *size):
+        raise RuntimeError(
+            f"track_mask returned a mask of shape {tracked.shape}, expected {(len(clip.frames), *size)}"
+        )
+    what = ", ".join(
+        [f"{len(boxes)} box(es)"] * bool(boxes) + [f"{len(points)} click set(s)"] * bool(points)
+        + [f"phrase {text!r}"] * (text is not None)
+    )  # fmt: skip
+    return tracked, f"mask tracked through the clip from {what}"
+
+
+def build_outpaint(task: str, opts: Options) -> Job:
+    """``outpaint``: the source scaled into an inner box (``--ratio`` or ``--expand``), the band GENERATE."""
+    if not opts.video:
+        raise InputError("outpaint needs --video")
+    if (opts.ratio is None) == (opts.expand is None):
+        raise InputError("outpaint needs exactly one of --ratio R or --expand L,T,R,B")
+    source_hw = probe_hw(opts.video)
+    height, width = size = job_size(opts, source_hw)
+    if opts.ratio is not None:
+        ratio = float(opts.ratio)
+        if not 0 < ratio < 1:
+            raise InputError(f"--ratio {opts.ratio}: must be between 0 and 1 (exclusive), e.g. 0.8")
+        inner_h, inner_w = 2 * round(height * ratio / 2), 2 * round(width * ratio / 2)
+        top, left = (height - inner_h) // 2, (width - inner_w) // 2
+        if inner_h < 2 or inner_w < 2:
+            raise InputError(f"--ratio {ratio}: leaves no content at {width}x{height}")
+    else:
+        left, top, right, bottom = numbers(opts.expand, 4, "--expand")
+        inner_h, inner_w = height - top - bottom, width - left - right
+        if (
+            min(left, top, right, bottom) < 0
+            or not any((left, top, right, bottom))
+            or inner_h < 2
+            or inner_w < 2
+        ):
+            raise InputError(
+                f"--expand {left},{top},{right},{bottom}: pixels must be >= 0, not all 0, and leave content "
+                f"inside the {width}x{height} canvas"
+            )
+    clip = read_clip(opts.video, opts, (inner_h, inner_w), source_hw)
+    frames = len(clip.frames)
+    fill = opts.fill or "gray"
+    pads = ((0, 0), (top, height - top - inner_h), (left, width - left - inner_w), (0, 0))
+    if fill == "edge":
+        video = np.pad(clip.frames, pads, mode="edge")
+    elif fill in ("gray", "black"):
+        video = np.full((frames, height, width, 3), FILL_GRAY if fill == "gray" else 0, np.uint8)
+        video[:, top : top + inner_h, left : left + inner_w] = clip.frames
+    else:
+        raise InputError(f"--fill {fill!r}: outpaint takes gray, black or edge")
+    mask = np.ones((frames, height, width), bool)
+    mask[:, top : top + inner_h, left : left + inner_w] = False
+    refs, notes = read_refs(opts.ref, size)
+    auto = mood_crops(clip.frames, int(opts.auto_refs))
+    if auto:
+        notes.append(
+            f"--auto-refs {len(auto)}: mood crops of the source added after the {len(refs)} --ref image(s)"
+        )
+    notes += [
+        f"content {inner_w}x{inner_h} at x={left}, y={top} of the {width}x{height} canvas",
+        *check_block_size(left, "left band"),
+        *check_block_size(top, "top band"),
+    ]
+    return Job(
+        task=task,
+        video=video,
+        mask=mask,
+        fps=clip.fps,
+        refs=refs + auto,
+        prompt=opts.prompt,
+        negative_prompt=opts.negative_prompt,
+        notes=clip.notes + notes,
+    )
