@@ -172,3 +172,31 @@ def target_size(size: str, source_hw: tuple[int, int] | None = None) -> tuple[in
     if width <= 0 or height <= 0 or width % TOKEN_PX or height % TOKEN_PX:
         raise ValueError(f"size {size!r}: width and height must be positive multiples of {TOKEN_PX}")
     return height, width
+
+
+def plan_windows(frames: int, window: int = DEFAULT_FRAMES, overlap: int = 17) -> list[tuple[int, int]]:
+    """Split ``frames`` (4k+1) into overlapping windows ``[(start, stop), ...]`` for long jobs.
+
+    Every window is ``window`` frames long (4k+1) and starts on a multiple of 4, so each window's head
+    shared with the previous window is whole VAE groups (4j+1 frames: frame 0 plus j groups). The overlap
+    is ``overlap`` frames, except that the last window ends exactly at ``frames`` and may overlap more.
+    A clip no longer than one window is one window.
+    """
+    if not is_valid_frame_count(window):
+        raise ValueError(f"window {window} is not 4k+1 (e.g. 33, 49, 81)")
+    if not is_valid_frame_count(overlap):
+        raise ValueError(f"overlap {overlap} is not 4j+1 whole VAE groups (e.g. 1, 5, 9, 17)")
+    if overlap >= window:
+        raise ValueError(f"overlap {overlap} must be smaller than the window {window}")
+    if not is_valid_frame_count(frames):
+        raise ValueError(f"{frames} frames is not 4k+1")
+    if frames <= window:
+        return [(0, frames)]
+    step = window - overlap
+    windows = []
+    start = 0
+    while start + window < frames:
+        windows.append((start, start + window))
+        start += step
+    windows.append((frames - window, frames))
+    return windows

@@ -8,10 +8,10 @@ GENERATE_TINT = np.array([255, 64, 64], np.float32)
 
 
 def mask_overlay(frames: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Tint the GENERATE pixels of ``frames`` [F, H, W, 3] red."""
-    out = frames.astype(np.float32)
-    out[mask] = out[mask] * (1 - alpha) + GENERATE_TINT * alpha
-    return out.round().astype(np.uint8)
+    """Tint the GENERATE pixels of ``frames`` [F, H, W, 3] red (only those pixels go through float)."""
+    out = np.array(frames, dtype=np.uint8, copy=True)
+    out[mask] = (out[mask] * np.float32(1 - alpha) + GENERATE_TINT * alpha).round().astype(np.uint8)
+    return out
 
 
 def mask_frames(mask: np.ndarray) -> np.ndarray:
@@ -31,6 +31,12 @@ def side_by_side(*videos: np.ndarray, gap: int = 4) -> np.ndarray:
     return np.concatenate(parts, axis=2)
 
 
-def preview_frames(job) -> np.ndarray:
-    """``preview.gif`` content: source | conditioning video with the GENERATE area tinted."""
-    return side_by_side(job.source_frames(), mask_overlay(job.video, job.mask))
+def preview_frames(job, max_side_width: int = 320) -> np.ndarray:
+    """``preview.gif`` content: source | conditioning video with the GENERATE area tinted.
+
+    Both sides are first subsampled by a whole factor to at most ``max_side_width`` pixels wide (cheap
+    strided views), so the preview costs a fraction of the job however large the video.
+    """
+    step = max(1, -(-job.video.shape[2] // max_side_width))
+    view = np.s_[:, ::step, ::step]
+    return side_by_side(job.source_frames()[view], mask_overlay(job.video[view], job.mask[view]))
