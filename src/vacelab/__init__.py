@@ -18,6 +18,7 @@ _API = {
     "load_pipeline": "vacelab.generation.pipeline",
     "Result": "vacelab.result",
     "load_result": "vacelab.result",
+    "track_mask": "vacelab.tracking",
 }
 
 __all__ = sorted(_API)
