@@ -1,6 +1,116 @@
-"""`vacelab run` (not built yet)."""
+"""`vacelab run JOB --prompt TEXT`: generate a job folder with WanVACEPipeline (see docs/run.md)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..generation.settings import DTYPES, MASK_ENCODINGS, MODEL_ALIASES, OFFLOAD_MODES, RunSettings
+
+DEFAULTS = RunSettings()
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("run", help="(not built yet)")
-    parser.set_defaults(handler=lambda args: (_ for _ in ()).throw(NotImplementedError("run")))
+    p = subparsers.add_parser(
+        "run",
+        help="generate a job folder with WanVACEPipeline",
+        description="Generate the edited video for a job folder. Writes out_video.mp4, out_video.gif, "
+        "compare.mp4, arrays/video.npy and run.json into --out.",
+    )
+    p.add_argument("job", type=Path, help="job folder written by `vacelab prepare`")
+    p.add_argument("--out", type=Path, help="results folder (new or empty; default: JOB-run, JOB-run-2, ...)")
+    p.add_argument("--prompt", help="what the result should show (default: the job's suggested prompt)")
+    p.add_argument(
+        "--negative-prompt", help="default: Wan's standard negative prompt + the job's suggested terms"
+    )
+    p.add_argument(
+        "--model",
+        default=DEFAULTS.model,
+        help=f"hub id, local diffusers folder, or {' / '.join(MODEL_ALIASES)} (default {DEFAULTS.model})",
+    )
+    p.add_argument("--steps", type=int, default=DEFAULTS.steps, help="denoising steps (default %(default)s)")
+    p.add_argument(
+        "--guidance", type=float, default=DEFAULTS.guidance, help="CFG scale (default %(default)s)"
+    )
+    p.add_argument("--shift", type=float, help="scheduler flow shift (default 3.0 up to 480p, 5.0 at 720p)")
+    p.add_argument(
+        "--seed", type=int, default=DEFAULTS.seed, help="noise seed (default %(default)s, as VACE)"
+    )
+    p.add_argument(
+        "--conditioning-scale", type=float, default=DEFAULTS.conditioning_scale, help="VACE hint strength"
+    )
+    p.add_argument("--dtype", choices=DTYPES, default=DEFAULTS.dtype, help="auto: bf16 on GPU, fp32 on CPU")
+    p.add_argument("--device", default=DEFAULTS.device, help="auto, cuda, cuda:1, cpu ... (default auto)")
+    p.add_argument("--offload", choices=OFFLOAD_MODES, default=DEFAULTS.offload, help="CPU offload mode")
+    p.add_argument("--vae-tiling", action="store_true", help="decode the VAE in tiles (less memory)")
+    p.add_argument("--attention", help="diffusers attention backend, e.g. flash, _native_cudnn, sage")
+    p.add_argument("--compile", action="store_true", help="torch.compile the repeated transformer blocks")
+    p.add_argument("--fast", action="store_true", help="exact speed-ups (bf16, best attention, compile)")
+    p.add_argument(
+        "--lora", action="append", default=[], metavar="FILE[:SCALE]", help="LoRA weights (repeatable)"
+    )
+    p.add_argument(
+        "--composite",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.composite,
+        help="KEEP pixels = source exactly, seam band inside GENERATE (default on)",
+    )
+    p.add_argument(
+        "--feather", type=int, default=DEFAULTS.feather, help="seam band width, 0-16 px (default 16)"
+    )
+    p.add_argument(
+        "--color-match", action="store_true", help="match the generated region's colours to the kept"
+    )
+    p.add_argument(
+        "--vace-end",
+        type=float,
+        default=DEFAULTS.vace_end,
+        help="VACE control for the first fraction F of steps",
+    )
+    p.add_argument(
+        "--mask-encoding",
+        choices=MASK_ENCODINGS,
+        default=DEFAULTS.mask_encoding,
+        help="reference: diffusers' nearest-exact read; aligned (experimental): each latent's own VAE group",
+    )
+    p.set_defaults(handler=handle)
+
+
+def settings_from_args(args: argparse.Namespace) -> RunSettings:
+    """The RunSettings named by the parsed options (field names = option names)."""
+    values = {name: getattr(args, name) for name in RunSettings.field_types() if hasattr(args, name)}
+    values["prompt"] = values.get("prompt") or ""
+    return RunSettings(**values)
+
+
+def default_out(job: Path) -> Path:
+    """``JOB-run``, or the first of ``JOB-run-2``, ``JOB-run-3`` ... that does not exist."""
+    job = job.resolve()
+    candidate, n = job.with_name(f"{job.name}-run"), 1
+    while candidate.exists():
+        n += 1
+        candidate = job.with_name(f"{job.name}-run-{n}")
+    return candidate
+
+
+def handle(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..generation.run import TqdmProgress, run_job
+
+    out = args.out or default_out(args.job)
+    progress = TqdmProgress()
+    try:
+        result = run_job(args.job, out, settings_from_args(args), progress=progress)
+    finally:
+        progress.close()
+    frames, height, width, _ = result.video.shape
+    timings = result.run["timings"]
+    print(
+        f"wrote {result.path} ({frames} frames {width}x{height}, "
+        f"generate {timings.get('generate', 0):.1f} s, "
+        f"total {timings['total']:.1f} s)",
+        file=sys.stderr,
+    )
+    print(result.path)
+    return 0

@@ -1,0 +1,356 @@
+"""`vacelab run` / run_job on the tiny random WanVACEPipeline (offline, CPU)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from vacelab import Job, RunSettings, load_result, save_job
+from vacelab.cli import main
+from vacelab.generation.pipeline import load_pipeline, vace_end_hook
+from vacelab.generation.run import run_job
+from vacelab.generation.settings import WAN_NEGATIVE_PROMPT
+from vacelab.geometry import mask_latent
+
+F, H, W = 9, 96, 160  # small: 3 latent steps, 6 x 10 latents
+STEPS = 2
+
+
+def make_job(frames=F, refs=(), negative="gun, weapon") -> Job:
+    x = np.linspace(0, 255, W, dtype=np.float32)
+    y = np.linspace(0, 255, H, dtype=np.float32)
+    t = np.arange(frames, dtype=np.float32)[:, None, None]
+    source = np.stack(
+        [
+            np.broadcast_to(x[None, None, :] + 0 * t, (frames, H, W)),
+            np.broadcast_to(y[None, :, None] + 0 * t, (frames, H, W)),
+            np.broadcast_to(8 * t, (frames, H, W)),
+        ],
+        -1,
+    ).astype(np.uint8)
+    mask = np.zeros((frames, H, W), bool)
+    mask[:, 32:64, 48:112] = True
+    mask[1:4] = True  # frames 1-3 fully GENERATE: the reference and aligned mask encodings differ
+    video = source.copy()
+    video[mask] = 127
+    return Job(
+        task="inpaint",
+        video=video,
+        mask=mask,
+        fps=16.0,
+        refs=list(refs),
+        original=source,
+        negative_prompt=negative,
+    )
+
+
+@pytest.fixture(scope="module")
+def job_dir(tmp_path_factory):
+    return save_job(make_job(), tmp_path_factory.mktemp("jobs") / "job", preview=False)
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_model_dir):
+    return load_pipeline(RunSettings(model=str(tiny_model_dir)))
+
+
+def settings(**kw) -> RunSettings:
+    return RunSettings(**{"prompt": "an empty street", "steps": STEPS, **kw})
+
+
+def diffusers_inputs(job: Job, seed=2025):
+    """What a careful user would hand WanVACEPipeline directly (built here without vacelab's helpers)."""
+    from PIL import Image
+
+    return dict(
+        video=[Image.fromarray(f) for f in job.video],
+        mask=[Image.fromarray(np.where(m, 255, 0).astype(np.uint8), "L") for m in job.mask],
+        height=H,
+        width=W,
+        num_frames=job.video.shape[0],
+        num_inference_steps=STEPS,
+        generator=torch.Generator("cpu").manual_seed(seed),
+        output_type="np",
+    )
+
+
+# ------------------------------------------------------------------------------------------- the CLI
+def test_cli_run_writes_results_and_keeps_kept_pixels(job_dir, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "res"
+    code = main(
+        [
+            "run",
+            str(job_dir),
+            "--model",
+            str(tiny_model_dir),
+            "--prompt",
+            "an empty street",
+            "--steps",
+            str(STEPS),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    for name in ("out_video.mp4", "out_video.gif", "compare.mp4", "arrays/video.npy", "run.json"):
+        assert (out / name).is_file(), name
+    result = load_result(out)
+    job = make_job()
+    assert result.video.shape == (F, H, W, 3) and result.video.dtype == np.uint8
+    keep = ~job.mask
+    assert np.array_equal(result.video[keep], job.video[keep])  # composite: KEEP pixels exact
+    assert not np.array_equal(result.video[job.mask], job.video[job.mask])  # the model did generate
+    run = result.run
+    assert run["used"]["seed"] == 2025 and run["settings"]["steps"] == STEPS
+    assert run["used"]["negative_prompt"] == f"{WAN_NEGATIVE_PROMPT}, gun, weapon"
+    assert run["used"]["shift"] == 3.0
+    assert run["used"]["model"] == str(tiny_model_dir)
+    assert {"torch", "diffusers", "transformers", "vacelab"} <= set(run["versions"])
+    assert {"read_job", "audit", "load", "generate", "composite", "write", "total"} <= set(run["timings"])
+    assert run["memory"]["cpu_peak_rss_bytes"] > 0
+    # compare.mp4 holds source | mask | output
+    from vacelab.media import read_video
+
+    compare, _ = read_video(out / "compare.mp4")
+    assert compare.shape == (F, H, 3 * W + 8, 3)
+
+
+def test_cli_refuses_existing_output_and_job_folder(job_dir, tiny_model_dir, tmp_path, capsys):
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("mine")
+    for out in (occupied, job_dir):
+        code = main(["run", str(job_dir), "--model", str(tiny_model_dir), "--prompt", "x", "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("error: --out") and err.count("\n") == 1
+    assert (occupied / "keep.txt").read_text() == "mine"
+
+
+def test_cli_refuses_bad_geometry(tiny_model_dir, tmp_path, capsys):
+    job = make_job(frames=10)  # not 4k+1
+    save_job(job, tmp_path / "bad", preview=False)
+    code = main(
+        [
+            "run",
+            str(tmp_path / "bad"),
+            "--model",
+            str(tiny_model_dir),
+            "--prompt",
+            "x",
+            "--out",
+            str(tmp_path / "res"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "BAD_GEOMETRY" in err and not (tmp_path / "res").exists()
+
+
+def test_offload_needs_an_accelerator(job_dir, tiny_model_dir, tmp_path, capsys):
+    code = main(
+        [
+            "run",
+            str(job_dir),
+            "--model",
+            str(tiny_model_dir),
+            "--prompt",
+            "x",
+            "--device",
+            "cpu",
+            "--offload",
+            "model",
+            "--out",
+            str(tmp_path / "res"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "--offload model" in err and "accelerator" in err
+
+
+def test_missing_weights_offline_is_one_line(job_dir, tmp_path):
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vacelab",
+            "run",
+            str(job_dir),
+            "--prompt",
+            "x",
+            "--model",
+            "nobody-here/no-such-vace-model",
+            "--out",
+            str(tmp_path / "res"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    error_lines = [line for line in lines if line.startswith("error:")]
+    assert proc.returncode == 2, proc.stderr
+    assert len(error_lines) == 1 and "Traceback" not in proc.stderr
+    message = error_lines[0]
+    assert "nobody-here/no-such-vace-model" in message and "hf download" in message
+    assert str(tmp_path / "hf") in message  # where it looked: the HF cache in use
+    assert "--model" in message and "folder" in message
+    assert not (tmp_path / "res").exists()
+
+
+def test_out_of_memory_is_one_line_with_a_suggestion(job_dir, tiny_model_dir, tmp_path, capsys, monkeypatch):
+    from diffusers import WanVACEPipeline
+
+    def oom(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(WanVACEPipeline, "__call__", oom)
+    code = main(
+        ["run", str(job_dir), "--model", str(tiny_model_dir), "--prompt", "x", "--out", str(tmp_path / "res")]
+    )
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and err.rstrip().endswith(errors[0]) and "Traceback" not in err
+    assert (
+        errors[0].startswith("error: out of memory")
+        and "retry with" in errors[0]
+        and "--vae-tiling" in errors[0]
+    )
+    assert not (tmp_path / "res").exists()
+
+
+# --------------------------------------------------------------------------- behaviour of the model
+def test_identical_to_a_direct_diffusers_call(pipe, tmp_path):
+    job = make_job(negative="")
+    direct = pipe(prompt="an empty street", negative_prompt="blurry", **diffusers_inputs(job)).frames[0]
+    direct = (direct * 255).round().astype(np.uint8)
+    result = run_job(
+        job, tmp_path / "res", settings(negative_prompt="blurry", composite=False), pipeline=pipe
+    )
+    assert np.array_equal(result.video, direct)
+    assert np.array_equal(load_result(tmp_path / "res").video, direct)
+
+
+def test_deterministic_for_a_seed(pipe, tmp_path):
+    job = make_job()
+    a = run_job(job, tmp_path / "a", settings(seed=7, composite=False), pipeline=pipe).video
+    b = run_job(job, tmp_path / "b", settings(seed=7, composite=False), pipeline=pipe).video
+    c = run_job(job, tmp_path / "c", settings(seed=8, composite=False), pipeline=pipe).video
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def capture(monkeypatch, pipe, name):
+    """Record the arguments and result of ``pipe.<name>`` (patched on the instance)."""
+    seen = []
+    original = getattr(pipe, name)
+
+    def spy(*args, **kwargs):
+        out = original(*args, **kwargs)
+        seen.append((args, kwargs, out))
+        return out
+
+    monkeypatch.setattr(pipe, name, spy)
+    return seen
+
+
+def test_negative_prompt_reaches_the_pipeline(pipe, tmp_path, monkeypatch):
+    seen = capture(monkeypatch, pipe, "encode_prompt")
+    run_job(make_job(), tmp_path / "a", settings(), pipeline=pipe)
+    run_job(make_job(), tmp_path / "b", settings(negative_prompt="only this"), pipeline=pipe)
+    assert [kw["negative_prompt"] for _, kw, _ in seen] == [
+        f"{WAN_NEGATIVE_PROMPT}, gun, weapon",
+        "only this",
+    ]
+
+
+def test_mask_conditioning_equals_the_geometry(pipe, tmp_path, monkeypatch):
+    job = make_job()
+    masks = capture(monkeypatch, pipe, "prepare_masks")
+    controls = []
+    handle = pipe.transformer.register_forward_pre_hook(
+        lambda m, a, kw: controls.append(kw["control_hidden_states"][0, 32:].clone()), with_kwargs=True
+    )
+    try:
+        run_job(job, tmp_path / "ref", settings(steps=1), pipeline=pipe)
+        run_job(job, tmp_path / "aligned", settings(steps=1, mask_encoding="aligned"), pipeline=pipe)
+    finally:
+        handle.remove()
+    reference, aligned = mask_latent(job.mask, 0, "reference"), mask_latent(job.mask, 0, "aligned")
+    assert not np.array_equal(reference, aligned)  # the job is built so that they differ
+    assert len(masks) == 1  # aligned replaced diffusers' prepare_masks
+    assert np.array_equal(masks[0][2][0].numpy(), reference)
+    assert np.array_equal(controls[0].numpy(), reference)  # cond pass, reference encoding
+    assert np.array_equal(controls[-1].numpy(), aligned)  # the transformer saw the aligned mask
+    assert "prepare_masks" not in vars(pipe) or vars(pipe)["prepare_masks"].__name__ == "spy"  # restored
+
+
+def test_first_reference_is_the_first_latent_step(pipe, tmp_path, monkeypatch):
+    red = np.zeros((H, W, 3), np.uint8)
+    red[..., 0] = 220
+    blue = np.zeros((H, W, 3), np.uint8)
+    blue[..., 2] = 220
+    blue[20:60, 30:90] = 255
+    job = make_job(refs=[red, blue])
+    latents = capture(monkeypatch, pipe, "prepare_video_latents")
+    masks = capture(monkeypatch, pipe, "prepare_masks")
+    run_job(job, tmp_path / "res", settings(steps=1), pipeline=pipe)
+
+    def encode(image):  # one reference as diffusers encodes it: [-1, 1], one latent step, normalised
+        x = torch.from_numpy(image).permute(2, 0, 1)[None, :, None].float() / 127.5 - 1
+        z = pipe.vae.encode(x).latent_dist.mode()
+        mean = torch.tensor(pipe.vae.config.latents_mean).view(1, -1, 1, 1, 1)
+        std = torch.tensor(pipe.vae.config.latents_std).view(1, -1, 1, 1, 1)
+        return ((z - mean) / std)[0, :, 0]
+
+    conditioning = latents[0][2][0]  # [32, 2 + T, h, w]
+    assert conditioning.shape[1] == 2 + 3
+    torch.testing.assert_close(conditioning[:16, 0], encode(red), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(conditioning[:16, 1], encode(blue), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(conditioning[:16, 0], encode(blue), atol=1e-2)
+    assert np.array_equal(masks[0][2][0].numpy(), mask_latent(job.mask, 2, "reference"))
+
+
+def test_vace_end_changes_only_the_later_steps(pipe):
+    job = make_job()
+    steps = 4
+
+    def latents_per_step(fraction):
+        seen = []
+
+        def on_step(p, i, t, tensors):
+            seen.append(tensors["latents"].clone())
+            return {}
+
+        kwargs = {**diffusers_inputs(job), "num_inference_steps": steps}
+        with vace_end_hook(pipe, fraction, steps):
+            if fraction >= 1:
+                assert not pipe.transformer._forward_pre_hooks  # F = 1 installs nothing
+            frames = pipe(prompt="an empty street", callback_on_step_end=on_step, **kwargs).frames[0]
+        assert not pipe.transformer._forward_pre_hooks  # removed on exit
+        return seen, frames
+
+    plain, plain_frames = latents_per_step(1.0)
+    half, half_frames = latents_per_step(0.5)  # VACE control for steps 0 and 1 only
+    assert torch.equal(plain[0], half[0]) and torch.equal(plain[1], half[1])
+    assert not torch.equal(plain[2], half[2]) and not np.array_equal(plain_frames, half_frames)
+
+
+def test_vace_end_through_run_job(pipe, tmp_path):
+    job = make_job()
+    full = run_job(job, tmp_path / "a", settings(composite=False), pipeline=pipe)
+    cut = run_job(job, tmp_path / "b", settings(composite=False, vace_end=0.5), pipeline=pipe)
+    assert full.run["used"]["vace_control_steps"] == STEPS and cut.run["used"]["vace_control_steps"] == 1
+    assert not np.array_equal(full.video, cut.video)
+
+
+def test_run_json_is_complete_json(pipe, tmp_path):
+    result = run_job(make_job(), tmp_path / "res", settings(color_match=True), pipeline=pipe)
+    run = json.loads((tmp_path / "res" / "run.json").read_text())
+    assert run == json.loads(json.dumps(result.run, default=str))
+    assert run["used"]["color_match"]["applied"] is True
+    assert 0 < run["timings"]["wrapper_overhead_fraction"] < 1
