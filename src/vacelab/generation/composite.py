@@ -8,7 +8,7 @@ composite makes every KEEP pixel exactly the source's and hides the seam on the 
   ``feather``) added back, with weight ``1 - d / (feather + 1)`` falling with its distance ``d``. At the
   border the generated content therefore continues the kept pixels, and from ``feather + 1`` px inward
   it is the model's output untouched. KEEP pixels are copied, never blended.
-- :func:`color_match` moves the generated region's Lab mean/std onto those of the kept pixels near it.
+- :func:`color_match` shifts the generated region's mean Lab colour onto that of the kept pixels near it.
 """
 
 from __future__ import annotations
@@ -122,30 +122,24 @@ def _near(mask: np.ndarray, radius: int, frames: int) -> np.ndarray:
 
 
 def color_match(
-    output: np.ndarray, source: np.ndarray, mask: np.ndarray, *, ring: int = 32, ring_frames: int = 4
+    output: np.ndarray, source: np.ndarray, mask: np.ndarray, *, ring: int = 8, ring_frames: int = 2
 ) -> tuple[np.ndarray, dict]:
-    """Match the GENERATE region's Lab mean/std to the source's KEEP pixels around it.
+    """Shift the GENERATE region's mean colour (CIE Lab) onto that of the source's KEEP pixels around it.
 
     "Around" = within ``ring`` px in the same frame or ``ring_frames`` frames in time (so extension, whose
-    kept part is whole frames, is matched to the last kept frames). The statistics compared are those of
-    the kept pixels near GENERATE and of the generated pixels near KEEP (like against like, across the
-    border); one affine transform per Lab channel is applied to every GENERATE pixel of the clip (no
-    flicker). Returns the frames (KEEP pixels untouched) and what was done, for ``run.json``.
+    kept part is whole frames, is matched to the last kept frames). The means compared are those of the
+    kept pixels near GENERATE and of the generated pixels near KEEP (two thin bands facing each other
+    across the border); one shift per Lab channel is applied to every GENERATE pixel of the clip (no
+    flicker). Contrast (std) is not matched: two bands on either side of a border differ in extent and
+    content, which biases a std ratio far more than it biases the means. Returns the frames (KEEP
+    pixels untouched) and what was done, for ``run.json``.
     """
     kept = ~mask & _near(mask, ring, ring_frames)
     generated = mask & _near(~mask, ring, ring_frames)
     if not kept.any() or not generated.any():
         return output.copy(), {"applied": False, "reason": "no kept pixels next to the generated region"}
-    target = rgb_to_lab(source[kept])
-    current = rgb_to_lab(output[generated])
-    mean_t, std_t = target.mean(axis=0), target.std(axis=0)
-    mean_c, std_c = current.mean(axis=0), current.std(axis=0)
-    gain = np.clip(std_t / np.maximum(std_c, 1e-3), 0.5, 2.0)
+    shift = rgb_to_lab(source[kept]).mean(axis=0) - rgb_to_lab(output[generated]).mean(axis=0)
     result = output.copy()
-    result[mask] = lab_to_rgb((rgb_to_lab(output[mask]) - mean_c) * gain + mean_t)
-    info = {
-        "applied": True,
-        "lab_shift": [round(float(v), 3) for v in mean_t - mean_c],
-        "lab_gain": [round(float(v), 3) for v in gain],
-    }
+    result[mask] = lab_to_rgb(rgb_to_lab(output[mask]) + shift)
+    info = {"applied": True, "lab_shift": [round(float(v), 3) for v in shift]}
     return result, info
