@@ -110,6 +110,7 @@ def forward_flops(cfg: dict, tokens: int, text_len: int, batch: int = 1) -> floa
         + 2 * n * d * patch * (cfg["in_channels"] + cfg["vace_in_channels"])  # patch embeddings
         + 2 * n * d * patch * cfg["out_channels"]  # output projection
         + 2 * t * (cfg["text_dim"] * d + d * d)  # text embedder
+        + 2 * (cfg["freq_dim"] * d + d * d + d * 6 * d)  # time embedder and its projection
     )
     return float(batch * total)
 

@@ -80,6 +80,21 @@ def pick_attention_backend(device, dtype, head_dim: int = 128, candidates=EXACT_
     return "native", tried
 
 
+def _set_backend_locally(model, name: str) -> None:
+    """``model.set_attention_backend(name)`` without changing diffusers' process-wide default backend.
+
+    diffusers' ``set_attention_backend`` also makes ``name`` the active backend of every other model in the
+    process; the fast profile must only touch the model it is applied to.
+    """
+    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
+    previous = _AttentionBackendRegistry._active_backend
+    try:
+        model.set_attention_backend(name)
+    finally:
+        _AttentionBackendRegistry.set_active_backend(previous)
+
+
 def fast_transformer(
     transformer, *, device, compile: bool | None = None, attention: str | None = None
 ) -> dict:
@@ -100,7 +115,7 @@ def fast_transformer(
     if attention is None:
         attention, tried = pick_attention_backend(device, transformer.dtype, head_dim)
         info["attention_rejected"] = tried
-    transformer.set_attention_backend(attention)
+    _set_backend_locally(transformer, attention)
     info["attention"] = attention
 
     if compile is None:
