@@ -14,6 +14,8 @@ _API = {
     "Geometry": "vacelab.geometry",
     "InputError": "vacelab.errors",
     "RunSettings": "vacelab.generation.settings",
+    "prepare": "vacelab.tasks",
+    "sample_clip": "vacelab.sample",
     "run_job": "vacelab.generation.run",
     "load_pipeline": "vacelab.generation.pipeline",
     "Result": "vacelab.result",

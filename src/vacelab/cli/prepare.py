@@ -32,7 +32,9 @@ def register(subparsers) -> None:
     common.add_argument("--video", help="source: mp4/mov/mkv/webm/gif or a folder of images")
     common.add_argument("--size", help="480p (default; 832x480, 480x832 for portrait), 720p or WxH")
     common.add_argument("--frames", help="4k+1 frames (default 81, fewer if the clip is shorter) or 'all'")
-    common.add_argument("--fps", type=float, help="frame rate of the job (default 16); the source is resampled")
+    common.add_argument(
+        "--fps", type=float, help="frame rate of the job (default 16); the source is resampled"
+    )
     common.add_argument("--start", type=float, help="start at this many seconds into the source")
     common.add_argument("--ref", action="append", help="reference image (repeatable, order kept)")
     common.add_argument("--window", type=int, help="long jobs: frames per window, 4k+1 (default 81)")
@@ -41,19 +43,27 @@ def register(subparsers) -> None:
     common.add_argument("--negative-prompt", help="suggested negative prompt stored in job.json")
 
     masking = parser.add_argument_group("inpaint / remove")
-    masking.add_argument("--mask", help="mask video, one image for all frames, or an image folder (white = generate)")
+    masking.add_argument(
+        "--mask", help="mask video, one image for all frames, or an image folder (white = generate)"
+    )
     masking.add_argument("--bbox", help="X0,Y0,X1,Y1 box on every frame (X1, Y1 exclusive)")
     masking.add_argument("--polygon", help='JSON: [[x,y],...] or [{"frames":[a,b],"points":[[x,y],...]},...]')
     masking.add_argument("--coords", choices=("job", "source"), help="pixel space of boxes, polygons, clicks")
     masking.add_argument("--grow", type=int, help="dilate the mask by PX pixels (remove: 8 by default)")
-    masking.add_argument("--feather", type=int, help="fade the gray fill into the source over PX px inside the mask")
-    masking.add_argument("--fill", help="GENERATE pixels: gray (default) or source; outpaint: gray, black or edge")
+    masking.add_argument(
+        "--feather", type=int, help="fade the gray fill into the source over PX px inside the mask"
+    )
+    masking.add_argument(
+        "--fill", help="GENERATE pixels: gray (default) or source; outpaint: gray, black or edge"
+    )
     masking.add_argument("--what", help="remove: what to remove, e.g. 'gun, weapon' (-> negative prompt)")
     masking.add_argument("--track-box", action="append", help="X0,Y0,X1,Y1[@FRAME]: track this object")
     masking.add_argument(
-        "--track-points", action="append", help="X,Y[,X,Y...][@FRAME]: clicks on one object; -X,Y is a negative "
-        "click (write --track-points=-X,Y,... when the first one is negative)",
-    )  # fmt: skip
+        "--track-points",
+        action="append",
+        help="X,Y[,X,Y...][@FRAME]: clicks on one object; -X,Y is a negative click "
+        "(write --track-points=-X,Y,... when the first one is negative)",
+    )
     masking.add_argument("--segment", help="track every instance of this phrase (SAM 3)")
     masking.add_argument("--track-model", help="SAM 2 / SAM 3 weights: hub id or local folder")
 
@@ -67,9 +77,13 @@ def register(subparsers) -> None:
     frames.add_argument("--image2", help="firstlast: the last frame")
     frames.add_argument("--key", action="append", help="keyframes: FRAME=IMAGE (repeatable)")
     frames.add_argument("--every", type=int, help="keyframes from --video: one every K frames")
-    frames.add_argument("--strategy", choices=("naive", "aligned", "anchor"), help="keyframe placement (aligned)")
+    frames.add_argument(
+        "--strategy", choices=("naive", "aligned", "anchor"), help="keyframe placement (aligned)"
+    )
     frames.add_argument("--anchor-px", type=int, help="anchor: KEEP strip width in pixels (16)")
-    frames.add_argument("--anchor-edge", choices=("bottom", "top", "left", "right"), help="anchor strip (bottom)")
+    frames.add_argument(
+        "--anchor-edge", choices=("bottom", "top", "left", "right"), help="anchor strip (bottom)"
+    )
     frames.add_argument("--keep", type=int, help="extend: keep the first N frames of --video")
     parser.set_defaults(handler=handle)
 

@@ -21,8 +21,8 @@ def bbox_mask(box: tuple, frames: int, size: tuple[int, int], option: str = "--b
     height, width = size
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
         raise InputError(
-            f"{option} {x0},{y0},{x1},{y1}: must satisfy 0 <= X0 < X1 <= {width} and 0 <= Y0 < Y1 <= {height} "
-            f"(job pixels, {width}x{height})"
+            f"{option} {x0},{y0},{x1},{y1}: must satisfy 0 <= X0 < X1 <= {width} and "
+            f"0 <= Y0 < Y1 <= {height} (job pixels, {width}x{height})"
         )
     mask = np.zeros((frames, height, width), bool)
     mask[:, y0:y1, x0:x1] = True
@@ -54,7 +54,8 @@ def read_polygons(path: str | Path, frames: int) -> list[tuple[range, np.ndarray
                 or not 0 <= span[0] <= span[1] < frames
             ):
                 raise InputError(
-                    f"--polygon {path}: item {i}: 'frames' must be [a, b] with 0 <= a <= b < {frames}, got {span!r}"
+                    f"--polygon {path}: item {i}: 'frames' must be [a, b] with 0 <= a <= b < {frames}, "
+                    f"got {span!r}"
                 )
             shapes.append(
                 (range(span[0], span[1] + 1), _points(item.get("points"), f"--polygon {path}: item {i}"))
@@ -199,7 +200,8 @@ def lost_track_notes(mask: np.ndarray, jump: float = 2.0) -> list[str]:
     jumps = np.flatnonzero(both & ((b > a * jump) | (a > b * jump))) + 1
     if len(jumps):
         notes.append(
-            f"warning: the mask area jumps by more than {jump:g}x at frames {frame_ranges(jumps)} (lost track?)"
+            f"warning: the mask area jumps by more than {jump:g}x at frames {frame_ranges(jumps)} "
+            "(lost track?)"
         )
     return notes
 

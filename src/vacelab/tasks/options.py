@@ -72,8 +72,8 @@ class Options:
 
 
 COMMON = {"video", "size", "frames", "fps", "start", "ref", "window", "overlap", "prompt", "negative_prompt"}
-MASKING = {"mask", "bbox", "polygon", "coords", "grow", "feather", "fill", "track_box", "track_points", "segment",
-           "track_model"}  # fmt: skip
+MASKING = {"mask", "bbox", "polygon", "coords", "grow", "feather", "fill"}
+MASKING |= {"track_box", "track_points", "segment", "track_model"}
 TASK_OPTIONS = {
     "inpaint": COMMON | MASKING,
     "remove": COMMON | MASKING | {"what"},

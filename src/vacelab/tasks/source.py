@@ -163,6 +163,7 @@ def check_block_size(px: int, option: str) -> list[str]:
     """A note when a strip or border is not whole 8x8 VAE blocks."""
     if px % VAE_STRIDE_S:
         return [
-            f"{option} {px}: not a multiple of {VAE_STRIDE_S}, so the VAE sees a partly kept block at its edge"
+            f"{option} {px}: not a multiple of {VAE_STRIDE_S}, so the VAE sees a partly kept block "
+            "at its edge"
         ]
     return []

@@ -4,8 +4,8 @@ Frames not given are gray (127) and GENERATE. Keyframe strategies (docs/prepare.
 
 - ``naive``: each keyframe KEEP on its own frame only (the field report's failing setup);
 - ``aligned``: each keyframe fills its whole VAE group (frame 0 alone, or frames 4t-3..4t) and the group is
-  KEEP, so every latent step is uniformly kept or generated; two keyframes in one group are snapped to
-  the nearest free group;
+  KEEP, so every latent step is uniformly kept or generated; two keyframes in one group: the later one is
+  snapped to the next group (order is kept);
 - ``anchor``: aligned plus a KEEP strip of ``--anchor-px`` on every frame, from the nearest keyframe.
 """
 
@@ -17,7 +17,6 @@ from .. import media
 from ..errors import InputError
 from ..geometry import DEFAULT_FRAMES, mask_read_frames, vae_groups
 from ..job import Job
-from .masks import frame_ranges
 from .options import ANCHOR_EDGES, STRATEGIES, Options, frame_count, key_spec
 from .source import FILL_GRAY, check_block_size, job_size, probe_hw, read_clip, read_refs
 
@@ -165,18 +164,21 @@ def place_keyframes(
     groups = vae_groups(frames)
     group_of = {}
     notes = []
+    previous = -1
     for frame in order:
         own = (frame + 3) // 4
-        free = [t for t in range(len(groups)) if t not in group_of.values()]
-        if not free:
-            raise InputError(f"--key {frame}: every VAE group already holds a keyframe ({len(order)} keys, "
-                             f"{len(groups)} groups)")  # fmt: skip
-        group = min(free, key=lambda t: (abs(t - own), t))
+        group = max(own, previous + 1)  # keyframes keep their order: a taken group pushes to the next one
+        if group >= len(groups):
+            raise InputError(
+                f"--key {frame}: no free VAE group left after frame {groups[previous].stop - 1} "
+                f"({len(order)} keyframes, {len(groups)} groups in {frames} frames)"
+            )
         if group != own:
             notes.append(
                 f"aligned: keyframe {frame} snapped to VAE group {group} (frames {_span(groups[group])}): "
                 f"its own group {own} already holds a keyframe"
             )
+        previous = group
         group_of[frame] = group
         video[groups[group].start : groups[group].stop] = keys[frame]
         mask[groups[group].start : groups[group].stop] = False
@@ -185,13 +187,13 @@ def place_keyframes(
         "aligned: each keyframe fills its whole VAE group: "
         + "; ".join(f"{f} -> frames {_span(groups[t])}" for f, t in group_of.items()),
     )
-    read = mask_read_frames(frames)
-    outside = [t for t in group_of.values() if t < len(read) and int(read[t]) not in groups[t]]
-    if outside:
+    read = mask_read_frames(frames)  # reference encoding: the frame whose mask latent step t reads
+    early = [f for f, t in group_of.items() if t >= 1 and int(read[t - 1]) in groups[t]]
+    if early:
         notes.append(
-            f"with --mask-encoding reference the model reads, for latent steps {frame_ranges(np.array(sorted(outside)))}, "
-            "the mask of a frame outside the step's own group: it sees GENERATE there and gets those keyframes "
-            "only through the inactive latent; `vacelab run --mask-encoding aligned` reads each group's own mask"
+            f"keyframes {', '.join(map(str, early))}: with --mask-encoding reference (the default) "
+            "the latent step before each of them reads this keyframe's KEEP mask over its own gray frames "
+            "(MASK_SAMPLE_MISMATCH in the audit); run with --mask-encoding aligned"
         )
     if strategy == "anchor":
         notes += _anchor_strip(video, mask, keys, anchor_px, anchor_edge)

@@ -1,0 +1,398 @@
+"""`vacelab prepare` on the real decoded sample clip: arrays, files, long jobs, CLI errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vacelab import media
+from vacelab.cli import main
+from vacelab.errors import InputError
+from vacelab.geometry import vae_groups
+from vacelab.job import load_job
+from vacelab.sample import sample_mask, sample_path
+from vacelab.tasks import prepare
+
+SIZE = (192, 320)  # job (height, width)
+SMALL = dict(size="320x192", frames=17)
+
+
+@pytest.fixture(scope="module")
+def clip() -> Path:
+    return sample_path()
+
+
+@pytest.fixture(scope="module")
+def source(clip) -> np.ndarray:
+    """The sample decoded independently at job size: what KEEP pixels must equal."""
+    frames, _ = media.read_video(clip, size=SIZE, fps=16, max_frames=17)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (h, w) in enumerate([(96, 160), (200, 120), (40, 40), (60, 400)]):
+        path = folder / f"img{i}.png"
+        media.write_png(path, rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        paths.append(path)
+    return paths
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------- inpaint / remove
+def test_inpaint_bbox_arrays(clip, source):
+    job = prepare("inpaint", video=str(clip), bbox="40,30,120,90", **SMALL)
+    assert job.video.shape == (17, *SIZE, 3) and job.mask.shape == (17, *SIZE)
+    expected = np.zeros((17, *SIZE), bool)
+    expected[:, 30:90, 40:120] = True
+    assert np.array_equal(job.mask, expected)
+    assert (job.video[job.mask] == 127).all()
+    assert np.array_equal(job.video[~job.mask], source[~job.mask])
+    assert np.array_equal(job.original, source)
+    assert job.fps == 16 and job.windows is None
+
+
+def test_inpaint_mask_image_video_and_source_size(clip, source, tmp_path):
+    at_job = np.zeros(SIZE, np.uint8)
+    at_job[50:100, 60:200] = 255
+    media.write_png(tmp_path / "job.png", np.repeat(at_job[..., None], 3, -1))
+    job = prepare("inpaint", video=str(clip), mask=str(tmp_path / "job.png"), **SMALL)
+    assert np.array_equal(job.mask, np.broadcast_to(at_job > 0, job.mask.shape))
+
+    # the true object mask at the source's own size (832x480), as a video: resized like the source
+    truth = sample_mask()[:17]
+    media.write_mp4(tmp_path / "truth.mp4", truth, 16)
+    job = prepare("remove", video=str(clip), mask=str(tmp_path / "truth.mp4"), grow=0, **SMALL)
+    expected = np.stack(
+        [media.cover_crop(m.astype(np.uint8) * 255, SIZE, nearest=True) >= 128 for m in truth]
+    )
+    assert np.count_nonzero(job.mask != expected) <= 0.01 * expected.sum()
+    assert np.array_equal(job.video[~job.mask], source[~job.mask])
+
+
+@pytest.mark.parametrize("hw", [(100, 320), (96, 160)])
+def test_mask_of_wrong_size_refused(clip, tmp_path, hw):
+    media.write_png(tmp_path / "m.png", np.full((*hw, 3), 255, np.uint8))
+    with pytest.raises(InputError, match="must be the source's 832x480 or the job's 320x192"):
+        prepare("inpaint", video=str(clip), mask=str(tmp_path / "m.png"), **SMALL)
+
+
+def test_fill_source_and_feather(clip, source):
+    box = "40,30,120,90"
+    kept = prepare("inpaint", video=str(clip), bbox=box, fill="source", **SMALL)
+    assert np.array_equal(kept.video, source) and kept.mask.sum() == 17 * 60 * 80
+    soft = prepare("inpaint", video=str(clip), bbox=box, feather=4, **SMALL)
+    assert soft.mask.dtype == bool and np.array_equal(soft.mask, kept.mask)  # the mask stays binary
+    assert np.array_equal(soft.video[~soft.mask], source[~soft.mask])
+    assert (soft.video[:, 34:86, 44:116] == 127).all()  # 4 px inside: pure gray
+    edge = soft.video[:, 30, 60:100].astype(int)  # on the edge: 1/5 gray, 4/5 source
+    expected = np.round(source[:, 30, 60:100] * 0.8 + 127 * 0.2)
+    assert np.abs(edge - expected).max() <= 1
+
+
+def test_remove_grows_and_suggests_negative_prompt(clip):
+    job = prepare("remove", video=str(clip), bbox="100,60,140,100", what="gun, weapon", **SMALL)
+    box = np.zeros(SIZE, bool)
+    box[60:100, 100:140] = True
+    yy, xx = np.mgrid[: SIZE[0], : SIZE[1]]
+    dist_x = np.maximum(np.maximum(100 - xx, xx - 139), 0)
+    dist_y = np.maximum(np.maximum(60 - yy, yy - 99), 0)
+    expected = dist_x**2 + dist_y**2 <= 64  # disk of 8 px around the box
+    assert np.array_equal(job.mask[5], expected)
+    assert job.negative_prompt == "gun, weapon"
+    assert any("grown by 8 px" in n for n in job.notes)
+
+
+def test_polygon_per_frame_range_and_source_coords(clip, tmp_path):
+    poly = tmp_path / "poly.json"
+    poly.write_text(json.dumps([{"frames": [4, 8], "points": [[10, 10], [60, 10], [60, 50], [10, 50]]}]))
+    job = prepare("inpaint", video=str(clip), polygon=str(poly), **SMALL)
+    assert not job.mask[:4].any() and not job.mask[9:].any()
+    assert job.mask[4:9, 20, 30].all() and not job.mask[4:9, 100, 100].any()
+    # source pixels: 832x480 covers 320x192 at 333x192 (x 333/832, y 0.4), then 6 px are cropped on the left
+    job = prepare("inpaint", video=str(clip), bbox="115,75,315,225", coords="source", **SMALL)
+    rows, cols = np.nonzero(job.mask[0])
+    assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (30, 90, 40, 120)
+
+
+def test_tracking_options_reach_track_mask(clip, monkeypatch):
+    import vacelab.tracking as tracking
+
+    calls = {}
+
+    def fake_track(video, *, boxes=None, points=None, text=None, model=None):
+        calls.update(video=video.shape, boxes=boxes, points=points, text=text, model=model)
+        mask = np.zeros(video.shape[:3], bool)
+        mask[:, 40:60, 40:60] = True
+        mask[10] = False  # a lost frame
+        return mask
+
+    monkeypatch.setattr(tracking, "track_mask", fake_track)
+    job = prepare(
+        "remove", video=str(clip), track_box=["10,20,50,60@3"], track_points=["-5,6,30,40@2"],
+        track_model="some/model", grow=0, **SMALL,
+    )  # fmt: skip
+    assert calls["video"] == (17, *SIZE, 3) and calls["model"] == "some/model" and calls["text"] is None
+    assert calls["boxes"] == [((10.0, 20.0, 50.0, 60.0), 3)]
+    (xy, labels, frame), = calls["points"]  # fmt: skip
+    assert xy.tolist() == [[5, 6], [30, 40]] and labels.tolist() == [0, 1] and frame == 2
+    assert any("empty on frames 10" in n for n in job.notes)
+    with pytest.raises(InputError, match="frame outside the clip"):
+        prepare("inpaint", video=str(clip), track_box=["10,20,50,60@17"], **SMALL)
+    with pytest.raises(InputError, match="--track-box"):
+        prepare("inpaint", video=str(clip), track_box=["10,20,500,60"], **SMALL)
+    with pytest.raises(InputError, match="phrase is empty"):
+        prepare("inpaint", video=str(clip), segment="  ", **SMALL)
+
+
+# ------------------------------------------------------------------------------------------------ outpaint
+def test_outpaint_ratio_keeps_exactly_the_centred_box(clip, images):
+    job = prepare("outpaint", video=str(clip), ratio=0.8, ref=[str(images[0])], auto_refs=3, **SMALL)
+    inner_h, inner_w = 154, 256  # 0.8 * 192 = 153.6 -> 154 (even), 0.8 * 320 = 256
+    top, left = (192 - inner_h) // 2, (320 - inner_w) // 2
+    keep = np.zeros(SIZE, bool)
+    keep[top : top + inner_h, left : left + inner_w] = True
+    assert np.array_equal(job.mask, np.broadcast_to(~keep, job.mask.shape))
+    content, _ = media.read_video(clip, size=(inner_h, inner_w), fps=16, max_frames=17)
+    assert np.array_equal(job.video[:, top : top + inner_h, left : left + inner_w], content)
+    assert (job.video[job.mask] == 127).all()
+    assert len(job.refs) == 4 and np.array_equal(job.refs[0], media.read_image(images[0]))
+    assert all(r.shape[0] < inner_h or r.shape[1] < inner_w for r in job.refs[1:])  # loose crops
+
+
+def test_outpaint_expand_and_bad_ratio(clip):
+    job = prepare("outpaint", video=str(clip), expand="32,16,64,0", fill="black", **SMALL)
+    assert job.mask[:, 16:, 32:256].sum() == 0 and job.mask[:, :16].all() and job.mask[:, :, 256:].all()
+    assert (job.video[job.mask] == 0).all()
+    for ratio in (0, 1, 1.5, -0.2):
+        with pytest.raises(InputError, match="--ratio"):
+            prepare("outpaint", video=str(clip), ratio=ratio, **SMALL)
+
+
+# ------------------------------------------------------------------------------------- first / last frames
+def test_firstframe_lastframe_firstlast(clip, images, source):
+    first = prepare("firstframe", image=str(images[0]), frames=17, size="320x192")
+    assert first.mask[0].sum() == 0 and first.mask[1:].all()
+    assert np.array_equal(first.video[0], media.cover_crop(media.read_image(images[0]), SIZE))
+    assert (first.video[1:] == 127).all()
+
+    last = prepare("lastframe", video=str(clip), size="320x192", frames=9)
+    whole, _ = media.read_video(clip, size=SIZE, fps=16)
+    assert np.array_equal(last.video[8], whole[-1]) and not last.mask[8].any() and last.mask[:8].all()
+
+    both = prepare("firstlast", image=str(images[0]), image2=str(images[1]), frames=17, size="320x192")
+    assert not both.mask[0].any() and not both.mask[16].any() and both.mask[1:16].all()
+    assert np.array_equal(both.video[16], media.cover_crop(media.read_image(images[1]), SIZE))
+
+
+def test_extend(clip, source):
+    job = prepare("extend", video=str(clip), keep=9, **SMALL)
+    assert np.array_equal(job.video[:9], source[:9]) and (job.video[9:] == 127).all()
+    assert not job.mask[:9].any() and job.mask[9:].all()
+    odd = prepare("extend", video=str(clip), keep=10, **SMALL)
+    assert any("MIXED_GROUP" in n for n in odd.notes)
+
+
+# ----------------------------------------------------------------------------------------------- keyframes
+def key_options(images):
+    return dict(key=[f"0={images[0]}", f"8={images[1]}", f"16={images[2]}"], frames=17, size="320x192")
+
+
+def test_keyframes_naive(images):
+    job = prepare("keyframes", strategy="naive", **key_options(images))
+    assert np.flatnonzero(~job.mask.all(axis=(1, 2))).tolist() == [0, 8, 16]
+    assert (job.video[[1, 2, 3, 4, 9]] == 127).all()
+    assert np.array_equal(job.video[8], media.cover_crop(media.read_image(images[1]), SIZE))
+
+
+def test_keyframes_aligned_fill_whole_groups(images):
+    job = prepare("keyframes", strategy="aligned", **key_options(images))
+    groups = vae_groups(17)
+    kept = [0, *groups[2], *groups[4]]  # frame 0 alone; 8 in frames 5-8; 16 in frames 13-16
+    assert np.flatnonzero(~job.mask.all(axis=(1, 2))).tolist() == kept
+    assert not job.mask[kept].any()
+    key8 = media.cover_crop(media.read_image(images[1]), SIZE)
+    assert all(np.array_equal(job.video[f], key8) for f in groups[2])
+    for group in groups:  # every VAE group uniformly KEEP or GENERATE
+        frames = job.mask[list(group)]
+        assert (frames == frames[0]).all()
+
+
+def test_keyframes_aligned_audit_has_no_mixed_group(images):
+    from vacelab.audit import audit_job
+
+    aligned = audit_job(prepare("keyframes", strategy="aligned", **key_options(images)))
+    naive = audit_job(prepare("keyframes", strategy="naive", **key_options(images)))
+    assert "MIXED_GROUP" not in {f.code for f in aligned.findings}
+    assert "MIXED_GROUP" in {f.code for f in naive.findings}
+    # under the aligned mask encoding the aligned job is clean; under reference, keyframe 8 (group 2)
+    # is read early by step 1, which the job's notes say
+    job = prepare("keyframes", strategy="aligned", **key_options(images))
+    codes = {f.code for f in audit_job(job, encoding="aligned").findings}
+    assert not codes & {"MIXED_GROUP", "MASK_SAMPLE_MISMATCH"}
+    anchored = prepare("keyframes", strategy="anchor", **key_options(images))
+    assert not audit_job(anchored, encoding="aligned").findings  # the KEEP strip also anchors every step
+    assert any(n.startswith("keyframes 8:") and "--mask-encoding aligned" in n for n in job.notes)
+
+
+def test_keyframes_snap_and_anchor(images):
+    job = prepare("keyframes", key=[f"5={images[0]}", f"6={images[1]}"], frames=17, size="320x192")
+    assert any("keyframe 6 snapped to VAE group 3 (frames 9-12)" in n for n in job.notes)
+    assert not job.mask[5:13].any()
+
+    job = prepare("keyframes", strategy="anchor", anchor_px=16, **key_options(images))
+    assert not job.mask[:, -16:].any() and job.mask[1:5, :-16].all()
+    keys = [media.cover_crop(media.read_image(p), SIZE) for p in images[:3]]
+    assert np.array_equal(job.video[3, -16:], keys[0][-16:])  # nearest keyframe of frame 3 is frame 0
+    assert np.array_equal(job.video[11, -16:], keys[1][-16:])  # frame 11: keyframe 8
+
+
+def test_keyframes_from_video_every(clip, source):
+    job = prepare("keyframes", video=str(clip), every=8, strategy="naive", **SMALL)
+    assert np.flatnonzero(~job.mask.all(axis=(1, 2))).tolist() == [0, 8, 16]
+    assert np.array_equal(job.video[8], source[8]) and np.array_equal(job.original, source)
+
+
+@pytest.mark.parametrize(
+    "keys, message",
+    [(["0=A", "17=B"], "outside the clip"), (["0=A", "0=B"], "duplicate keyframe"), (["x=A"], "FRAME=IMAGE")],
+)
+def test_keyframe_errors(images, keys, message):
+    keys = [k.replace("A", str(images[0])).replace("B", str(images[1])) for k in keys]
+    with pytest.raises(InputError, match=message):
+        prepare("keyframes", key=keys, frames=17)
+
+
+# --------------------------------------------------------------------------------------- frames and windows
+def test_frame_count_rules(clip, tmp_path):
+    short = tmp_path / "short.mp4"
+    frames, _ = media.read_video(clip, size=SIZE, max_frames=30)
+    media.write_mp4(short, frames, 16)
+    job = prepare("inpaint", video=str(short), bbox="0,0,32,32", size="320x192")
+    assert job.mask.shape[0] == 29 and any("using 29" in n for n in job.notes)
+    with pytest.raises(InputError, match="holds 30 frames"):
+        prepare("inpaint", video=str(short), bbox="0,0,32,32", size="320x192", frames=33)
+    with pytest.raises(InputError, match="not 4k\\+1"):
+        prepare("inpaint", video=str(short), bbox="0,0,32,32", size="320x192", frames=20)
+
+
+def test_long_job_windows(clip):
+    job = prepare(
+        "inpaint", video=str(clip), bbox="0,0,32,32", size="160x96", frames="all", window=33, overlap=9
+    )
+    assert job.mask.shape[0] == 97
+    assert job.windows == [(0, 33), (24, 57), (48, 81), (64, 97)]
+    with pytest.raises(InputError, match="overlap"):
+        prepare(
+            "inpaint", video=str(clip), bbox="0,0,32,32", size="160x96", frames="all", window=33, overlap=33
+        )
+    with pytest.raises(InputError, match="window 32"):
+        prepare("inpaint", video=str(clip), bbox="0,0,32,32", size="160x96", frames="all", window=32)
+
+
+def test_refs_in_order_with_notes(clip, images):
+    job = prepare("inpaint", video=str(clip), bbox="0,0,32,32", ref=[str(p) for p in images], **SMALL)
+    assert [r.shape[:2] for r in job.refs] == [(96, 160), (200, 120), (40, 40), (60, 400)]
+    assert any("reference 2" in n and "tiny" in n for n in job.notes)
+    assert any("reference 3" in n and "aspect" in n for n in job.notes)
+
+
+# ------------------------------------------------------------------------------------------- job folder
+def test_folder_round_trip_and_official_files(clip, images, tmp_path):
+    out = tmp_path / "job"
+    job = prepare(
+        "remove", video=str(clip), bbox="40,30,120,90", what="gun", ref=[str(images[1]), str(images[0])],
+        out=out, **SMALL,
+    )  # fmt: skip
+    back = load_job(out)
+    assert np.array_equal(back.video, job.video) and np.array_equal(back.mask, job.mask)
+    assert [r.shape for r in back.refs] == [r.shape for r in job.refs]
+    assert all(np.array_equal(a, b) for a, b in zip(back.refs, job.refs, strict=True))
+    manifest = json.loads((out / "job.json").read_text())
+    assert manifest["params"]["what"] == "gun" and manifest["negative_prompt"] == "gun"
+    assert manifest["geometry"]["frames"] == 17 and len(manifest["mask_area"]) == 17
+
+    # what the official VACE scripts and ComfyUI read: 255 = generate, thresholded
+    mask_video, fps = media.read_video(out / "src_mask.mp4")
+    assert mask_video.shape == (17, *SIZE, 3) and fps == 16
+    assert np.count_nonzero((mask_video[..., 0] >= 128) != job.mask) <= 0.001 * job.mask.size
+    src_video, _ = media.read_video(out / "src_video.mp4")
+    assert np.abs(src_video.astype(int) - job.video).mean() < 3
+    pngs = sorted((out / "src_ref_images").glob("*.png"))
+    assert [media.read_image(p).shape for p in pngs] == [(200, 120, 3), (96, 160, 3)]
+    assert (out / "preview.gif").stat().st_size < 3_000_000
+
+
+def test_prepare_refuses_bad_out_before_work(clip, tmp_path):
+    occupied = tmp_path / "full"
+    occupied.mkdir()
+    (occupied / "x").write_text("x")
+    with pytest.raises(InputError, match="not empty"):
+        prepare("inpaint", video=str(clip), bbox="0,0,8,8", out=occupied, **SMALL)
+    with pytest.raises(InputError, match="does not apply"):
+        prepare("inpaint", video=str(clip), bbox="0,0,8,8", ratio=0.5, **SMALL)
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def test_cli_success(clip, tmp_path, capsys):
+    out = tmp_path / "job"
+    code = main(["prepare", "inpaint", "--video", str(clip), "--bbox", "40,30,120,90", "--size", "320x192",
+                 "--frames", "17", "--out", str(out)])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0 and (out / "job.json").is_file()
+    assert f"job written to {out}" in printed and "17 frames 320x192" in printed
+
+
+def cli_error(args, capsys) -> str:
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 if not isinstance(code, SystemExit) else code.code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    return lines[0]
+
+
+def test_cli_errors_one_line_exit_2_nothing_written(clip, images, tmp_path, capsys):
+    bad_video = tmp_path / "bad.mp4"
+    bad_video.write_text("not a video")
+    poly = tmp_path / "poly.json"
+    poly.write_text("[[1, 2], [3")
+    existing = tmp_path / "existing.txt"
+    existing.write_text("keep me")
+    inputs_folder = tmp_path / "inputs"
+    inputs_folder.mkdir()
+    own = inputs_folder / "clip.mp4"
+    own.write_bytes(Path(clip).read_bytes())
+    before = {p: digest(p) for p in (bad_video, poly, existing, own, *images)}
+    base = ["prepare", "--size", "320x192", "--frames", "17"]
+    cases = [
+        (["inpaint", "--video", str(bad_video), "--bbox", "0,0,8,8"], "not a readable video"),
+        (["outpaint", "--video", str(clip), "--ratio", "1.2"], "--ratio"),
+        (["keyframes", "--key", f"0={images[0]}", "--key", f"40={images[1]}"], "outside the clip"),
+        (["keyframes", "--key", f"4={images[0]}", "--key", f"4={images[1]}"], "duplicate"),
+        (["inpaint", "--video", str(clip), "--polygon", str(poly)], "not valid JSON"),
+        (["inpaint", "--video", str(clip), "--bbox", "0,0,8"], "--bbox"),
+        (["firstframe", "--image", str(tmp_path / "missing.png")], "no such image"),
+    ]
+    for i, (args, message) in enumerate(cases):
+        out = tmp_path / f"out{i}"
+        line = cli_error([*base[:1], args[0], *base[1:], *args[1:], "--out", str(out)], capsys)
+        assert message in line
+        assert not out.exists()
+    for out, message in [(existing, "existing file"), (inputs_folder, "not empty")]:
+        line = cli_error([*base[:1], "inpaint", *base[1:], "--video", str(own), "--bbox", "0,0,8,8", "--out",
+                          str(out)], capsys)  # fmt: skip
+        assert message in line
+    assert {p: digest(p) for p in before} == before
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
