@@ -309,6 +309,14 @@ def _popcount(bits: np.ndarray, axis=None) -> np.ndarray:
     return np.bitwise_count(bits).sum(axis=axis, dtype=np.int64)
 
 
+def _keep_token(packed: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Per leading index of ``packed`` [..., H, W/8]: whether a whole 16x16 token is KEEP (bits all 0)."""
+    lead = packed.shape[:-2]
+    tokens = packed.reshape(*lead, height // geo.TOKEN_PX, geo.TOKEN_PX, width // geo.TOKEN_PX, 2)
+    n = len(lead)
+    return (tokens == 0).all(axis=(n + 1, n + 3)).any(axis=(n, n + 1))
+
+
 def _dilate3(blocks: np.ndarray) -> np.ndarray:
     """3x3 dilation of bool [..., h, w] on the block grid."""
     padded = np.pad(blocks, [(0, 0)] * (blocks.ndim - 2) + [(1, 1), (1, 1)])
@@ -332,6 +340,8 @@ class _Analysis:
         self.reads = geo.read_frames_for(self.frames, encoding)
         self.read_set = {f for r in self.reads for f in r}
         self.frame_keep = 1.0 - _popcount(packed.reshape(self.frames, -1), axis=1) / self.area
+        # Frames holding a KEEP region at least one token thick: what the model can anchor on.
+        self.frame_anchor = _keep_token(packed, self.height, self.width)
         self.lost: dict[int, float] = {}  # frame -> share of it that is KEEP but read as GENERATE
         self.steps = [self._step(t) for t in range(len(self.groups))]
 
@@ -343,7 +353,6 @@ class _Analysis:
         read = self.packed[self.reads[t][0]] if self.encoding == "reference" else union
         for f in group:
             self.lost[f] = _popcount(~self.packed[f] & read) / self.area
-        tokens = union.reshape(self.height // geo.TOKEN_PX, geo.TOKEN_PX, self.width // geo.TOKEN_PX, 2)
         return LatentStep(
             index=t,
             frames=group,
@@ -353,7 +362,7 @@ class _Analysis:
             mixed_fraction=float(_popcount(union & ~inter) / self.area),
             imposed_fraction=float(_popcount(~read & union) / self.area),
             has_keep=bool(_popcount(inter) < self.area),
-            spatial_anchor=bool((tokens == 0).all(axis=(1, 3)).any()),
+            spatial_anchor=bool(_keep_token(union, self.height, self.width)),
         )
 
     # -------------------------------------------------------------------------------------- helpers
@@ -433,7 +442,7 @@ class _Analysis:
                     "VACE was trained on, so this is expected and needs no change.",
                     [0],
                     [0],
-                    {"lost_keep_fraction": round(lost.pop(0), 4)},
+                    {"lost_keep_fraction": round(float(lost.pop(0)), 4)},
                 )
             )
         last = self.frames - 1
@@ -447,12 +456,22 @@ class _Analysis:
                     "the mask VACE's own last-frame and first/last-frame tasks produce.",
                     [last],
                     [len(self.steps) - 1],
-                    {"lost_keep_fraction": round(lost.pop(last), 4)},
+                    {"lost_keep_fraction": round(float(lost.pop(last)), 4)},
                 )
             )
         if lost:
             frames = sorted(lost)
             steps = sorted({self.step_of(f) for f in frames})
+            worst = max(lost.values())
+            details = {"lost_keep_fraction": {str(f): round(float(lost[f]), 4) for f in frames}}
+            if worst < SEVERE:
+                message = (
+                    f"For frames {format_ints(frames)} the mask the model reads says GENERATE on up to "
+                    f"{_pct(worst)} of the frame where the frame itself is KEEP (typically the edge of a "
+                    "moving mask): the model regenerates a slightly larger area there. Usually harmless."
+                )
+                out.append(Finding("MASK_SAMPLE_MISMATCH", "info", message, frames, steps, details))
+                return out + self.imposed()
             unread = [f for f in frames if f not in self.read_set]
             never = ""
             if unread:
@@ -462,19 +481,18 @@ class _Analysis:
                     else f"the masks of frames {format_ints(unread)} are"
                 )
                 never = f" ({which} never read at all)"
-            out.append(
-                Finding(
-                    "MASK_SAMPLE_MISMATCH",
-                    "warning",
-                    f"Frames {format_ints(frames)} are marked KEEP (up to {_pct(max(lost.values()))} of the "
-                    f"frame), but the mask the model reads for their latent step says GENERATE there{never}: "
-                    "the model will regenerate them, with the kept content only as a hint in the inactive "
-                    f"latent. {self.advice(steps)}",
-                    frames,
-                    steps,
-                    {"lost_keep_fraction": {str(f): round(lost[f], 4) for f in frames}},
-                )
+            message = (
+                f"Frames {format_ints(frames)} are marked KEEP (up to {_pct(worst)} of the frame), but the "
+                f"mask the model reads for their latent step says GENERATE there{never}: the model will "
+                "regenerate them, with the kept content only as a hint in the inactive latent. "
+                f"{self.advice(steps)}"
             )
+            out.append(Finding("MASK_SAMPLE_MISMATCH", "warning", message, frames, steps, details))
+        return out + self.imposed()
+
+    def imposed(self) -> list[Finding]:
+        """Steps that read KEEP where frames of their own group are GENERATE (reference encoding only)."""
+        out = []
         imposed = [s.index for s in self.steps if s.imposed_fraction >= NOTABLE]  # reference encoding only
         if imposed:
             worst = max(self.steps[t].imposed_fraction for t in imposed)
@@ -590,16 +608,15 @@ class _Analysis:
         return [Finding("PHASE_DRIFT", "warning", message, frames, steps, details)]
 
     def anchors(self) -> list[Finding]:
-        runs = _runs(self.frame_keep > 0)  # temporal anchors: runs of frames with some KEEP
-        keep_steps = [s.index for s in self.steps if s.has_keep]
-        if not keep_steps or len(runs) < 2:
+        runs = _runs(self.frame_anchor)  # temporal anchors: runs of frames with a token-thick KEEP region
+        if len(runs) < 2:
             return []
         last_frame = self.frames - 1
         trained = len(runs) == 2 and runs[0][0] == 0 and runs[1][1] == last_frame  # first/last-frame pattern
         severity = "info" if trained else "warning"
         pattern = " This is the first/last-frame pattern VACE was trained on." if trained else ""
         out = []
-        first, last = keep_steps[0], keep_steps[-1]
+        first, last = self.step_of(runs[0][0]), self.step_of(runs[-1][1])
         empty = [t for t in range(first, last + 1) if not self.steps[t].has_keep]
         if empty:
             gaps = [b - a + 1 for a, b in _runs([t in empty for t in range(len(self.steps))])]
