@@ -126,7 +126,8 @@ def save_job(job: Job, out: str | os.PathLike, *, preview: bool = True) -> Path:
         if preview:
             from .render import preview_frames
 
-            media.write_gif(folder / "preview.gif", preview_frames(job), job.fps, max_width=640)
+            # every other frame at half the rate: same duration, half the size and time
+            media.write_gif(folder / "preview.gif", preview_frames(job, every=2), job.fps / 2, max_width=640)
         media.write_text(folder / "job.json", json.dumps(job.manifest(), indent=2))
 
     job.path = write_folder(out, fill)

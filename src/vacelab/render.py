@@ -31,12 +31,12 @@ def side_by_side(*videos: np.ndarray, gap: int = 4) -> np.ndarray:
     return np.concatenate(parts, axis=2)
 
 
-def preview_frames(job, max_side_width: int = 320) -> np.ndarray:
+def preview_frames(job, max_side_width: int = 320, every: int = 1) -> np.ndarray:
     """``preview.gif`` content: source | conditioning video with the GENERATE area tinted.
 
-    Both sides are first subsampled by a whole factor to at most ``max_side_width`` pixels wide (cheap
-    strided views), so the preview costs a fraction of the job however large the video.
+    Both sides are first subsampled by a whole factor to at most ``max_side_width`` pixels wide, and to
+    every ``every``-th frame (cheap strided views), so the preview costs a fraction of the job.
     """
     step = max(1, -(-job.video.shape[2] // max_side_width))
-    view = np.s_[:, ::step, ::step]
+    view = np.s_[::every, ::step, ::step]
     return side_by_side(job.source_frames()[view], mask_overlay(job.video[view], job.mask[view]))
