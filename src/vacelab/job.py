@@ -134,10 +134,9 @@ def save_job(job: Job, out: str | os.PathLike, *, preview: bool = True) -> Path:
     return job.path
 
 
-def load_job(path: str | os.PathLike) -> Job:
-    """Read a job folder written by ``vacelab prepare``: exact arrays, references in order."""
-    path = Path(path)
-    manifest_path = path / "job.json"
+def read_manifest(path: str | os.PathLike) -> dict:
+    """The validated ``job.json`` of a job folder (cheap: no arrays, no images)."""
+    manifest_path = Path(path) / "job.json"
     if not manifest_path.is_file():
         raise InputError(f"{path}: not a job folder (no job.json)")
     try:
@@ -146,11 +145,24 @@ def load_job(path: str | os.PathLike) -> Job:
         raise InputError(f"{manifest_path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
     if manifest.get("vacelab_job") != JOB_FORMAT:
         raise InputError(f"{manifest_path}: not a vacelab job (format {manifest.get('vacelab_job')!r})")
+    return manifest
+
+
+def load_job_arrays(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """The exact arrays of a job folder: video uint8 [F, H, W, 3] (memory-mapped) and mask bool [F, H, W]."""
+    path = Path(path)
     try:
         video = media.load_array(path / "arrays" / "video.npy", mmap=True)
-        mask = media.load_mask(path / "arrays" / "mask.npy")
+        return video, media.load_mask(path / "arrays" / "mask.npy")
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: job arrays missing or damaged ({exc})") from None
+
+
+def load_job(path: str | os.PathLike) -> Job:
+    """Read a job folder written by ``vacelab prepare``: exact arrays, references in order."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    video, mask = load_job_arrays(path)
     refs = [media.read_image(path / ref) for ref in manifest.get("refs", [])]
     windows = manifest.get("windows")
     return Job(
