@@ -21,6 +21,10 @@ _API = {
     "Result": "vacelab.result",
     "load_result": "vacelab.result",
     "track_mask": "vacelab.tracking",
+    "audit_job": "vacelab.audit",
+    "audit_arrays": "vacelab.audit",
+    "AuditReport": "vacelab.audit",
+    "draw_audit": "vacelab.audit_plot",
 }
 
 __all__ = sorted(_API)

@@ -312,9 +312,9 @@ def _popcount(bits: np.ndarray, axis=None) -> np.ndarray:
 def _keep_token(packed: np.ndarray, height: int, width: int) -> np.ndarray:
     """Per leading index of ``packed`` [..., H, W/8]: whether a whole 16x16 token is KEEP (bits all 0)."""
     lead = packed.shape[:-2]
-    tokens = packed.reshape(*lead, height // geo.TOKEN_PX, geo.TOKEN_PX, width // geo.TOKEN_PX, 2)
-    n = len(lead)
-    return (tokens == 0).all(axis=(n + 1, n + 3)).any(axis=(n, n + 1))
+    columns = np.ascontiguousarray(packed).view(np.uint16)  # one token column (16 px) per element
+    rows = np.bitwise_or.reduce(columns.reshape(*lead, height // geo.TOKEN_PX, geo.TOKEN_PX, -1), axis=-2)
+    return (rows == 0).reshape(*lead, -1).any(axis=-1)
 
 
 def _dilate3(blocks: np.ndarray) -> np.ndarray:
@@ -662,8 +662,9 @@ class _Analysis:
         out = []
         f, h, w = self.frames, self.height // geo.VAE_STRIDE_S, self.width // geo.VAE_STRIDE_S
         rows = self.packed.reshape(f, h, geo.VAE_STRIDE_S, w)
-        for part, bits in (("GENERATE", rows), ("KEEP", ~rows)):
-            any8, all8 = (bits != 0).any(axis=2), (bits == 255).all(axis=2)
+        some = np.bitwise_or.reduce(rows, axis=2) != 0  # 8x8 block holds a GENERATE pixel
+        full = np.bitwise_and.reduce(rows, axis=2) == 255  # 8x8 block is all GENERATE
+        for part, any8, all8 in (("GENERATE", some, full), ("KEEP", ~full, ~some)):
             thin8 = any8 & ~all8 & ~_dilate3(all8)
             any16 = any8.reshape(f, h // 2, 2, w // 2, 2).any(axis=(2, 4))
             all16 = all8.reshape(f, h // 2, 2, w // 2, 2).all(axis=(2, 4))

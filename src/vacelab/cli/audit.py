@@ -90,11 +90,12 @@ def _load(args):
     if args.job:
         if args.video or args.mask or args.refs or args.frames:
             raise InputError("give either a JOB folder or --video/--mask/--refs/--frames, not both")
-        from ..job import load_job
+        from ..job import load_job_arrays, read_manifest
 
-        job = load_job(args.job)
-        source = {"job": args.job, "task": job.task}
-        return job.mask, len(job.refs), tuple(job.video.shape[:3]), source, [Path(args.job)]
+        manifest = read_manifest(args.job)  # the reference count is enough: no image decoding
+        video, mask = load_job_arrays(args.job)
+        source = {"job": args.job, "task": manifest.get("task")}
+        return mask, len(manifest.get("refs", [])), tuple(video.shape[:3]), source, [Path(args.job)]
     if not args.mask:
         raise InputError("give a JOB folder, or --mask (and optionally --video) for files made elsewhere")
     video_shape = None
