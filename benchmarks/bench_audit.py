@@ -53,8 +53,8 @@ def main() -> None:
         baseline = [
             sys.executable,
             "-c",
-            "import numpy as np, sys; "
-            "np.load(sys.argv[1] + '/arrays/video.npy', mmap_mode='r'); np.load(sys.argv[1] + '/arrays/mask.npy')",
+            "import numpy as np, sys; np.load(sys.argv[1] + '/arrays/video.npy', mmap_mode='r'); "
+            "np.load(sys.argv[1] + '/arrays/mask.npy')",
             str(job),
         ]
         subprocess.run(audit, check=True, stdout=subprocess.DEVNULL)  # warm the file cache
@@ -74,7 +74,8 @@ def main() -> None:
 
     base, full, png = (statistics.median(t) for t in (base_times, audit_times, png_times))
     print(
-        f"job: {FRAMES} frames x {WIDTH}x{HEIGHT}, 2 references, keyframes every 4; median of {args.runs} runs"
+        f"job: {FRAMES} frames x {WIDTH}x{HEIGHT}, 2 references, keyframes every 4; "
+        f"median of {args.runs} runs"
     )
     print(f"baseline process (read the job arrays with numpy): {base:.3f} s")
     print(f"vacelab audit JOB --json (whole process):          {full:.3f} s  ({full / base:.2f}x baseline)")
