@@ -306,3 +306,24 @@ def test_audit_process_does_not_import_torch(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stderr == "no-torch"
     assert json.loads(done.stdout)["geometry"]["frames"] == 9
+
+
+def test_long_job_is_audited_window_by_window(tmp_path, capsys):
+    mask = keyframes_mask(frames=29)
+    mask[13:17] = False  # a KEEP group inside the second window only
+    video = np.full((*mask.shape, 3), 127, np.uint8)
+    job = save_job(
+        Job("keyframes", video, mask, 16.0, windows=[(0, 17), (12, 29)]), tmp_path / "long", preview=False
+    )
+    code, out, _ = run_cli(capsys, job, "--json", "--window", 1, "--save-mask-latent", tmp_path / "w1.npy")
+    data = json.loads(out)
+    assert code == 0 and data["geometry"]["frames"] == 17 and "window" in data["source"]
+    assert [s["keep_fraction"] for s in data["latents"]] == [
+        s.keep_fraction for s in audit_arrays(mask[12:29]).latents
+    ]
+    assert any(f["code"] == "LONG_JOB" for f in data["findings"])
+    np.testing.assert_array_equal(np.load(tmp_path / "w1.npy"), geo.mask_latent(mask[12:29]))
+    first = audit_job(load_job(job))  # default: window 0
+    assert first.geometry.frames == 17 and by_code(first, "LONG_JOB")
+    code, out, err = run_cli(capsys, job, "--window", 2)
+    assert code == 2 and err.startswith("error: --window 2") and out == ""

@@ -28,6 +28,7 @@ CODES = (
     "NO_ANCHOR",
     "NO_SPATIAL_ANCHOR",
     "THIN_MASK",
+    "LONG_JOB",
 )
 NOTABLE = 0.01  # share of the frame below which a difference between masks is ignored
 SEVERE = 0.10  # share of the frame from which mixing / a mismatch is a real problem
@@ -163,13 +164,30 @@ class AuditReport:
 
 
 # ------------------------------------------------------------------------------------------ public API
-def audit_job(job, *, encoding: str = "reference") -> AuditReport:
-    """Audit a :class:`vacelab.job.Job` (its mask, reference count and video size)."""
+def audit_job(job, *, encoding: str = "reference", window: int | None = None) -> AuditReport:
+    """Audit a :class:`vacelab.job.Job` (its mask, reference count and video size).
+
+    A long job runs window by window; ``window`` picks the one to audit (default: the first).
+    """
     report = audit_arrays(
-        job.mask, ref_frames=len(job.refs), encoding=encoding, video_shape=tuple(job.video.shape[:3])
+        job.mask,
+        ref_frames=len(job.refs),
+        encoding=encoding,
+        video_shape=tuple(job.video.shape[:3]),
+        windows=job.windows,
+        window=window,
     )
-    report.source = {"job": str(job.path) if job.path else "(in memory)", "task": job.task}
+    report.source = {"job": str(job.path) if job.path else "(in memory)", "task": job.task, **report.source}
     return report
+
+
+def window_range(windows, frames: int, window: int | None) -> tuple[int, int]:
+    """Frames ``(start, stop)`` of ``window`` of a long job (the whole clip when there are no windows)."""
+    windows = [tuple(w) for w in windows] if windows else [(0, frames)]
+    index = 0 if window is None else window
+    if not 0 <= index < len(windows):
+        raise InputError(f"--window {window}: the job has {len(windows)} window(s), 0-{len(windows) - 1}")
+    return windows[index]
 
 
 def audit_arrays(
@@ -178,16 +196,40 @@ def audit_arrays(
     ref_frames: int = 0,
     encoding: str = "reference",
     video_shape: tuple[int, int, int] | None = None,
+    windows: list[tuple[int, int]] | None = None,
+    window: int | None = None,
 ) -> AuditReport:
     """Audit a mask bool [F, H, W] (True = GENERATE) with ``ref_frames`` reference images.
 
     ``video_shape`` (F, H, W) of the conditioning video, when known, is checked against the mask.
     A bad geometry is reported as ``BAD_GEOMETRY``; the other findings then describe the part the model
-    could use (the first 4k+1 frames, the top-left multiple of 16 pixels).
+    could use (the first 4k+1 frames, the top-left multiple of 16 pixels). ``windows`` (a long job's
+    ``[(start, stop), ...]``) and ``window`` audit one window; its frames are counted from its start.
     """
     if encoding not in geo.MASK_ENCODINGS:
         raise InputError(f"--mask-encoding {encoding!r}: choose from {', '.join(geo.MASK_ENCODINGS)}")
     mask = _as_bool_mask(mask)
+    source, extra = {}, []
+    if windows and len(windows) > 1 or window is not None:
+        start, stop = window_range(windows, mask.shape[0], window)
+        index = 0 if window is None else window
+        count = len(windows) if windows else 1
+        mask = mask[start:stop]
+        if video_shape is not None:
+            video_shape = (min(video_shape[0], stop) - start, *video_shape[1:])
+        source["window"] = (
+            f"{index} of {count} (clip frames {start}-{stop - 1}; frames below count from {start})"
+        )
+        if count > 1:
+            extra.append(
+                Finding(
+                    "LONG_JOB",
+                    "info",
+                    f"This long job runs in {count} windows, each seen by the model as a clip of its own. "
+                    f"This report is window {index} (clip frames {start}-{stop - 1}), frames counted from "
+                    f"its start; audit the others with --window 0-{count - 1}.",
+                )
+            )
     frames, height, width = mask.shape
     geometry = geo.Geometry(frames=frames, height=height, width=width, ref_frames=ref_frames)
     usable = ((frames - 1) // geo.VAE_STRIDE_T * geo.VAE_STRIDE_T + 1, height // geo.TOKEN_PX * geo.TOKEN_PX)
@@ -197,7 +239,7 @@ def audit_arrays(
     findings = _geometry_findings(geometry, usable, video_shape)
     packed = np.packbits(mask[: usable[0], : usable[1], : usable[2]], axis=-1)
     analysis = _Analysis(packed, usable, encoding)
-    findings += analysis.findings()
+    findings += analysis.findings() + extra
     findings.sort(key=lambda f: (SEVERITIES.index(f.severity), CODES.index(f.code)))
     return AuditReport(
         geometry=geometry,
@@ -205,6 +247,7 @@ def audit_arrays(
         latents=analysis.steps,
         frame_keep=[float(k) for k in analysis.frame_keep],
         findings=findings,
+        source=source,
     )
 
 

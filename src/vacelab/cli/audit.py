@@ -55,6 +55,7 @@ def register(subparsers) -> None:
         metavar="FILE.npy",
         help="write the exact conditioning mask, float32 [64, refs + latent steps, H/8, W/8]",
     )
+    parser.add_argument("--window", type=int, help="long jobs: which window to audit (default 0)")
     parser.add_argument("--strict", action="store_true", help="exit 3 when the report holds an error finding")
     parser.set_defaults(handler=handle)
 
@@ -62,13 +63,23 @@ def register(subparsers) -> None:
 def handle(args) -> int:
     from .. import audit
 
-    mask, refs, video_shape, source, inputs = _load(args)
+    mask, refs, video_shape, source, windows, inputs = _load(args)
     outputs = [p for p in (args.png, args.save_mask_latent) if p]
     _check_outputs(outputs, inputs)
-    report = audit.audit_arrays(mask, ref_frames=refs, encoding=args.mask_encoding, video_shape=video_shape)
-    report.source = source
+    report = audit.audit_arrays(
+        mask,
+        ref_frames=refs,
+        encoding=args.mask_encoding,
+        video_shape=video_shape,
+        windows=windows,
+        window=args.window,
+    )
+    report.source = {**source, **report.source}
     if args.save_mask_latent:
-        audit.save_mask_latent(args.save_mask_latent, mask, ref_frames=refs, encoding=args.mask_encoding)
+        start, stop = audit.window_range(windows, mask.shape[0], args.window)
+        audit.save_mask_latent(
+            args.save_mask_latent, mask[start:stop], ref_frames=refs, encoding=args.mask_encoding
+        )
     if args.png:
         from ..audit_plot import draw_audit
 
@@ -84,7 +95,7 @@ def handle(args) -> int:
 
 
 def _load(args):
-    """(mask, ref count, video shape or None, source description, input paths) from the options."""
+    """(mask, ref count, video shape or None, source description, windows, input paths) from the options."""
     if args.refs < 0:
         raise InputError(f"--refs {args.refs}: must be 0 or more")
     if args.job:
@@ -95,7 +106,8 @@ def _load(args):
         manifest = read_manifest(args.job)  # the reference count is enough: no image decoding
         video, mask = load_job_arrays(args.job)
         source = {"job": args.job, "task": manifest.get("task")}
-        return mask, len(manifest.get("refs", [])), tuple(video.shape[:3]), source, [Path(args.job)]
+        refs, windows = len(manifest.get("refs", [])), manifest.get("windows")
+        return mask, refs, tuple(video.shape[:3]), source, windows, [Path(args.job)]
     if not args.mask:
         raise InputError("give a JOB folder, or --mask (and optionally --video) for files made elsewhere")
     video_shape = None
@@ -125,7 +137,7 @@ def _load(args):
         video_shape = None if video_shape is None else (mask.shape[0], *video_shape[1:])
     elif args.frames is not None:
         raise InputError("--frames only applies to a one-image --mask")
-    return mask, args.refs, video_shape, source, inputs
+    return mask, args.refs, video_shape, source, None, inputs
 
 
 def _read_mask(path: Path):
