@@ -18,7 +18,7 @@ from tiny_sam import IMAGE_SIZE, save_tiny_sam2, save_tiny_sam3
 from vacelab.errors import InputError
 from vacelab.tracking import Prompt, track_mask
 
-FRAMES, HEIGHT, WIDTH = 9, 96, 160
+FRAMES, HEIGHT, WIDTH = 7, 96, 160
 BOX_A, BOX_B = (20, 20, 80, 70), (90, 10, 150, 60)
 
 
@@ -44,12 +44,12 @@ def track(clip, model, **kw):
 # ---------------------------------------------------------------------------------------------- SAM 2
 def test_box_on_middle_frame_gives_a_mask_for_every_frame_both_ways(clip, sam2_dir):
     calls = []
-    mask = track_mask(clip, boxes=[(BOX_A, 4)], model=sam2_dir, progress=lambda d, t: calls.append((d, t)))
+    mask = track_mask(clip, boxes=[(BOX_A, 3)], model=sam2_dir, progress=lambda d, t: calls.append((d, t)))
     assert mask.shape == (FRAMES, HEIGHT, WIDTH) and mask.dtype == bool
     assert calls == [(i, FRAMES) for i in range(1, FRAMES + 1)]
-    assert np.array_equal(mask, track(clip, sam2_dir, boxes=[(BOX_A, 4)]))  # deterministic
-    other = track(clip, sam2_dir, boxes=[(BOX_B, 4)])
-    # the prompt on frame 4 reaches the first and the last frame: propagation went backward and forward
+    assert np.array_equal(mask, track(clip, sam2_dir, boxes=[(BOX_A, 3)]))  # deterministic
+    other = track(clip, sam2_dir, boxes=[(BOX_B, 3)])
+    # the prompt on frame 3 reaches the first and the last frame: propagation went backward and forward
     assert not np.array_equal(mask[0], other[0]) and not np.array_equal(mask[-1], other[-1])
 
 
@@ -66,16 +66,16 @@ def test_propagation_order_covers_the_clip_from_the_earliest_prompt(clip, sam2_d
         session = feeder.open_session(clip, torch.device("cpu"), torch.float32)
         order = [(frame, tuple(logits.shape)) for frame, logits in propagate(net, session, feeder, prompts)]
     low = IMAGE_SIZE // 4
-    assert order == [(f, (2, 1, low, low)) for f in [3, 4, 5, 6, 7, 8, 3, 2, 1, 0]]
+    assert order == [(f, (2, 1, low, low)) for f in [3, 4, 5, 6, 3, 2, 1, 0]]
     # each object is conditioned on its own frame
     assert list(session.output_dict_per_obj[0]["cond_frame_outputs"]) == [6]
     assert list(session.output_dict_per_obj[1]["cond_frame_outputs"]) == [3]
 
 
 def test_several_objects_merge_into_their_union(clip, sam2_dir):
-    a = track(clip, sam2_dir, boxes=[(BOX_A, 4)])
-    b = track(clip, sam2_dir, points=[([(120, 30), (100, 50)], [1, 0], 4)])
-    both = track(clip, sam2_dir, boxes=[(BOX_A, 4)], points=[([(120, 30), (100, 50)], [1, 0], 4)])
+    a = track(clip, sam2_dir, boxes=[(BOX_A, 3)])
+    b = track(clip, sam2_dir, points=[([(120, 30), (100, 50)], [1, 0], 3)])
+    both = track(clip, sam2_dir, boxes=[(BOX_A, 3)], points=[([(120, 30), (100, 50)], [1, 0], 3)])
     assert np.array_equal(both, a | b)
     assert not np.array_equal(both, a) and not np.array_equal(both, b)
 
@@ -87,8 +87,8 @@ def test_bf16_runs_and_keeps_the_shape(clip, sam2_dir):
 
 @pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs a CUDA GPU")
 def test_cuda_bf16_matches_cpu_shape(clip, sam2_dir):
-    gpu = track(clip, sam2_dir, boxes=[(BOX_A, 4)], device="cuda", dtype="bf16")
-    cpu = track(clip, sam2_dir, boxes=[(BOX_A, 4)], device="cpu", dtype="fp32")
+    gpu = track(clip, sam2_dir, boxes=[(BOX_A, 3)], device="cuda", dtype="bf16")
+    cpu = track(clip, sam2_dir, boxes=[(BOX_A, 3)], device="cpu", dtype="fp32")
     assert gpu.shape == cpu.shape and (gpu == cpu).mean() > 0.8
 
 
@@ -111,9 +111,14 @@ def test_manual_prompts_equal_transformers_processor_prompts():
     for obj_id, prompt in enumerate([box, clicks], start=1):
         ManualFeeder(IMAGE_SIZE, [0.5] * 3, [0.5] * 3).add_prompt(manual, prompt, obj_id)
         ProcessorFeeder(processor).add_prompt(library, prompt, obj_id)
-    processor.add_inputs_to_inference_session(via_box, frame_idx=2, obj_ids=1, input_boxes=[[[20, 20, 80, 70]]])
+    processor.add_inputs_to_inference_session(
+        via_box, frame_idx=2, obj_ids=1, input_boxes=[[[20, 20, 80, 70]]]
+    )
     for obj_idx, frame in [(0, 2), (1, 5)]:
-        ours, theirs = manual.point_inputs_per_obj[obj_idx][frame], library.point_inputs_per_obj[obj_idx][frame]
+        ours, theirs = (
+            manual.point_inputs_per_obj[obj_idx][frame],
+            library.point_inputs_per_obj[obj_idx][frame],
+        )
         assert torch.equal(ours["point_coords"], theirs["point_coords"])  # both float32
         # label dtype differs between the processor's own routes (int64 for clicks, int32 for boxes)
         assert ours["point_labels"].tolist() == theirs["point_labels"].tolist()
@@ -129,7 +134,9 @@ def test_manual_pixels_use_the_preprocessor_config(tmp_path):
     from vacelab.tracking._sam2 import ManualFeeder
 
     white = np.full((HEIGHT, WIDTH, 3), 255, dtype=np.uint8)
-    (tmp_path / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.5] * 3, "image_std": [0.25] * 3}))
+    (tmp_path / "preprocessor_config.json").write_text(
+        json.dumps({"image_mean": [0.5] * 3, "image_std": [0.25] * 3})
+    )
     pixels = ManualFeeder.from_pretrained(str(tmp_path), 64).pixel_values(white, "cpu")
     assert pixels.shape == (3, 64, 64) and torch.allclose(pixels, torch.full_like(pixels, 2.0))
     default = ManualFeeder.from_pretrained(str(tmp_path / "none"), 64).pixel_values(white, "cpu")
@@ -145,12 +152,14 @@ def test_processor_path_agrees_with_manual_path(clip, sam2_dir, tmp_path):
 
     from vacelab.tracking._sam2 import ProcessorFeeder, frame_feeder
 
-    manual = track(clip, sam2_dir, boxes=[(BOX_A, 4)])
+    manual = track(clip, sam2_dir, boxes=[(BOX_A, 3)])
     folder = shutil.copytree(sam2_dir, tmp_path / "with-processor")
     size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
-    Sam2VideoProcessor(Sam2ImageProcessor(size=size), Sam2VideoVideoProcessor(size=size)).save_pretrained(folder)
+    Sam2VideoProcessor(Sam2ImageProcessor(size=size), Sam2VideoVideoProcessor(size=size)).save_pretrained(
+        folder
+    )
     assert isinstance(frame_feeder(str(folder), IMAGE_SIZE), ProcessorFeeder)
-    library = track(clip, str(folder), boxes=[(BOX_A, 4)])
+    library = track(clip, str(folder), boxes=[(BOX_A, 3)])
     assert library.shape == manual.shape and (library == manual).mean() > 0.95
 
 
@@ -171,7 +180,7 @@ def test_phrase_tracks_with_sam3(clip, sam3_dir):
     [
         (dict(boxes=[((10, 10, 200, 50), 0)]), r"x1 <= 160 .*160x96 frame"),
         (dict(boxes=[((50, 10, 40, 50), 0)]), "x0 < x1"),
-        (dict(boxes=[((10, 10, 40, 50), 9)]), r"frame 9 is outside the clip \(frames 0..8\)"),
+        (dict(boxes=[((10, 10, 40, 50), 7)]), r"frame 7 is outside the clip \(frames 0..6\)"),
         (dict(boxes=[((10, 10, 40, 50), -1)]), "frame -1 is outside the clip"),
         (dict(boxes=[((10, 10, 40), 0)]), "expected 4 finite numbers"),
         (dict(points=[([(10, 10)], [1], 12)]), "frame 12 is outside the clip"),
@@ -197,7 +206,9 @@ def test_bad_video_is_an_input_error():
 
 def test_missing_weights_say_where_they_were_looked_for(clip, tmp_path):
     box = [((10, 10, 40, 50), 0)]
-    with pytest.raises(InputError, match=r"no weights for 'facebook/sam2.1-hiera-tiny' in the Hugging Face cache"):
+    with pytest.raises(
+        InputError, match=r"no weights for 'facebook/sam2.1-hiera-tiny' in the Hugging Face cache"
+    ):
         track_mask(clip, boxes=box, progress=False)  # default model, offline, not cached
     with pytest.raises(InputError, match=r"hf download .*--track-model PATH") as info:
         track_mask(clip, boxes=box, model=str(tmp_path), progress=False)

@@ -1,10 +1,10 @@
-"""Tiny randomly initialised SAM 2 video model (about 1.4 M parameters, 256 px), built and saved offline."""
+"""Tiny randomly initialised SAM 2 video model (about 1.4 M parameters, 128 px), built and saved offline."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-IMAGE_SIZE = 256
+IMAGE_SIZE = 128
 
 
 def tiny_sam2_config():
@@ -30,7 +30,9 @@ def tiny_sam2_config():
             fpn_hidden_size=hidden,
         ),
         prompt_encoder_config=dict(hidden_size=hidden, image_size=s, patch_size=16),
-        mask_decoder_config=dict(hidden_size=hidden, mlp_dim=128, num_attention_heads=2, iou_head_hidden_dim=hidden),
+        mask_decoder_config=dict(
+            hidden_size=hidden, mlp_dim=128, num_attention_heads=2, iou_head_hidden_dim=hidden
+        ),
         image_size=s,
         num_maskmem=3,
         memory_attention_hidden_size=hidden,
@@ -107,7 +109,9 @@ def tiny_sam3_config(max_objects: int = 2):
     tracker = dict(
         vision_config=vision,
         prompt_encoder_config=dict(hidden_size=hidden, image_size=s, patch_size=14),
-        mask_decoder_config=dict(hidden_size=hidden, mlp_dim=128, num_attention_heads=2, iou_head_hidden_dim=hidden),
+        mask_decoder_config=dict(
+            hidden_size=hidden, mlp_dim=128, num_attention_heads=2, iou_head_hidden_dim=hidden
+        ),
         image_size=s,
         num_maskmem=3,
         memory_attention_hidden_size=hidden,

@@ -71,11 +71,17 @@ def track_mask(
         raise InputError(f"tracking dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     if text is not None:
         if not text.strip():
-            raise InputError("--segment: the phrase is empty; name the object to track, e.g. --segment 'red car'")
+            raise InputError(
+                "--segment: the phrase is empty; name the object to track, e.g. --segment 'red car'"
+            )
         if prompts:
-            raise InputError("--segment cannot be combined with --track-box/--track-points (different models)")
+            raise InputError(
+                "--segment cannot be combined with --track-box/--track-points (different models)"
+            )
     elif not prompts:
-        raise InputError("nothing to track: give a box (--track-box), clicks (--track-points) or a phrase (--segment)")
+        raise InputError(
+            "nothing to track: give a box (--track-box), clicks (--track-points) or a phrase (--segment)"
+        )
 
     from ._runtime import ProgressSteps, resolve_device_dtype
 
@@ -84,7 +90,9 @@ def track_mask(
         if text is not None:
             from ._sam3 import track_text
 
-            return track_text(video, text.strip(), model or DEFAULT_TEXT_MODEL, torch_device, torch_dtype, steps)
+            return track_text(
+                video, text.strip(), model or DEFAULT_TEXT_MODEL, torch_device, torch_dtype, steps
+            )
         from ._sam2 import track_prompts
 
         return track_prompts(video, prompts, model or DEFAULT_MODEL, torch_device, torch_dtype, steps)
@@ -141,7 +149,9 @@ def _points_prompt(entry, frames: int, height: int, width: int) -> Prompt:
     what = "track points " + ",".join(f"{x:g},{y:g}" for x, y in coords)
     frame = _check_frame(frame, frames, what)
     if not coords or len(coords) != len(labels):
-        raise InputError(f"{what}: need one label per point, got {len(coords)} points and {len(labels)} labels")
+        raise InputError(
+            f"{what}: need one label per point, got {len(coords)} points and {len(labels)} labels"
+        )
     if not set(labels) <= {NEGATIVE, POSITIVE} or POSITIVE not in labels:
         raise InputError(f"{what}: labels must be 1 (positive) or 0 (negative), with at least one positive")
     for x, y in coords:

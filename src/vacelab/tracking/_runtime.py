@@ -29,7 +29,7 @@ def resolve_device_dtype(device: str, dtype: str) -> tuple[torch.device, torch.d
 
 
 class ProgressSteps:
-    """Count finished frames: a tqdm bar (``None``/``True``), nothing (``False``) or ``callback(done, total)``."""
+    """Frames done: a tqdm bar (``None``/``True``), nothing (``False``) or ``callback(done, total)``."""
 
     def __init__(self, progress, total: int):
         self.total, self.done = total, 0
@@ -54,7 +54,7 @@ class ProgressSteps:
 
 
 def read_json(model: str, filename: str) -> dict | None:
-    """A JSON file of a local model folder or of the hub cache (never downloaded when offline); None if absent."""
+    """A JSON file of a model folder or the hub cache (never downloaded when offline); None if absent."""
     from transformers.utils import cached_file
 
     try:
@@ -73,13 +73,14 @@ def read_json(model: str, filename: str) -> dict | None:
 
 
 def load_model(model_cls, model: str, model_types: tuple[str, ...], what: str, device, dtype):
-    """``model_cls.from_pretrained(model)`` on ``device``/``dtype``; a missing or wrong model is an InputError."""
+    """``model_cls.from_pretrained(model)`` on ``device``/``dtype``; missing or wrong weights: InputError."""
     config = read_json(model, "config.json")
     if config is None:
         raise InputError(_no_weights(model, what))
     if config.get("model_type") not in model_types:
         raise InputError(
-            f"{what}: {model!r} is a {config.get('model_type')!r} model, expected one of {', '.join(model_types)}"
+            f"{what}: {model!r} is a {config.get('model_type')!r} model, "
+            f"expected one of {', '.join(model_types)}"
         )
     try:
         loaded = model_cls.from_pretrained(model, dtype=dtype)
@@ -91,9 +92,11 @@ def load_model(model_cls, model: str, model_types: tuple[str, ...], what: str, d
 def _no_weights(model: str, what: str) -> str:
     from huggingface_hub import constants
 
-    where = f"the folder {model}" if os.path.isdir(model) else f"the Hugging Face cache {constants.HF_HUB_CACHE}"
+    where = (
+        f"the folder {model}" if os.path.isdir(model) else f"the Hugging Face cache {constants.HF_HUB_CACHE}"
+    )
     offline = " (offline: downloads are off)" if constants.HF_HUB_OFFLINE else ""
     return (
-        f"{what}: no weights for {model!r} in {where}{offline}; download them once where the hub is reachable "
-        f"(`hf download {model}`) or pass --track-model PATH to a folder saved with save_pretrained"
+        f"{what}: no weights for {model!r} in {where}{offline}; download them once where the hub is "
+        f"reachable (`hf download {model}`) or pass --track-model PATH to a folder saved with save_pretrained"
     )

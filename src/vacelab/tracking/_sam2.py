@@ -61,16 +61,14 @@ def propagate(net, session, feeder, prompts: list[Prompt]) -> Iterator[tuple[int
 
 
 def frame_feeder(model: str, image_size: int):
-    """transformers' processor where torchvision imports and the model ships one, else the manual feeder."""
+    """transformers' processor where torchvision imports and the model ships its config (a bare
+    ``save_pretrained`` of the model has none), else the manual feeder."""
     from transformers.utils import is_torchvision_available
 
-    if is_torchvision_available():
+    if is_torchvision_available() and read_json(model, "preprocessor_config.json") is not None:
         from transformers import Sam2VideoProcessor
 
-        try:
-            return ProcessorFeeder(Sam2VideoProcessor.from_pretrained(model))
-        except OSError:  # a folder without processor files (e.g. a bare save_pretrained of the model)
-            pass
+        return ProcessorFeeder(Sam2VideoProcessor.from_pretrained(model))
     return ManualFeeder.from_pretrained(model, image_size)
 
 
@@ -95,7 +93,9 @@ class ProcessorFeeder:
         )
 
     def to_masks(self, logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        return self.processor.post_process_masks([logits], original_sizes=[list(size)], binarize=True)[0][:, 0]
+        return self.processor.post_process_masks([logits], original_sizes=[list(size)], binarize=True)[0][
+            :, 0
+        ]
 
 
 class ManualFeeder:
@@ -112,7 +112,9 @@ class ManualFeeder:
         """Mean/std/rescale from the model's (video) preprocessor config, ImageNet values where absent."""
         from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-        config = read_json(model, "video_preprocessor_config.json") or read_json(model, "preprocessor_config.json")
+        config = read_json(model, "video_preprocessor_config.json") or read_json(
+            model, "preprocessor_config.json"
+        )
         config = config or {}
         return cls(
             image_size,
@@ -145,7 +147,8 @@ class ManualFeeder:
 
     def add_prompt(self, session, prompt: Prompt, obj_id: int) -> None:
         scale = torch.tensor(
-            [self.image_size / session.video_width, self.image_size / session.video_height], dtype=torch.float32
+            [self.image_size / session.video_width, self.image_size / session.video_height],
+            dtype=torch.float32,
         )
         coords = torch.tensor(prompt.coords, dtype=torch.float32) * scale
         obj_idx = session.obj_id_to_idx(obj_id)
