@@ -1,0 +1,63 @@
+"""LoRA adapters for ``vacelab run --lora FILE[:SCALE]`` (repeatable), loaded through diffusers' LoRA loading.
+
+Any Wan2.1 LoRA that ``WanVACEPipeline.load_lora_weights`` reads works: diffusers/peft format
+(``transformer.blocks.N.attn1.to_q.lora_A.weight``), the original Wan format (``diffusion_model.*``) and
+musubi-tuner's (``lora_unet_*``), which diffusers converts: step-distillation LoRAs (4-8 steps) and style
+LoRAs alike. A distillation LoRA changes the output and needs its own steps/guidance (lossy: see
+docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from vacelab.errors import InputError
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    path: Path
+    scale: float = 1.0
+
+
+def parse_lora_spec(spec: str) -> LoraSpec:
+    """``"FILE[:SCALE]"`` -> ``LoraSpec`` (FILE must exist); a ``:`` not followed by a number is in FILE."""
+    path, scale = spec, 1.0
+    head, sep, tail = spec.rpartition(":")
+    if sep and head:
+        try:
+            scale = float(tail)
+        except ValueError:
+            pass  # e.g. "C:\\loras\\x.safetensors" or a file name with a colon
+        else:
+            path = head
+            if not math.isfinite(scale):
+                raise InputError(f"--lora {spec}: the scale must be a finite number")
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise InputError(f"--lora {spec}: no such file {str(file)!r}")
+    return LoraSpec(file, scale)
+
+
+def apply_loras(pipe, specs) -> list[dict]:
+    """Load each LoRA (``LoraSpec`` or ``"FILE[:SCALE]"``) into ``pipe`` and activate all with their scales.
+
+    Call before ``apply_fast_profile`` (compile after the adapters exist). Returns, for ``run.json``, one
+    ``{"file", "scale", "adapter"}`` per LoRA. A file diffusers cannot read or that does not fit the model
+    raises ``InputError`` naming it.
+    """
+    specs = [parse_lora_spec(s) if isinstance(s, str) else s for s in specs]
+    applied = []
+    for i, spec in enumerate(specs):
+        name = f"lora{i}"
+        try:
+            pipe.load_lora_weights(str(spec.path), adapter_name=name)
+        except Exception as exc:  # diffusers/peft/safetensors raise many kinds for a file that is no Wan LoRA
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"--lora {spec.path}: not a LoRA this model can load ({first[:200]})") from exc
+        applied.append({"file": str(spec.path), "scale": spec.scale, "adapter": name})
+    if applied:
+        pipe.set_adapters([a["adapter"] for a in applied], adapter_weights=[a["scale"] for a in applied])
+    return applied

@@ -1,0 +1,111 @@
+"""``--lora FILE[:SCALE]`` through diffusers' LoRA loading, with a tiny LoRA made for the tiny pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_profiles import run_tiny
+from tiny_pipeline import build_tiny_pipeline
+
+from vacelab.errors import InputError
+from vacelab.generation.lora import LoraSpec, apply_loras, parse_lora_spec
+
+
+def make_lora(folder: Path, seed: int, targets=("to_q", "to_k", "to_v", "to_out.0")) -> Path:
+    """A peft LoRA with random A and B on a tiny transformer (untrained), saved as diffusers saves one."""
+    from diffusers import WanVACEPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    transformer = build_tiny_pipeline(seed=seed).transformer
+    torch.manual_seed(seed)
+    transformer.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, target_modules=list(targets), init_lora_weights=False)
+    )
+    WanVACEPipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(transformer))
+    return folder / "pytorch_lora_weights.safetensors"
+
+
+@pytest.fixture(scope="module")
+def loras(tmp_path_factory):
+    root = tmp_path_factory.mktemp("loras")
+    return [make_lora(root / f"l{i}", seed=10 + i) for i in range(2)]
+
+
+@pytest.fixture(scope="module")
+def base_output():
+    return run_tiny(build_tiny_pipeline())
+
+
+def test_parse_lora_spec(loras, tmp_path):
+    assert parse_lora_spec(str(loras[0])) == LoraSpec(loras[0], 1.0)
+    assert parse_lora_spec(f"{loras[0]}:0.5") == LoraSpec(loras[0], 0.5)
+    assert parse_lora_spec(f"{loras[0]}:-1e-1") == LoraSpec(loras[0], -0.1)
+    odd = tmp_path / "style:v2.safetensors"  # a colon in the file name, no scale
+    odd.write_bytes(b"x")
+    assert parse_lora_spec(str(odd)) == LoraSpec(odd, 1.0)
+    assert parse_lora_spec(f"{odd}:2") == LoraSpec(odd, 2.0)
+    with pytest.raises(InputError, match="no such file"):
+        parse_lora_spec(str(tmp_path / "missing.safetensors"))
+    with pytest.raises(InputError, match="no such file"):
+        parse_lora_spec(f"{tmp_path / 'missing.safetensors'}:0.5")
+    with pytest.raises(InputError, match="finite"):
+        parse_lora_spec(f"{loras[0]}:nan")
+
+
+@pytest.fixture(scope="module")
+def first_output(loras):
+    """The tiny pipeline's output with the first LoRA at scale 1."""
+    pipe = build_tiny_pipeline()
+    applied = apply_loras(pipe, [f"{loras[0]}:1.0"])
+    assert applied == [{"file": str(loras[0]), "scale": 1.0, "adapter": "lora0"}]
+    return run_tiny(pipe)
+
+
+def test_lora_changes_the_output_and_scale_zero_does_not(loras, base_output, first_output):
+    assert np.abs(first_output - base_output).max() > 1e-2
+    pipe = build_tiny_pipeline()
+    apply_loras(pipe, [f"{loras[0]}:0"])
+    np.testing.assert_allclose(run_tiny(pipe), base_output, atol=1e-5)
+
+
+def test_two_loras_with_their_own_scales(loras, first_output):
+    pipe = build_tiny_pipeline()
+    apply_loras(pipe, [str(loras[0]), LoraSpec(loras[1], 0.0)])
+    np.testing.assert_allclose(run_tiny(pipe), first_output, atol=1e-5)  # the second at scale 0 adds nothing
+
+    pipe = build_tiny_pipeline()
+    applied = apply_loras(pipe, [str(loras[0]), f"{loras[1]}:0.7"])
+    assert [a["adapter"] for a in applied] == ["lora0", "lora1"]
+    assert np.abs(run_tiny(pipe) - first_output).max() > 1e-3
+
+
+def test_bad_files_are_input_errors(tmp_path, loras):
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(InputError, match="garbage.safetensors"):
+        apply_loras(build_tiny_pipeline(), [str(garbage)])
+
+    from safetensors.torch import save_file
+
+    not_lora = tmp_path / "weights.safetensors"
+    save_file({"transformer.blocks.0.attn1.to_q.weight": torch.zeros(24, 24)}, str(not_lora))
+    with pytest.raises(InputError, match="weights.safetensors"):
+        apply_loras(build_tiny_pipeline(), [str(not_lora)])
+
+    # a LoRA made for another model size: its matrices do not fit this transformer
+    from diffusers import WanVACEPipeline
+
+    other = tmp_path / "other"
+    WanVACEPipeline.save_lora_weights(
+        other,
+        transformer_lora_layers={
+            "blocks.0.attn1.to_q.lora_A.weight": torch.randn(4, 48),
+            "blocks.0.attn1.to_q.lora_B.weight": torch.randn(48, 4),
+        },
+    )
+    with pytest.raises(InputError, match="pytorch_lora_weights.safetensors"):
+        apply_loras(build_tiny_pipeline(), [str(other / "pytorch_lora_weights.safetensors")])
