@@ -119,7 +119,8 @@ def save_job(job: Job, out: str | os.PathLike, *, preview: bool = True) -> Path:
         media.write_mp4(folder / "src_video.mp4", job.video, job.fps)
         media.write_mp4(folder / "src_mask.mp4", job.mask, job.fps)
         if job.original is not None:
-            media.write_mp4(folder / "original.mp4", job.original, job.fps, preset="ultrafast")  # viewing copy
+            # a viewing copy: the fastest x264 preset
+            media.write_mp4(folder / "original.mp4", job.original, job.fps, preset="ultrafast")
         (folder / "src_ref_images").mkdir()
         for i, ref in enumerate(job.refs):
             media.write_png(folder / "src_ref_images" / f"ref_{i:02d}.png", ref)

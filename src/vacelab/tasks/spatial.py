@@ -214,11 +214,10 @@ def build_outpaint(task: str, opts: Options) -> Job:
         notes.append(
             f"--auto-refs {len(auto)}: mood crops of the source added after the {len(refs)} --ref image(s)"
         )
-    notes += [
-        f"content {inner_w}x{inner_h} at x={left}, y={top} of the {width}x{height} canvas",
-        *check_block_size(left, "left band"),
-        *check_block_size(top, "top band"),
-    ]
+    notes.append(f"content {inner_w}x{inner_h} at x={left}, y={top} of the {width}x{height} canvas")
+    bands = {"left": left, "top": top, "right": width - left - inner_w, "bottom": height - top - inner_h}
+    for name, px in bands.items():
+        notes += check_block_size(px, f"{name} band")
     return Job(
         task=task,
         video=video,
