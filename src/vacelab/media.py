@@ -310,6 +310,7 @@ def write_mp4(
 
     gray = frames.ndim == 3  # masks: encoded from 8-bit gray frames, never expanded to RGB in memory
     scale = np.uint8(255 if frames.dtype == bool else 1)
+    pixel_format = "gray" if gray else "rgb24"
     height, width = frames.shape[1:3]
     with atomic_path(path) as tmp:
         with av.open(str(tmp), "w", format="mp4") as container:
@@ -322,9 +323,9 @@ def write_mp4(
                 if gray:
                     array = array.astype(np.uint8) * scale
                 if array.shape[:2] != (stream.height, stream.width):
-                    pads = ((0, stream.height - height), (0, stream.width - width)) + ((0, 0),) * (array.ndim - 2)
+                    pads = [(0, stream.height - height), (0, stream.width - width)] + [(0, 0)] * (array.ndim - 2)
                     array = np.pad(array, pads, "edge")
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="gray" if gray else "rgb24")
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=pixel_format)
                 container.mux(stream.encode(frame))
             container.mux(stream.encode())
 
