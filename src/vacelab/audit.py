@@ -263,8 +263,21 @@ def save_mask_latent(path: str | Path, mask: np.ndarray, *, ref_frames: int = 0,
 
 
 # ------------------------------------------------------------------------------------------ formatting
-def format_ints(values) -> str:
-    """Compact list of integers: ``1-4, 9, 12, 16, ..., 28`` (runs and arithmetic progressions folded)."""
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1)}"
+
+
+def _frames(values) -> str:
+    """``frame 5`` / ``frames 1-4, 9``."""
+    values = sorted(set(values))
+    return f"frame{'s' * (len(values) != 1)} {format_ints(values)}"
+
+
+def format_ints(values, limit: int = 8) -> str:
+    """Compact list of integers: ``1-4, 9, 12, 16, ..., 28`` (runs and arithmetic progressions folded).
+
+    More than ``limit`` parts are shortened to the first four, ``...`` and the last two.
+    """
     values = sorted(set(int(v) for v in values))
     parts, i = [], 0
     while i < len(values):
@@ -281,6 +294,8 @@ def format_ints(values) -> str:
             parts.append(str(values[i]))
             j = i
         i = j + 1
+    if len(parts) > limit:
+        parts = [*parts[:4], "...", *parts[-2:]]
     return ", ".join(parts)
 
 
@@ -412,7 +427,7 @@ class _Analysis:
     def span(self, steps) -> str:
         """``steps 7-13 (frames 25-52)`` for a set of latent steps."""
         frames = [f for t in steps for f in self.groups[t]]
-        return f"step{'s' * (len(steps) > 1)} {format_ints(steps)} (frames {format_ints(frames)})"
+        return f"step{'s' * (len(steps) > 1)} {format_ints(steps)} ({_frames(frames)})"
 
     def frames_of(self, steps) -> list[int]:
         return [f for t in steps for f in self.groups[t]]
@@ -509,7 +524,7 @@ class _Analysis:
             details = {"lost_keep_fraction": {str(f): round(float(lost[f]), 4) for f in frames}}
             if worst < SEVERE:
                 message = (
-                    f"For frames {format_ints(frames)} the mask the model reads says GENERATE on up to "
+                    f"For {_frames(frames)} the mask the model reads says GENERATE on up to "
                     f"{_pct(worst)} of the frame where the frame itself is KEEP (typically the edge of a "
                     "moving mask): the model regenerates a slightly larger area there. Usually harmless."
                 )
@@ -540,7 +555,7 @@ class _Analysis:
         if imposed:
             worst = max(self.steps[t].imposed_fraction for t in imposed)
             reads = [self.steps[t].mask_frame for t in imposed]
-            where = f"For {self.span(imposed)} the model reads KEEP from frames {format_ints(reads)}"
+            where = f"For {self.span(imposed)} the model reads KEEP from {_frames(reads)}"
             if worst >= SEVERE:
                 severity = "error"
                 message = (
@@ -668,9 +683,9 @@ class _Analysis:
                     "NO_ANCHOR",
                     severity,
                     f"{self.span(empty)[0].upper()}{self.span(empty)[1:]} hold no KEEP pixel at all between "
-                    f"anchors (gaps of up to {max(gaps)} steps = {max(gaps) * 4} frames): the inactive "
-                    "input is "
-                    "zero there, attention has nothing to copy from, and the model must invent these frames."
+                    f"anchors (gaps of up to {_plural(max(gaps), 'step')} = {max(gaps) * 4} frames): the "
+                    "inactive input is zero there, attention has nothing to copy from, and the model must "
+                    "invent these frames."
                     + (
                         pattern
                         or " Put KEEP frames closer together, add a spatial anchor (--strategy anchor "

@@ -49,7 +49,7 @@ def draw_audit(report, path) -> None:
     frames = len(report.frame_keep)
     steps = report.latents
     refs = g.ref_frames
-    cw = max(3, min(12, 1000 // max(frames, 1)))  # pixels per frame column
+    cw = max(3, min(24, 1000 // max(frames, 1)))  # pixels per frame column
     rh = 16 if len(steps) + refs <= 40 else 10  # pixels per latent-step row
     left, top_bar, bar_h = 120, 62, 48
     grid_top = top_bar + bar_h + 34
@@ -101,7 +101,7 @@ def draw_audit(report, path) -> None:
     every = next(n for n in (1, 2, 4, 8, 16, 32, 64, 128, 256) if n * cw >= 28)
     for f in range(0, frames, every):
         draw.text((left + f * cw, top_bar + bar_h + 12), str(f), font=small, fill=INK)
-    draw.text((left + grid_w + 24, top_bar + bar_h + 12), "frame", font=small, fill=INK)
+    draw.text((12, top_bar + bar_h + 12), "frame", font=small, fill=INK)
 
     # Grid: one row per step.
     draw.text((12, grid_top - 18), "latent step", font=font, fill=INK)
