@@ -52,7 +52,7 @@ def draw_audit(report, path) -> None:
     cw = max(3, min(24, 1000 // max(frames, 1)))  # pixels per frame column
     rh = 16 if len(steps) + refs <= 40 else 10  # pixels per latent-step row
     left, top_bar, bar_h = 120, 62, 48
-    grid_top = top_bar + bar_h + 34
+    grid_top = top_bar + bar_h + 46
     grid_w = frames * cw
     rows = refs + len(steps)
     bar_x = left + grid_w + 24
