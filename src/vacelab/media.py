@@ -323,7 +323,8 @@ def write_mp4(
                 if gray:
                     array = array.astype(np.uint8) * scale
                 if array.shape[:2] != (stream.height, stream.width):
-                    pads = [(0, stream.height - height), (0, stream.width - width)] + [(0, 0)] * (array.ndim - 2)
+                    pads = [(0, stream.height - height), (0, stream.width - width)]
+                    pads += [(0, 0)] * (array.ndim - 2)
                     array = np.pad(array, pads, "edge")
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=pixel_format)
                 container.mux(stream.encode(frame))
