@@ -151,6 +151,8 @@ def _read_mask(path: Path):
             array = media.load_array(path)
         except (OSError, ValueError) as exc:
             raise InputError(f"--mask {path}: not a readable .npy array ({exc})") from None
+        if array.ndim == 1 and array.dtype == np.uint8:
+            return media.load_mask(path)  # vacelab's own bit-packed mask (arrays/mask.npy)
         if array.ndim == 2:
             array = array[None]
         if array.ndim != 3:
