@@ -25,6 +25,7 @@ from vacelab.errors import InputError
 from vacelab.generation.settings import RunSettings
 from vacelab.job import Job, save_job
 from vacelab.manifest import check_settings, load_manifest
+from vacelab.result import load_result
 
 FRAMES, SIZE = 17, 64
 
@@ -85,6 +86,8 @@ def test_bad_manifests_are_refused_naming_the_key(jobs_dir, capsys):
     assert "'a'" in err and "seed = 1.5" in err and "integer" in err
     err = bad(jobs_dir, f"{GOOD_JOB}composite = 1\n", capsys)
     assert "composite" in err and "true or false" in err
+    err = bad(jobs_dir, f"[defaults]\nsteps = 0\n{GOOD_JOB}", capsys)
+    assert "'a'" in err and "--steps 0: must be at least 1" in err
     err = bad(jobs_dir, f'{GOOD_JOB}offload = "gpu"\n', capsys)
     assert "offload" in err and "sequential" in err
     err = bad(jobs_dir, f'{GOOD_JOB}[[jobs]]\nname = "b"\njob = "jobs/nope"\n', capsys)
@@ -223,3 +226,91 @@ def test_job_fingerprint_follows_content(tmp_path):
     b = make_job(tmp_path / "b", seed=1)
     c = make_job(tmp_path / "c", seed=2)
     assert job_fingerprint(a) == job_fingerprint(b) != job_fingerprint(c)
+
+
+# ---------------------------------------------------------------------- end to end (tiny offline model)
+def break_job(folder: Path) -> Path:
+    """A job folder that passes the manifest check but cannot be read: its video array is cut short."""
+    make_job(folder, seed=9)
+    array = folder / "arrays" / "video.npy"
+    array.write_bytes(array.read_bytes()[:1000])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def manifest_path(jobs_dir, tiny_model_dir) -> Path:
+    break_job(jobs_dir / "jobs" / "broken")
+    path = four_jobs(jobs_dir, tiny_model_dir)
+    path.write_text(path.read_text() + '[[jobs]]\nname = "broken"\njob = "jobs/broken"\n')
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_out(manifest_path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("local") / "out"
+    assert main(["batch", str(manifest_path), "--out", str(out)]) == 1  # 1: a job failed
+    return out
+
+
+NAMES = ["first", "second", "third", "fourth"]
+
+
+def test_local_batch_runs_every_job_and_isolates_the_broken_one(local_out, capsys):
+    report = json.loads((local_out / "batch.json").read_text())["jobs"]
+    assert [(j["name"], j["status"]) for j in report] == [(n, "done") for n in NAMES] + [("broken", "failed")]
+    assert "jobs/broken" in report[4]["error"] and "damaged" in report[4]["error"]
+    assert "\n" not in report[4]["error"]
+    assert all(j["error"] is None and j["seconds"] > 0 for j in report[:4])
+    videos = [load_result(local_out / n).video for n in NAMES]
+    assert all(v.shape == (FRAMES, SIZE, SIZE, 3) for v in videos)
+    assert not np.array_equal(videos[0], videos[1])  # different jobs and seeds: different outputs
+    assert load_result(local_out / "second").run["settings"]["seed"] == 1
+    assert not (local_out / "broken").exists()
+
+
+def test_ray_batch_gives_the_same_outputs(manifest_path, local_out, tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        outcomes = run_batch(load_manifest(manifest_path), tmp_path / "out", ray=True)
+    finally:
+        ray.shutdown()
+    assert [(o.name, o.status) for o in outcomes] == [(n, "done") for n in NAMES] + [("broken", "failed")]
+    local = json.loads((local_out / "batch.json").read_text())["jobs"]
+    assert outcomes[4].error == local[4]["error"]
+    for name in NAMES:
+        assert np.array_equal(load_result(tmp_path / "out" / name).video, load_result(local_out / name).video)
+
+
+def no_partial_files(out: Path) -> list[str]:
+    """Paths under ``out`` left by an unfinished write (temporary ``*.part*`` names, hidden siblings)."""
+    hidden = [p for p in out.glob(".*") if p.name != ".batch"]
+    return sorted(str(p) for p in [*hidden, *out.rglob("*.part*")])
+
+
+def test_killed_batch_resumes_without_redoing_finished_jobs(manifest_path, local_out, tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "vacelab", "batch", str(manifest_path), "--out", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "first" / "run.json"
+    deadline = time.monotonic() + 120
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert first.exists()
+    # a kill at any instant: every result folder under its final name is complete
+    assert all((p / "run.json").is_file() for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
+    finished = {n for n in NAMES if (out / n / "run.json").exists()}
+    assert finished != set(NAMES), "killed too late to test a resume"
+    runs = {n: out / n / "run.json" for n in finished}
+    before = {n: (path.stat().st_mtime_ns, path.read_bytes()) for n, path in runs.items()}
+
+    assert main(command[3:]) == 1  # started again (in this process, to save a start-up); broken still fails
+    report = {j["name"]: j["status"] for j in json.loads((out / "batch.json").read_text())["jobs"]}
+    assert report == {**{n: "skipped" if n in finished else "done" for n in NAMES}, "broken": "failed"}
+    for name, (mtime, content) in before.items():
+        assert runs[name].stat().st_mtime_ns == mtime and runs[name].read_bytes() == content
+    for name in NAMES:
+        assert np.array_equal(load_result(out / name).video, load_result(local_out / name).video)
+    assert no_partial_files(out) == []

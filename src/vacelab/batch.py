@@ -301,11 +301,10 @@ class Progress:
         self._line(f"{self._head()} {name}: started", final=not self.tty)
 
     def stepper(self, name: str):
-        """A ``progress`` callback for ``run_job`` that shows the job's step count."""
+        """A ``progress(stage, done, total)`` callback for ``run_job`` showing the job's stage and step."""
 
-        def report(step, total=None, *rest, **extra) -> None:
-            where = f"step {step}/{total}" if total else f"{step}"
-            self._line(f"{self._head()} {name}: {where}", final=False)
+        def report(stage: str, done: int, total: int) -> None:
+            self._line(f"{self._head()} {name}: {stage} {done}/{total}", final=False)
 
         return report
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import InputError
+from .generation.run import check_settings as check_run_settings
 from .generation.settings import DTYPES, MASK_ENCODINGS, OFFLOAD_MODES, RunSettings
 
 # Run options whose value must be one of a few words (checked here so a typo stops the batch up front).
@@ -196,6 +197,10 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
         resolved = (base / folder).resolve()
         if not (resolved / "job.json").is_file():
             raise InputError(f"{where}: job = {folder!r}: no job folder at {resolved} (no job.json)")
-        overrides = check_settings(entry, where, base=base)
-        jobs.append(ManifestJob(name=name, job=resolved, settings=build_settings(defaults, overrides)))
+        settings = build_settings(defaults, check_settings(entry, where, base=base))
+        try:
+            check_run_settings(settings)
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+        jobs.append(ManifestJob(name=name, job=resolved, settings=settings))
     return Manifest(path=path, jobs=jobs)
