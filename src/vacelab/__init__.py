@@ -28,6 +28,8 @@ _API = {
     "audit_arrays": "vacelab.audit",
     "AuditReport": "vacelab.audit",
     "draw_audit": "vacelab.audit_plot",
+    "load_manifest": "vacelab.manifest",
+    "run_batch": "vacelab.batch",
 }
 
 __all__ = sorted(_API)
