@@ -594,11 +594,11 @@ class _Analysis:
             tips.append("make KEEP/GENERATE uniform over each VAE group (for keyframes: --strategy aligned)")
         if outside:
             tips.append(
-                f"run with --mask-encoding aligned (for {self.span(outside)} the frame read lies in the next "
-                "group, not the step's own)"
+                "run with --mask-encoding aligned, which reads each step's own group (for step"
+                f"{'s' * (len(outside) > 1)} {format_ints(outside)} the frame read lies in the next group)"
             )
         elif self.encoding == "reference":
-            tips.append("run with --mask-encoding aligned (each step then reads its own group)")
+            tips.append("run with --mask-encoding aligned, which reads each step's own group")
         text = "; or ".join(tips)
         return text[0].upper() + text[1:] + "."
 
