@@ -270,6 +270,7 @@ def test_negative_prompt_reaches_the_pipeline(pipe, tmp_path, monkeypatch):
 
 def test_mask_conditioning_equals_the_geometry(pipe, tmp_path, monkeypatch):
     job = make_job()
+    conditions = capture(monkeypatch, pipe, "preprocess_conditions")
     masks = capture(monkeypatch, pipe, "prepare_masks")
     controls = []
     handle = pipe.transformer.register_forward_pre_hook(
@@ -282,6 +283,10 @@ def test_mask_conditioning_equals_the_geometry(pipe, tmp_path, monkeypatch):
         handle.remove()
     reference, aligned = mask_latent(job.mask, 0, "reference"), mask_latent(job.mask, 0, "aligned")
     assert not np.array_equal(reference, aligned)  # the job is built so that they differ
+    video, mask, _ = conditions[0][2]  # what diffusers made of our inputs: same size, not resized
+    expected = torch.from_numpy(job.video).permute(3, 0, 1, 2)[None].float() / 255 * 2 - 1
+    torch.testing.assert_close(video, expected, atol=1e-6, rtol=0)
+    assert torch.equal(mask[0, 0], torch.from_numpy(job.mask).float())
     assert len(masks) == 1  # aligned replaced diffusers' prepare_masks
     assert np.array_equal(masks[0][2][0].numpy(), reference)
     assert np.array_equal(controls[0].numpy(), reference)  # cond pass, reference encoding
@@ -354,3 +359,24 @@ def test_run_json_is_complete_json(pipe, tmp_path):
     assert run == json.loads(json.dumps(result.run, default=str))
     assert run["used"]["color_match"]["applied"] is True
     assert 0 < run["timings"]["wrapper_overhead_fraction"] < 1
+
+
+def test_memory_preflight_suggests_an_offload_mode(monkeypatch, capsys):
+    import vacelab.generation.pipeline as pipeline_module
+    from vacelab import InputError
+    from vacelab.generation.run import memory_preflight
+
+    job = Job(
+        task="inpaint", video=np.zeros((1, 1, 1, 3), np.uint8), mask=np.zeros((81, 480, 832), bool), fps=16
+    )
+    monkeypatch.setattr(pipeline_module, "resolve_device", lambda device: "cuda")
+    gib = 1024**3
+    hub = RunSettings(model="1.3b")  # not cached here: the known size of the public checkpoint is used
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (12 * gib, 24 * gib))
+    with pytest.raises(InputError, match="--offload none: this run needs about .* use --offload model"):
+        memory_preflight(hub, job)
+    record = memory_preflight(RunSettings(model="1.3b", offload="model"), job)
+    assert record["estimate"]["per_mode_gib"]["model"] < 12 < record["estimate"]["per_mode_gib"]["none"]
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * gib, 24 * gib))
+    memory_preflight(RunSettings(model="1.3b", offload="sequential"), job)  # weights fit, activations may not
+    assert "warning: --offload sequential" in capsys.readouterr().err
