@@ -86,10 +86,13 @@ def audit_summary(job: Job, settings: RunSettings) -> dict:
     problems = job.geometry.problems()
     if problems:
         raise InputError(f"{job.path or 'job'}: BAD_GEOMETRY: {'; '.join(problems)}")
-    try:
-        from ..audit import audit_job
-    except ModuleNotFoundError:  # a trimmed install without the audit module: geometry was checked above
-        return {"findings": [], "audit": "unavailable"}
+    if job.windows and len(job.windows) > 1:
+        raise InputError(
+            f"{job.path or 'job'}: a long job of {len(job.windows)} windows; vacelab run generates one clip "
+            "of up to 81 frames (prepare it with --frames 81 or less)"
+        )
+    from ..audit import audit_job
+
     report = audit_job(job, encoding=settings.mask_encoding).to_dict()
     findings = [
         {key: f.get(key) for key in ("code", "severity", "message")} for f in report.get("findings", [])
@@ -99,8 +102,8 @@ def audit_summary(job: Job, settings: RunSettings) -> dict:
         raise InputError(f"{job.path or 'job'}: BAD_GEOMETRY: {bad[0]['message']}")
     for finding in findings:
         if finding["severity"] in ("warning", "error"):
-            print(f"warning: {finding['code']}: {finding['message']}", file=sys.stderr)
-    return {"findings": findings}
+            print(f"audit {finding['severity']}: {finding['code']}: {finding['message']}", file=sys.stderr)
+    return {"findings": findings, "summary": report.get("summary")}
 
 
 def memory_preflight(settings: RunSettings, job: Job) -> dict:
