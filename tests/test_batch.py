@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vacelab import media
 from vacelab.batch import PipelineCache, Task, job_fingerprint, run_batch, summary_table
 from vacelab.cli import main
 from vacelab.errors import InputError
 from vacelab.generation.settings import RunSettings
-from vacelab.job import Job, save_job
+from vacelab.job import Job, load_job, save_job
 from vacelab.manifest import check_settings, load_manifest
 from vacelab.result import load_result
 
@@ -98,6 +99,12 @@ def test_bad_manifests_are_refused_naming_the_key(jobs_dir, capsys):
     assert "name = '../x'" in err
     err = bad(jobs_dir, f"{GOOD_JOB}[extra]\nx = 1\n", capsys)
     assert "'extra'" in err
+    err = bad(jobs_dir, '[[jobs]]\nname = "p"\nprepare = {task = "inpaint", video = "nope.mp4"}\n', capsys)
+    assert "'p'" in err and "video = " in err and "nope.mp4" in err
+    err = bad(jobs_dir, '[[jobs]]\nname = "p"\nprepare = {task = "inpaint", ratio = 1.5}\n', capsys)
+    assert "'p'" in err and "--ratio does not apply to inpaint" in err
+    err = bad(jobs_dir, '[[jobs]]\nname = "p"\njob = "jobs/clip0"\nprepare = {task = "inpaint"}\n', capsys)
+    assert "either 'job'" in err
     err = bad(jobs_dir, "[defaults]\nsteps = 2\n", capsys)
     assert "[[jobs]]" in err
     err = bad(jobs_dir, "[[jobs]\n", capsys)
@@ -314,3 +321,36 @@ def test_killed_batch_resumes_without_redoing_finished_jobs(manifest_path, local
     for name in NAMES:
         assert np.array_equal(load_result(out / name).video, load_result(local_out / name).video)
     assert no_partial_files(out) == []
+
+
+def test_prepare_entries_are_built_once_and_fail_alone(jobs_dir, tiny_model_dir, tmp_path):
+    video = np.random.default_rng(5).integers(0, 256, (FRAMES + 3, SIZE, SIZE, 3), dtype=np.uint8)
+    media.write_mp4(jobs_dir / "clip.mp4", video, 16.0)
+    common = 'task = "inpaint", video = "clip.mp4", size = "64x64", frames = 17'
+    path = write_manifest(
+        jobs_dir,
+        f"""
+        [defaults]
+        model = "{tiny_model_dir}"
+        steps = 2
+        prompt = "a red car"
+        [[jobs]]
+        name = "boxed"
+        prepare = {{{common}, bbox = "16,16,48,48"}}
+        [[jobs]]
+        name = "offframe"
+        prepare = {{{common}, bbox = "16,16,480,48"}}
+        """,
+        "prepare.toml",
+    )
+    out = tmp_path / "out"
+    outcomes = run_batch(load_manifest(path), out)
+    assert [(o.name, o.status) for o in outcomes] == [("boxed", "done"), ("offframe", "failed")]
+    assert outcomes[1].error.startswith("prepare: --bbox 16,16,480,48")
+    job = load_job(out / ".batch" / "jobs" / "boxed")
+    assert job.mask[:, 16:48, 16:48].all() and job.mask.mean() == 0.25
+    assert load_result(out / "boxed").run["job"]["path"] == str(job.path)
+    stamp = (job.path / "job.json").stat().st_mtime_ns
+    outcomes = run_batch(load_manifest(path), out)
+    assert [o.status for o in outcomes] == ["skipped", "failed"]
+    assert (job.path / "job.json").stat().st_mtime_ns == stamp  # not prepared again

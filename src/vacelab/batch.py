@@ -5,6 +5,7 @@ Layout of ``OUT/``::
     NAME/               what ``vacelab run --out`` writes for the job NAME (``run.json`` written last)
     .batch/NAME.json    what the batch asked of NAME (settings + job content hash), written BEFORE it runs
     .batch/NAME.log     the traceback of NAME's last failure
+    .batch/jobs/NAME/   the job folder the batch prepared for NAME (``prepare = {...}`` entries)
     batch.json          {"jobs": [{"name", "status": done|failed|skipped, "error", "seconds"}, ...]}
 
 A job is finished when ``NAME/run.json`` exists, its recorded settings are the job's settings and the
@@ -335,6 +336,8 @@ def check_out(manifest: Manifest, out: Path) -> None:
         raise InputError(f"--out {out}: is an existing file")
     resolved = out.resolve()
     for entry in manifest.jobs:
+        if entry.job is None:
+            continue
         target = resolved / entry.name
         if resolved == entry.job or entry.job in resolved.parents:
             raise InputError(f"--out {out}: lies inside the job folder of {entry.name!r} ({entry.job})")
@@ -378,11 +381,49 @@ def _lock(out: Path):
         yield
 
 
+def prepared_job(name: str, options: dict, out: Path) -> Path:
+    """``OUT/.batch/jobs/NAME``, prepared from ``options`` unless already prepared from the same options
+    and unchanged input files (recorded in ``OUT/.batch/jobs/NAME.json``)."""
+    from .manifest import prepare_inputs
+    from .tasks import prepare
+
+    folder = out / LEDGER / "jobs" / name
+    stamp = {
+        "options": options,
+        "inputs": {
+            k: [Path(v).stat().st_size, Path(v).stat().st_mtime_ns]
+            for k, v in prepare_inputs(options).items()
+        },
+    }
+    record = folder.with_name(f"{name}.json")
+    if (folder / "job.json").is_file() and _read_json(record) == json.loads(json.dumps(stamp)):
+        return folder
+    record.unlink(missing_ok=True)
+    for path in [folder, *folder.parent.glob(f".{name}.*")]:
+        _remove(path)
+    options = dict(options)
+    prepare(options.pop("task"), out=folder, **options)
+    media.write_text(record, json.dumps(stamp, indent=2))
+    return folder
+
+
 def _run_batch(manifest, out, ray, address, max_parallel, stream, runner, loader) -> list[Outcome]:
-    tasks = [Task(e.name, e.job, e.settings, out) for e in manifest.jobs]
-    records = {t.name: _record(t) for t in tasks}
-    progress = Progress(len(tasks), stream)
+    progress = Progress(len(manifest.jobs), stream)
     outcomes: dict[str, Outcome] = {}
+    tasks = []
+    for entry in manifest.jobs:
+        job = entry.job
+        if entry.prepare is not None:
+            started = time.perf_counter()
+            try:
+                job = prepared_job(entry.name, entry.prepare, out)
+            except Exception as exc:  # a bad input only building the job reveals: this job fails alone
+                seconds = round(time.perf_counter() - started, 3)
+                outcomes[entry.name] = Outcome(entry.name, "failed", f"prepare: {one_line(exc)}", seconds)
+                progress.finished(outcomes[entry.name])
+                continue
+        tasks.append(Task(entry.name, job, entry.settings, out))
+    records = {t.name: _record(t) for t in tasks}
     pending = []
     for task in tasks:
         _clear_temps(task)
@@ -400,6 +441,6 @@ def _run_batch(manifest, out, ray, address, max_parallel, stream, runner, loader
     else:
         done = []
     outcomes.update((o.name, o) for o in done)
-    ordered = [outcomes[t.name] for t in tasks]
+    ordered = [outcomes[e.name] for e in manifest.jobs]
     media.write_text(out / "batch.json", json.dumps({"jobs": [asdict(o) for o in ordered]}, indent=2))
     return ordered

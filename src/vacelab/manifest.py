@@ -9,6 +9,9 @@ A batch manifest (``vacelab batch``) has this shape::
     name = "shot1"          # unique, safe as a folder name: results go to OUT/shot1/
     job = "jobs/shot1"      # a job folder, relative to the manifest
     seed = 7                # any run option here overrides [defaults]
+    [[jobs]]
+    name = "shot2"          # instead of `job`: `vacelab prepare` options, prepared by the batch
+    prepare = {task = "remove", video = "clips/a.mp4", bbox = "100,80,300,240", what = "a car"}
 
 Everything is checked before anything runs: an unknown key, a wrong type, a bad choice, a missing job
 folder or a duplicate name raises :class:`InputError` with one line naming the manifest, the job and the
@@ -37,6 +40,8 @@ CHOICES = {"offload": OFFLOAD_MODES, "dtype": DTYPES, "mask_encoding": MASK_ENCO
 # Run options that may name a local file or folder; a relative one that exists beside the manifest is
 # taken relative to the manifest (a hub id such as "Wan-AI/..." is left alone when no such path exists).
 PATH_OPTIONS = ("model",)
+# `vacelab prepare` options naming input files, taken relative to the manifest (refs and keys: lists).
+PREPARE_FILES = ("video", "mask", "polygon", "image", "image2")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
@@ -148,13 +153,66 @@ def check_name(value, where: str, seen: set[str]) -> str:
     return value
 
 
+def _absolute(value, base: Path):
+    return str((base / value).resolve()) if isinstance(value, str) and value else value
+
+
+def check_prepare(table, where: str, base: Path) -> dict:
+    """Validate a ``prepare = {task = ..., ...}`` table of ``vacelab prepare`` options (names, input files).
+
+    Relative input paths are made absolute from ``base``; returns the table ready for
+    ``vacelab.tasks.prepare(**table)``. What only building the job can find (a bbox off the frame, an
+    unreadable video) is reported when the job is prepared.
+    """
+    from .tasks.options import make_options
+
+    if not isinstance(table, dict):
+        raise InputError(f"{where}: prepare: expected a table of `vacelab prepare` options")
+    options = dict(table)
+    task = options.pop("task", None)
+    if not isinstance(task, str):
+        raise InputError(f"{where}: prepare: missing key 'task' (inpaint, remove, outpaint, ...)")
+    try:
+        make_options(task, options)
+    except InputError as exc:
+        raise InputError(f"{where}: prepare: {exc}") from None
+    for key in PREPARE_FILES:
+        options[key] = _absolute(options.get(key), base)
+    if isinstance(options.get("ref"), str | list):
+        refs = options["ref"] if isinstance(options["ref"], list) else [options["ref"]]
+        options["ref"] = [_absolute(ref, base) for ref in refs]
+    if isinstance(options.get("key"), str | list):
+        keys = options["key"] if isinstance(options["key"], list) else [options["key"]]
+        options["key"] = [
+            f"{k.partition('=')[0]}={_absolute(k.partition('=')[2], base)}" if isinstance(k, str) else k
+            for k in keys
+        ]
+    if options.get("track_model"):
+        options["track_model"] = _resolve_path(options["track_model"], base)
+    for key, value in prepare_inputs(options).items():
+        if not Path(value).exists():
+            raise InputError(f"{where}: prepare: {key} = {value!r}: no such file or folder")
+    return {"task": task, **{k: v for k, v in options.items() if v is not None}}
+
+
+def prepare_inputs(options: dict) -> dict[str, str]:
+    """The input files a checked prepare table reads, by option (``ref[0]``, ``key[1]``, ...)."""
+    found = {key: options[key] for key in PREPARE_FILES if options.get(key)}
+    found.update({f"ref[{i}]": ref for i, ref in enumerate(options.get("ref") or []) if isinstance(ref, str)})
+    for i, key in enumerate(options.get("key") or []):
+        if isinstance(key, str) and "=" in key:
+            found[f"key[{i}]"] = key.partition("=")[2]
+    return found
+
+
 @dataclass
 class ManifestJob:
-    """One entry of ``[[jobs]]``: its name, its job folder and its complete run settings."""
+    """One entry of ``[[jobs]]``: its name, its job folder (or prepare options) and its run settings."""
 
     name: str
-    job: Path
+    job: Path | None
     settings: RunSettings
+    prepare: dict | None = None  # `vacelab prepare` options (with "task") when the batch builds the job
 
 
 @dataclass
@@ -189,18 +247,29 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
             raise InputError(f"{where}: missing key 'name'")
         name = check_name(entry.pop("name"), where, seen)
         where = f"{path}: [[jobs]] {name!r}"
-        if "job" not in entry:
-            raise InputError(f"{where}: missing key 'job' (a job folder made by `vacelab prepare`)")
-        folder = entry.pop("job")
-        if not isinstance(folder, str):
-            raise InputError(f"{where}: job = {folder!r}: expected a string (a folder path)")
-        resolved = (base / folder).resolve()
-        if not (resolved / "job.json").is_file():
-            raise InputError(f"{where}: job = {folder!r}: no job folder at {resolved} (no job.json)")
+        if ("job" in entry) == ("prepare" in entry):
+            raise InputError(
+                f"{where}: give either 'job' (a job folder made by `vacelab prepare`) or 'prepare' (its"
+                " options)"
+            )
+        resolved, prepare = None, None
+        if "prepare" in entry:
+            prepare = check_prepare(entry.pop("prepare"), where, base)
+        else:
+            resolved = _job_folder(entry.pop("job"), where, base)
         settings = build_settings(defaults, check_settings(entry, where, base=base))
         try:
             check_run_settings(settings)
         except InputError as exc:
             raise InputError(f"{where}: {exc}") from None
-        jobs.append(ManifestJob(name=name, job=resolved, settings=settings))
+        jobs.append(ManifestJob(name=name, job=resolved, settings=settings, prepare=prepare))
     return Manifest(path=path, jobs=jobs)
+
+
+def _job_folder(folder, where: str, base: Path) -> Path:
+    if not isinstance(folder, str):
+        raise InputError(f"{where}: job = {folder!r}: expected a string (a folder path)")
+    resolved = (base / folder).resolve()
+    if not (resolved / "job.json").is_file():
+        raise InputError(f"{where}: job = {folder!r}: no job folder at {resolved} (no job.json)")
+    return resolved
