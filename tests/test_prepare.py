@@ -333,6 +333,36 @@ def test_folder_round_trip_and_official_files(clip, images, tmp_path):
     assert (out / "preview.gif").stat().st_size < 3_000_000
 
 
+def test_job_rebuilds_from_its_recorded_params(clip, tmp_path):
+    args = [
+        "--video",
+        str(clip),
+        "--bbox",
+        "40,30,120,90",
+        "--what",
+        "gun",
+        "--size",
+        "320x192",
+        "--frames",
+        "17",
+    ]
+    code = main(["prepare", "remove", *args, "--feather", "2", "--out", str(tmp_path / "job")])
+    assert code == 0
+    manifest = json.loads((tmp_path / "job" / "job.json").read_text())
+    assert manifest["params"]["frames"] == 17
+    again = prepare(manifest["task"], **manifest["params"])
+    first = load_job(tmp_path / "job")
+    assert np.array_equal(again.video, first.video) and np.array_equal(again.mask, first.mask)
+    assert again.negative_prompt == first.negative_prompt == "gun"
+
+
+def test_portrait_source_gives_portrait_job(clip, tmp_path):
+    frames, _ = media.read_video(clip, size=(96, 160), max_frames=5)
+    media.write_mp4(tmp_path / "portrait.mp4", np.ascontiguousarray(frames.transpose(0, 2, 1, 3)), 16)
+    job = prepare("inpaint", video=str(tmp_path / "portrait.mp4"), bbox="0,0,16,16", frames=5)
+    assert job.video.shape == (5, 832, 480, 3)
+
+
 def test_prepare_refuses_bad_out_before_work(clip, tmp_path):
     occupied = tmp_path / "full"
     occupied.mkdir()

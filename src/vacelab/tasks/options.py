@@ -99,6 +99,7 @@ def make_options(task: str, options: dict) -> Options:
     for name in known - TASK_OPTIONS[task]:
         if getattr(opts, name) != getattr(defaults, name):
             raise InputError(f"--{name.replace('_', '-')} does not apply to {task}")
+    opts.frames = frame_count(opts.frames)  # "17" from the command line is recorded as 17
     return opts
 
 
