@@ -86,10 +86,12 @@ def test_bf16_runs_and_keeps_the_shape(clip, sam2_dir):
 
 
 @pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs a CUDA GPU")
-def test_cuda_bf16_matches_cpu_shape(clip, sam2_dir):
-    gpu = track(clip, sam2_dir, boxes=[(BOX_A, 3)], device="cuda", dtype="bf16")
+def test_cuda_runs_fp32_like_the_cpu_and_bf16(clip, sam2_dir):
     cpu = track(clip, sam2_dir, boxes=[(BOX_A, 3)], device="cpu", dtype="fp32")
-    assert gpu.shape == cpu.shape and (gpu == cpu).mean() > 0.8
+    gpu = track(clip, sam2_dir, boxes=[(BOX_A, 3)], device="cuda", dtype="fp32")
+    assert (gpu == cpu).mean() > 0.9  # same plumbing; random weights amplify TF32/kernel differences
+    bf16 = track(clip, sam2_dir, boxes=[(BOX_A, 3)], device="cuda")  # auto: bf16 on CUDA
+    assert bf16.shape == cpu.shape and bf16.dtype == bool
 
 
 def test_manual_prompts_equal_transformers_processor_prompts():
@@ -128,15 +130,20 @@ def test_manual_prompts_equal_transformers_processor_prompts():
     assert manual.obj_with_new_inputs == library.obj_with_new_inputs == [2]
 
 
-def test_manual_pixels_use_the_preprocessor_config(tmp_path):
+@pytest.mark.parametrize(
+    ("filename", "content"),
+    [
+        ("preprocessor_config.json", {"image_mean": [0.5] * 3, "image_std": [0.25] * 3}),
+        ("processor_config.json", {"video_processor": {"image_mean": [0.5] * 3, "image_std": [0.25] * 3}}),
+    ],
+)
+def test_manual_pixels_use_the_preprocessor_config(tmp_path, filename, content):
     import torch
 
     from vacelab.tracking._sam2 import ManualFeeder
 
     white = np.full((HEIGHT, WIDTH, 3), 255, dtype=np.uint8)
-    (tmp_path / "preprocessor_config.json").write_text(
-        json.dumps({"image_mean": [0.5] * 3, "image_std": [0.25] * 3})
-    )
+    (tmp_path / filename).write_text(json.dumps(content))
     pixels = ManualFeeder.from_pretrained(str(tmp_path), 64).pixel_values(white, "cpu")
     assert pixels.shape == (3, 64, 64) and torch.allclose(pixels, torch.full_like(pixels, 2.0))
     default = ManualFeeder.from_pretrained(str(tmp_path / "none"), 64).pixel_values(white, "cpu")

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from . import Prompt
 from ._runtime import load_model, read_json
@@ -61,15 +62,33 @@ def propagate(net, session, feeder, prompts: list[Prompt]) -> Iterator[tuple[int
 
 
 def frame_feeder(model: str, image_size: int):
-    """transformers' processor where torchvision imports and the model ships its config (a bare
+    """transformers' processor where torchvision imports and the model ships a processor config (a bare
     ``save_pretrained`` of the model has none), else the manual feeder."""
     from transformers.utils import is_torchvision_available
 
-    if is_torchvision_available() and read_json(model, "preprocessor_config.json") is not None:
+    settings = preprocessor_settings(model)
+    if is_torchvision_available() and settings is not None:
         from transformers import Sam2VideoProcessor
 
         return ProcessorFeeder(Sam2VideoProcessor.from_pretrained(model))
-    return ManualFeeder.from_pretrained(model, image_size)
+    return ManualFeeder(image_size, **(settings or {}))
+
+
+def preprocessor_settings(model: str) -> dict | None:
+    """``image_mean``/``image_std``/``rescale_factor`` a model ships: in ``processor_config.json``
+    (transformers 5 nests them there) or the older ``video_preprocessor_config.json`` /
+    ``preprocessor_config.json``; None if it ships none."""
+    combined = read_json(model, "processor_config.json") or {}
+    for config in (
+        combined.get("video_processor"),
+        combined.get("image_processor"),
+        read_json(model, "video_preprocessor_config.json"),
+        read_json(model, "preprocessor_config.json"),
+    ):
+        if config:
+            keys = {"image_mean": "mean", "image_std": "std", "rescale_factor": "rescale"}
+            return {ours: config[theirs] for theirs, ours in keys.items() if theirs in config}
+    return None
 
 
 class ProcessorFeeder:
@@ -101,7 +120,14 @@ class ProcessorFeeder:
 class ManualFeeder:
     """The processor's documented steps without torchvision (see the module docstring)."""
 
-    def __init__(self, image_size: int, mean, std, rescale: float = 1 / 255):
+    def __init__(
+        self,
+        image_size: int,
+        mean=IMAGENET_DEFAULT_MEAN,
+        std=IMAGENET_DEFAULT_STD,
+        rescale: float = 1 / 255,
+    ):
+        """Defaults are the processor's own (ImageNet mean/std) for folders that ship no config."""
         self.image_size = int(image_size)
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
@@ -109,19 +135,8 @@ class ManualFeeder:
 
     @classmethod
     def from_pretrained(cls, model: str, image_size: int) -> ManualFeeder:
-        """Mean/std/rescale from the model's (video) preprocessor config, ImageNet values where absent."""
-        from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-
-        config = read_json(model, "video_preprocessor_config.json") or read_json(
-            model, "preprocessor_config.json"
-        )
-        config = config or {}
-        return cls(
-            image_size,
-            config.get("image_mean", IMAGENET_DEFAULT_MEAN),
-            config.get("image_std", IMAGENET_DEFAULT_STD),
-            config.get("rescale_factor", 1 / 255),
-        )
+        """The model's preprocessing settings (see :func:`preprocessor_settings`), defaults where absent."""
+        return cls(image_size, **(preprocessor_settings(model) or {}))
 
     def pixel_values(self, frame: np.ndarray, device) -> torch.Tensor:
         """uint8 ``[H, W, 3]`` -> normalised float ``[3, S, S]`` on ``device``."""
