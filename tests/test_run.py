@@ -380,3 +380,19 @@ def test_memory_preflight_suggests_an_offload_mode(monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * gib, 24 * gib))
     memory_preflight(RunSettings(model="1.3b", offload="sequential"), job)  # weights fit, activations may not
     assert "warning: --offload sequential" in capsys.readouterr().err
+
+
+def test_attention_backend_is_pinned_per_pipeline(tiny_model_dir):
+    """diffusers' set_attention_backend sets a process-wide default: later pipelines must not inherit it."""
+
+    def backends(p):
+        return {
+            str(getattr(m.processor, "_attention_backend", None))
+            for m in p.transformer.modules()
+            if getattr(m, "processor", None) is not None
+        }
+
+    math_pipe = load_pipeline(RunSettings(model=str(tiny_model_dir), attention="_native_math"))
+    plain = load_pipeline(RunSettings(model=str(tiny_model_dir)))
+    assert backends(math_pipe) == {"AttentionBackendName._NATIVE_MATH"}
+    assert backends(plain) == {"AttentionBackendName.NATIVE"}

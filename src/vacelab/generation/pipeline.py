@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,15 +156,32 @@ def load_pipeline(settings: RunSettings):
             pipe, device=device, compile=settings.compile or None, attention=settings.attention
         )
     else:
-        if settings.attention:
-            try:
-                pipe.transformer.set_attention_backend(settings.attention)
-            except (ValueError, RuntimeError, ImportError) as exc:
-                raise InputError(f"--attention {settings.attention}: {str(exc).splitlines()[0]}") from None
+        set_attention(pipe, settings.attention)
         if settings.compile:
             pipe.transformer.compile_repeated_blocks(fullgraph=True)
     pipe._vacelab_model = model  # recorded in run.json
     return pipe
+
+
+def set_attention(pipe, backend: str | None) -> None:
+    """Pin the transformer's attention backend: ``backend``, or diffusers' default when ``None``.
+
+    diffusers' ``set_attention_backend`` also sets a process-wide active backend, which every pipeline
+    loaded later without one inherits (seen on an H200: a pipeline loaded after one set to
+    ``_native_cudnn`` failed with that backend). Pinning the default explicitly keeps each run's
+    attention what its settings say, in batch and UI processes that load several pipelines.
+    """
+    from diffusers.utils import logging as diffusers_logging
+
+    name = backend or os.environ.get("DIFFUSERS_ATTN_BACKEND", "native")
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # its "experimental feature" warning on every call
+    try:
+        pipe.transformer.set_attention_backend(name)
+    except (ValueError, RuntimeError, ImportError) as exc:
+        raise InputError(f"--attention {name}: {str(exc).splitlines()[0]}") from None
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
 
 
 def set_flow_shift(pipe, shift: float) -> None:

@@ -290,6 +290,12 @@ def run_job(
                 ).frames[0]
         except torch.OutOfMemoryError:
             raise _out_of_memory(settings, device, job) from None
+        except RuntimeError as exc:
+            if settings.attention and "No available kernel" in str(exc):  # e.g. cuDNN: unsupported head size
+                raise InputError(
+                    f"--attention {settings.attention}: no kernel for this model/GPU/dtype"
+                ) from None
+            raise
     video = to_uint8(raw)
     if video.shape != job.video.shape:
         raise RuntimeError(f"pipeline returned {video.shape}, expected {job.video.shape}")
