@@ -174,3 +174,32 @@ def test_gpu_step_skips_cleanly_without_cuda(argv, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert gpu_step.main(argv) == 0
     assert "no CUDA device" in capsys.readouterr().out
+
+
+def test_compile_is_skipped_where_offload_hooks_sit_in_the_blocks():
+    from tiny_pipeline import build_tiny_pipeline
+
+    from vacelab.generation.profiles import fast_transformer
+
+    plain = build_tiny_pipeline().transformer
+    info = fast_transformer(plain, device="cpu", compile=True, attention="native")
+    assert info["compile"] and "compile_skipped" not in info
+    assert all(b._compiled_call_impl is not None for b in plain.blocks)  # wrapped; compiled at first call
+
+    hooked = build_tiny_pipeline().transformer
+    hooked.enable_group_offload(
+        onload_device=torch.device("cpu"), offload_type="block_level", num_blocks_per_group=1
+    )
+    info = fast_transformer(hooked, device="cpu", compile=True, attention="native")
+    assert info["compile"] is None and "offload" in info["compile_skipped"]
+    assert all(b._compiled_call_impl is None for b in hooked.blocks)
+
+
+def test_a_forced_backend_that_does_not_exist_is_an_input_error():
+    from tiny_pipeline import build_tiny_pipeline
+
+    from vacelab.errors import InputError
+    from vacelab.generation.profiles import fast_transformer
+
+    with pytest.raises(InputError, match="--attention warp"):
+        fast_transformer(build_tiny_pipeline().transformer, device="cpu", attention="warp")

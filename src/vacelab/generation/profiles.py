@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 
+from vacelab.errors import InputError
+
 # Fastest first. All compute exact softmax attention; they differ only in kernel and rounding order.
 # flash / _flash_3 need the flash-attn packages; _native_cudnn / _native_flash are PyTorch's own SDPA kernels.
 EXACT_BACKENDS = ("_flash_3", "_native_cudnn", "flash", "_native_flash", "native")
@@ -95,12 +97,28 @@ def _set_backend_locally(model, name: str) -> None:
         _AttentionBackendRegistry.set_active_backend(previous)
 
 
+def _offload_hooks_in_blocks(transformer) -> bool:
+    """True when group/sequential offload (or layerwise casting) put hooks on the repeated blocks.
+
+    Their weight moves run inside each block's forward, which ``fullgraph`` compilation cannot trace; model
+    offload hooks only the whole transformer and leaves the blocks compilable.
+    """
+    names = set(getattr(transformer, "_repeated_blocks", ()))
+    return any(
+        hasattr(m, "_hf_hook") or hasattr(m, "_diffusers_hook")
+        for block in transformer.modules()
+        if type(block).__name__ in names
+        for m in block.modules()
+    )
+
+
 def fast_transformer(
     transformer, *, device, compile: bool | None = None, attention: str | None = None
 ) -> dict:
     """Apply the fast profile to a ``WanVACETransformer3DModel`` in place; return what was set.
 
-    ``compile=None`` compiles on CUDA only (Inductor on CPU needs a C++ toolchain and gains little).
+    ``compile=None`` compiles on CUDA only (Inductor on CPU needs a C++ toolchain and gains little) and not
+    when offload hooks sit inside the blocks. ``compile=True`` with such hooks is skipped with a note.
     ``attention`` forces a backend name instead of probing the candidates.
     """
     import torch
@@ -115,11 +133,18 @@ def fast_transformer(
     if attention is None:
         attention, tried = pick_attention_backend(device, transformer.dtype, head_dim)
         info["attention_rejected"] = tried
-    _set_backend_locally(transformer, attention)
+    try:
+        _set_backend_locally(transformer, attention)
+    except (ValueError, RuntimeError, ImportError) as exc:
+        raise InputError(f"--attention {attention}: {str(exc).splitlines()[0]}") from None
     info["attention"] = attention
 
+    hooked = _offload_hooks_in_blocks(transformer)
     if compile is None:
-        compile = device.type == "cuda"
+        compile = device.type == "cuda" and not hooked
+    elif compile and hooked:
+        info["compile_skipped"] = "offload hooks inside the transformer blocks (group/sequential offload)"
+        compile = False
     if compile:
         transformer.compile_repeated_blocks(fullgraph=True)
     info["compile"] = "compile_repeated_blocks(fullgraph=True)" if compile else None
