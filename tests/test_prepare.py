@@ -426,3 +426,22 @@ def test_cli_errors_one_line_exit_2_nothing_written(clip, images, tmp_path, caps
     assert {p: digest(p) for p in before} == before
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert leftovers == []
+
+
+def test_tracked_mask_goes_through_grow_into_the_job_folder(clip, tmp_path, capsys):
+    from tiny_sam import save_tiny_sam2
+
+    from vacelab.tasks.masks import grow
+    from vacelab.tracking import track_mask
+
+    model = save_tiny_sam2(tmp_path / "sam2")
+    frames, _ = media.read_video(clip, size=(96, 160), fps=16, max_frames=5)  # the job's own frames
+    tracked = track_mask(frames, boxes=[((40, 20, 100, 60), 2)], model=str(model), progress=False)
+    out = tmp_path / "job"
+    args = ["--video", str(clip), "--size", "160x96", "--frames", "5", "--track-box", "40,20,100,60@2"]
+    code = main(["prepare", "remove", *args, "--track-model", str(model), "--out", str(out)])
+    assert code == 0 and "findings" in capsys.readouterr().out
+    job = load_job(out)
+    assert np.array_equal(job.mask, grow(tracked, 8))  # remove's default grow, like any mask
+    assert (job.video[job.mask] == 127).all()
+    assert len(json.loads((out / "job.json").read_text())["mask_area"]) == 5
