@@ -1,0 +1,303 @@
+"""The experiment / demo report: ONE self-contained HTML file (pictures embedded as data URIs, no URLs).
+
+Pictures are kept small (the demo's report is about 2 MB): animations are GIFs of at most ``GIF_FRAMES``
+frames (evenly subsampled), ``PANEL_WIDTH`` pixels per panel, ``GIF_COLORS`` colours; the audit pictures
+are ``draw_audit``'s PNGs reduced to ``AUDIT_COLORS`` colours (they are flat drawings: nothing is lost).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, media
+from .render import mask_overlay, side_by_side
+
+GIF_FRAMES = 21  # every 4th frame of an 81-frame job
+GIF_COLORS = 48
+PANEL_WIDTH = 160  # each side of a side-by-side animation
+AUDIT_COLORS = 64
+SEVERITY_WORD = {"error": "Error", "warning": "Warning", "info": "Note"}
+METRIC_COLUMNS = [
+    ("keep_psnr", "KEEP PSNR dB"),
+    ("keep_ssim", "KEEP SSIM"),
+    ("key_psnr", "key PSNR dB"),
+    ("key_ssim", "key SSIM"),
+    ("flicker", "flicker"),
+]
+DEFINITIONS = [
+    (
+        "KEEP PSNR / SSIM",
+        "the output against the conditioning video on the KEEP pixels (what the model was told to "
+        "preserve). Plans run with composite = false so that these measure the model itself; with "
+        "compositing the KEEP pixels are pasted back and these read infinite (exact).",
+    ),
+    (
+        "key PSNR / SSIM",
+        "keyframe jobs only: the same measures over the frames given whole as keyframes "
+        "(frames entirely KEEP).",
+    ),
+    (
+        "flicker",
+        "mean absolute change from each frame to the next (0-255, averaged over RGB) over the "
+        "GENERATE pixels; the source's own motion counts too, so compare runs of one job with each other.",
+    ),
+    (
+        "SSIM",
+        "Wang et al. 2004 on luminance (BT.601), Gaussian window sigma 1.5 (11x11), K1 0.01, K2 0.03, "
+        "the window renormalised over the measured region so pixels outside it never count.",
+    ),
+    (
+        "time, memory",
+        "from each run's run.json: generation and total seconds; peak accelerator memory "
+        "allocated by torch, or the process's peak resident memory on CPU.",
+    ),
+]
+STYLE = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;max-width:1180px;
+margin:24px auto;padding:0 18px;background:#fafafa}
+h1{font-size:26px;margin:0 0 6px}
+h2{font-size:20px;margin:34px 0 6px;border-bottom:2px solid #ddd;padding-bottom:4px}
+h3{font-size:16px;margin:18px 0 6px}.meta{color:#666;font-size:13px}
+.notice{background:#fff6d6;border:1px solid #e6c74c;padding:10px 14px;border-radius:6px;margin:14px 0}
+.card{background:#fff;border:1px solid #e2e2e2;border-radius:8px;padding:12px 16px;margin:12px 0}
+.figs{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
+figure{margin:0}figcaption{font-size:12px;color:#555;margin-top:3px;max-width:720px}
+img{border:1px solid #ddd;max-width:100%}
+details summary{cursor:pointer;color:#335;font-size:13px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}
+th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
+th{background:#f0f0f0}td.l,th.l{text-align:left}
+.error{color:#b00020}.warning{color:#a15c00}.info{color:#2a5db0}
+ul.findings{padding-left:18px;margin:6px 0}ul.findings li{margin:3px 0}
+code{background:#f1f1f1;padding:0 3px;border-radius:3px}
+"""
+
+
+# ------------------------------------------------------------------------------------------- pictures
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def gif_uri(frames: np.ndarray, fps: float, *, max_width: int, max_frames: int = GIF_FRAMES) -> str:
+    """An animated GIF of ``frames`` [F, H, W, 3], evenly subsampled in time and downscaled, as a data URI."""
+    step = max(1, math.ceil(len(frames) / max_frames))
+    with tempfile.TemporaryDirectory(prefix="vacelab-report-") as tmp:
+        path = Path(tmp) / "a.gif"
+        frames = np.ascontiguousarray(frames[::step])
+        media.write_gif(path, frames, fps / step, max_width=max_width, colors=GIF_COLORS)
+        return data_uri(path.read_bytes(), "image/gif")
+
+
+def audit_uri(audit, label: str) -> str:
+    """The audit picture (``audit_plot.draw_audit``) as a PNG data URI; ``label`` names the job in it."""
+    from PIL import Image
+
+    from .audit_plot import draw_audit
+
+    audit.source = {"job": label, **{k: v for k, v in audit.source.items() if k != "job"}}
+    with tempfile.TemporaryDirectory(prefix="vacelab-report-") as tmp:
+        path = Path(tmp) / "audit.png"
+        draw_audit(audit, path)
+        with Image.open(path) as image:
+            image.quantize(AUDIT_COLORS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+                path, format="PNG", optimize=True
+            )
+        return data_uri(path.read_bytes(), "image/png")
+
+
+def _panels(job, *extra: np.ndarray) -> np.ndarray:
+    """Source | conditioning with the GENERATE area tinted | ``extra`` videos, each about twice the panel
+    width (strided, cheap); the GIF writer then scales the whole smoothly to its final width."""
+    step = max(1, job.video.shape[2] // (2 * PANEL_WIDTH))
+    view = np.s_[:, ::step, ::step]
+    given = mask_overlay(np.asarray(job.video)[view], job.mask[view])
+    return side_by_side(job.source_frames()[view], given, *(np.asarray(v)[view] for v in extra))
+
+
+def preview_uri(job) -> str:
+    """Source | what the model is given (GENERATE tinted red)."""
+    return gif_uri(_panels(job), job.fps, max_width=2 * PANEL_WIDTH + 4)
+
+
+def compare_uri(job, output: np.ndarray) -> str:
+    """Source | what the model is given | the output."""
+    return gif_uri(_panels(job, output), job.fps, max_width=3 * PANEL_WIDTH + 8)
+
+
+# ---------------------------------------------------------------------------------------------- html
+def esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def figure(uri: str, caption: str) -> str:
+    return f'<figure><img src="{uri}" alt="{esc(caption)}"><figcaption>{esc(caption)}</figcaption></figure>'
+
+
+def fmt_metric(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if value == "inf" or (isinstance(value, float) and math.isinf(value)):
+        return "∞ (exact)"
+    return f"{value:.4f}" if abs(value) < 1.5 else f"{value:.2f}"
+
+
+def fmt_memory(memory: dict) -> str:
+    """Peak accelerator memory (torch's allocations), else the process's peak resident memory."""
+    if memory.get("accelerator_bytes"):
+        return f"{memory['accelerator_bytes'] / 1024**3:.2f} GiB GPU"
+    if memory.get("cpu_rss_bytes"):
+        return f"{memory['cpu_rss_bytes'] / 1024**3:.2f} GiB RSS"
+    return "–"
+
+
+def table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """An HTML table; the first ``left`` columns are left-aligned text, cells are already-escaped HTML."""
+    head = "".join(f'<th class="l">{h}</th>' if i < left else f"<th>{h}</th>" for i, h in enumerate(headers))
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="l">{c}</td>' if i < left else f"<td>{c}</td>" for i, c in enumerate(r))
+        + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def findings_html(audit) -> str:
+    """The audit's findings in plain words, worst first (or a line saying there is nothing to report)."""
+    if not audit.findings:
+        return "<p>The audit found nothing to warn about: the model reads this mask as drawn.</p>"
+    items = "".join(
+        f'<li><b class="{f.severity}">{SEVERITY_WORD[f.severity]}</b> <code>{esc(f.code)}</code>: '
+        f"{esc(f.message)}</li>"
+        for f in audit.findings
+    )
+    return f'<ul class="findings">{items}</ul>'
+
+
+def _run_rows(runs: list[dict], *, with_variant: bool) -> tuple[list[str], list[list[str]]]:
+    axes = list(dict.fromkeys(k for r in runs for k in r["axes"]))
+    headers = ["run"] + (["job"] if with_variant else []) + [esc(a) for a in axes] + ["status"]
+    headers += [label for _, label in METRIC_COLUMNS] + ["generate s", "total s", "peak memory"]
+    rows = []
+    for r in runs:
+        metrics, seconds, memory = r.get("metrics", {}), r.get("seconds", {}), r.get("peak_memory", {})
+        status = esc(r["status"]) + (
+            f'<br><span class="error">{esc(r["error"])}</span>' if r.get("error") else ""
+        )
+        rows.append(
+            [esc(r["name"])]
+            + ([esc(r["variant"])] if with_variant else [])
+            + [esc(_axis_value(r["axes"].get(a))) for a in axes]
+            + [status]
+            + [fmt_metric(metrics.get(key)) for key, _ in METRIC_COLUMNS]
+            + [fmt_metric(seconds.get("generate")), fmt_metric(seconds.get("total")), fmt_memory(memory)]
+        )
+    left = 2 + with_variant + len(axes)
+    return headers, rows, left
+
+
+def _axis_value(value) -> str:
+    if value is None:
+        return "–"
+    text = str(value)
+    return Path(text).name if "/" in text and Path(text).is_absolute() else text
+
+
+def write_experiment_report(
+    path, plan, variants, jobs: dict, record: dict, *, notice: str | None = None
+) -> None:
+    """Write the report of ``run_plan``: the runs table, then per job its pictures, findings and runs."""
+    from .audit import audit_job
+    from .result import load_result
+
+    out = Path(path).parent
+    runs = record.get("runs", [])
+    parts = [f"<h1>{esc(plan.title)}</h1>"]
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    overrides = ", ".join(f"--{k} {_axis_value(v)}" for k, v in plan.overrides.items())
+    parts.append(
+        f'<p class="meta">vacelab {esc(__version__)} · {esc(stamp)} · plan {esc(plan.source)}'
+        + (f" · overrides {esc(overrides)}" if overrides else "")
+        + "</p>"
+    )
+    if plan.about:
+        parts.append(f"<p>{esc(plan.about)}</p>")
+    if notice:
+        parts.append(f'<div class="notice">{esc(notice)}</div>')
+    made = [r for r in runs if r["status"] != "not run"]
+    if made:
+        headers, rows, left = _run_rows(made, with_variant=True)
+        parts.append("<h2>All runs</h2>" + table(headers, rows, left))
+    for job in plan.jobs:
+        parts.append(f"<h2>{esc(job.title)}</h2>")
+        if job.about:
+            parts.append(f"<p>{esc(job.about)}</p>")
+        for variant in (v for v in variants if v.plan_job is job):
+            parts.append(
+                _variant_html(
+                    variant,
+                    jobs[variant.name],
+                    [r for r in runs if r["variant"] == variant.name],
+                    out,
+                    audit_job,
+                    load_result,
+                )
+            )
+    parts.append("<h2>What the numbers mean</h2><ul>")
+    parts += [f"<li><b>{esc(name)}</b>: {esc(text)}</li>" for name, text in DEFINITIONS]
+    parts.append("</ul>")
+    document = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(plan.title)}</title>'
+        f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    )
+    media.write_text(path, document)
+
+
+def _variant_html(variant, job, runs: list[dict], out: Path, audit_job, load_result) -> str:
+    axes = ", ".join(f"{k} = {v}" for k, v in variant.axes.items())
+    g = job.geometry
+    parts = [
+        '<div class="card">',
+        f"<h3>{esc(variant.name)}" + (f" <small>({esc(axes)})</small>" if axes else "") + "</h3>",
+        f'<p class="meta">{esc(job.task)} · {g.frames} frames · {g.width}x{g.height} · {len(job.refs)} '
+        f"reference image(s) · job folder <code>jobs/{esc(variant.name)}</code></p>",
+    ]
+    encodings = list(dict.fromkeys(r["settings"]["mask_encoding"] for r in runs)) or ["reference"]
+    audits = {e: audit_job(job, encoding=e) for e in encodings}
+    figures = [figure(preview_uri(job), "source | what the model is given (red = GENERATE)")]
+    figures += [
+        figure(audit_uri(a, f"jobs/{variant.name}"), f"what the model sees (mask encoding {e})")
+        for e, a in audits.items()
+    ]
+    parts.append(f'<div class="figs">{"".join(figures)}</div>')
+    for encoding, audit in audits.items():
+        label = f" (mask encoding {esc(encoding)})" if len(audits) > 1 else ""
+        parts.append(f"<p><b>Audit{label}</b></p>" + findings_html(audit))
+    if job.notes:
+        notes = "".join(f"<li>{esc(n)}</li>" for n in job.notes)
+        parts.append(
+            f"<details><summary>preparation notes ({len(job.notes)})</summary><ul>{notes}</ul></details>"
+        )
+    made = [r for r in runs if r["status"] != "not run"]
+    if made:
+        headers, rows, left = _run_rows(made, with_variant=False)
+        parts.append(table(headers, rows, left))
+        compares = [
+            figure(
+                compare_uri(job, load_result(out / "runs" / r["name"]).video),
+                f"{r['name']}: source | given | output",
+            )
+            for r in made
+            if r["status"] == "done"
+        ]
+        if compares:
+            parts.append(f'<div class="figs">{"".join(compares)}</div>')
+    parts.append("</div>")
+    return "".join(parts)
