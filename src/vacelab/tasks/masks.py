@@ -122,7 +122,7 @@ def dilate_disk(image: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
-def _per_frame(mask: np.ndarray, margin: int, fn) -> np.ndarray:
+def _per_frame(mask: np.ndarray, margin: int, fn) -> tuple[tuple[int, int, int, int], list] | None:
     """Apply ``fn`` to each distinct frame, cropped to the masked bounding box plus ``margin``."""
     results = []
     previous = None
