@@ -35,7 +35,9 @@ def make_source(path: Path) -> None:
     frames, _ = make_sample()
     from PIL import Image
 
-    big = np.stack([np.asarray(Image.fromarray(f).resize((1280, 720), Image.Resampling.BILINEAR)) for f in frames])
+    big = np.stack(
+        [np.asarray(Image.fromarray(f).resize((1280, 720), Image.Resampling.BILINEAR)) for f in frames]
+    )
     media.write_mp4(path, big, 16)
 
 
@@ -62,7 +64,9 @@ def baseline(source: Path, out: Path) -> float:
             stream.options = {"crf": "18", "preset": "veryfast"}
             stream.thread_type = "AUTO"
             for array in data:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=fmt)))
+                container.mux(
+                    stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=fmt))
+                )
             container.mux(stream.encode())
     return time.perf_counter() - start
 
