@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -149,3 +151,18 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
     media.write_text(target, "done")
     assert target.read_text() == "done" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    """Files and job folders built under temporary names end up with umask permissions, not 0600/0700."""
+    from vacelab.job import write_folder
+
+    old = os.umask(0o022)
+    try:
+        media.write_text(tmp_path / "a.txt", "x")
+        folder = write_folder(tmp_path / "job", lambda d: media.write_text(d / "b.txt", "y"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert folder.stat().st_mode & 0o777 == 0o755
+    assert (folder / "b.txt").stat().st_mode & 0o777 == 0o644

@@ -101,6 +101,7 @@ def write_folder(out: str | os.PathLike, fill) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
     try:
         fill(tmp)
+        os.chmod(tmp, media.default_mode(directory=True))
         if out.is_dir():
             out.rmdir()  # only an empty folder reaches here (check_new_folder)
         os.replace(tmp, out)
