@@ -5,7 +5,8 @@ random weights (nothing is downloaded) and times one denoising step = both guida
 transformer forwards) at 81x480x832: control_hidden_states [1, 96, 21, 60, 104], text embeds [1, 512, 4096].
 
 Variants, all on the same model and inputs:
-  reference      fp32 weights, fp32 matmuls (no TF32): the yardstick for "exact" (skipped with --no-reference)
+  reference      fp32 weights and matmuls (no TF32): the yardstick for "exact"; run last, being the slowest
+                 (skipped with --no-reference, and for 14B)
   default        diffusers' defaults: bf16 transformer (``_keep_in_fp32_modules`` in fp32), default SDPA
                  attention, two guidance passes, no compile
   fast_attention default + the attention backend the fast profile picks (no compile)
@@ -288,19 +289,12 @@ def run(args) -> dict:
         return out
 
     inp = make_inputs(cfg, latent_thw, text_len, device)
+    # built in fp32 and rounded, so that the fp32 reference (rebuilt last, same seed) has the same weights
     model = build_transformer(cfg, device, dtype=None if not args.no_reference else bf16)
+    cast_like_from_pretrained(model, bf16)
     log(f"built {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters")
     outputs = {}
     with torch.inference_mode():
-        if not args.no_reference:
-            tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-            outputs["reference"] = record(
-                "reference", lambda: guided_step(model, inp, torch.float32, False), 0, 1
-            )
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
-        cast_like_from_pretrained(model, bf16)
-
         outputs["default"] = record(
             "default", lambda: guided_step(model, inp, bf16, False), args.warmup, args.steps_measured
         )
@@ -341,6 +335,31 @@ def run(args) -> dict:
             traceback.print_exc()
             res["profile_error"] = f"{type(exc).__name__}: {exc}"[:500]
 
+    summarize(res, outputs)
+    save(res, args.out)
+
+    model = None  # free the GPU for the offload measurements
+    gc.collect()
+    torch._dynamo.reset()
+    res["offload"] = offload_memory(args, cfg, device, inp, record, variants)
+
+    if not args.no_reference:  # last: the slowest part, and the timings above are saved already
+        model = build_transformer(cfg, device)  # same seed: the fp32 weights the bf16 model was rounded from
+        tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        with torch.inference_mode():
+            outputs["reference"] = record(
+                "reference", lambda: guided_step(model, inp, torch.float32, False), 0, 1
+            )
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+        model = None
+        summarize(res, outputs)
+    return res
+
+
+def summarize(res: dict, outputs: dict) -> None:
+    """Differences of every bf16 variant to the default and the fp32 reference, speed-ups, agreement."""
+    variants = res["variants"]
     for name, out in outputs.items():
         if out is None or name == "reference":
             continue
@@ -353,12 +372,6 @@ def run(args) -> dict:
         if base and "s_per_step" in fig:
             fig["speedup_vs_default"] = base / fig["s_per_step"]
     res["agreement"] = agreement(variants)
-
-    model = outputs = None  # free the GPU for the offload measurements
-    gc.collect()
-    torch._dynamo.reset()
-    res["offload"] = offload_memory(args, cfg, device, inp, record, variants)
-    return res
 
 
 def agreement(variants: dict) -> dict:
