@@ -86,11 +86,6 @@ def audit_summary(job: Job, settings: RunSettings) -> dict:
     problems = job.geometry.problems()
     if problems:
         raise InputError(f"{job.path or 'job'}: BAD_GEOMETRY: {'; '.join(problems)}")
-    if job.windows and len(job.windows) > 1:
-        raise InputError(
-            f"{job.path or 'job'}: a long job of {len(job.windows)} windows; vacelab run generates one clip "
-            "of up to 81 frames (prepare it with --frames 81 or less)"
-        )
     from ..audit import audit_job
 
     report = audit_job(job, encoding=settings.mask_encoding).to_dict()
@@ -187,6 +182,76 @@ class Stopwatch:
 WRAPPER_STAGES = ("read_job", "audit", "inputs", "composite", "write")
 
 
+def flow_shift(settings: RunSettings, height: int, width: int) -> float:
+    """``--shift``, or the documented default for this frame size."""
+    from .pipeline import default_shift
+
+    return settings.shift if settings.shift is not None else default_shift(height, width)
+
+
+def generate(
+    pipe,
+    job: Job,
+    settings: RunSettings,
+    *,
+    prompt: str,
+    negative: str,
+    shift: float,
+    seed: int | None = None,
+    clock: Stopwatch,
+    report: Progress,
+) -> np.ndarray:
+    """One pass of the pipeline over ``job`` (one clip, 4k+1 frames): the raw output, uint8 [F, H, W, 3].
+
+    ``seed`` defaults to ``settings.seed``; stages are timed into ``clock`` ("inputs", "generate").
+    """
+    import torch
+
+    from .pipeline import mask_encoding_hook, set_flow_shift, vace_end_hook
+
+    device = str(pipe._execution_device)
+    with clock("inputs"):
+        set_flow_shift(pipe, shift)
+        inputs = pipeline_inputs(job)
+
+    def on_step(pipe_, step, timestep, tensors):
+        report("denoise", step + 1, settings.steps)
+        return {}
+
+    with ExitStack() as hooks:
+        if settings.mask_encoding == "aligned":
+            from ..geometry import mask_latent
+
+            hooks.enter_context(mask_encoding_hook(pipe, mask_latent(job.mask, len(job.refs), "aligned")))
+        hooks.enter_context(vace_end_hook(pipe, settings.vace_end, settings.steps))
+        report("denoise", 0, settings.steps)
+        try:
+            with clock("generate"):
+                raw = pipe(
+                    prompt=prompt,
+                    negative_prompt=negative,
+                    conditioning_scale=settings.conditioning_scale,
+                    num_inference_steps=settings.steps,
+                    guidance_scale=settings.guidance,
+                    generator=torch.Generator("cpu").manual_seed(settings.seed if seed is None else seed),
+                    output_type="np",
+                    callback_on_step_end=on_step,
+                    **inputs,
+                ).frames[0]
+        except torch.OutOfMemoryError:
+            raise _out_of_memory(settings, device, job) from None
+        except RuntimeError as exc:
+            if settings.attention and "No available kernel" in str(exc):  # e.g. cuDNN: unsupported head size
+                raise InputError(
+                    f"--attention {settings.attention}: no kernel for this model/GPU/dtype"
+                ) from None
+            raise
+    video = to_uint8(raw)
+    if video.shape != job.video.shape:
+        raise RuntimeError(f"pipeline returned {video.shape}, expected {job.video.shape}")
+    return video
+
+
 def versions() -> dict:
     import diffusers
     import torch
@@ -229,7 +294,7 @@ def run_job(
     import torch
 
     from .composite import color_match, composite
-    from .pipeline import mask_encoding_hook, model_revision, set_flow_shift, vace_cut_step, vace_end_hook
+    from .pipeline import model_revision, vace_cut_step
 
     report = progress or (lambda stage, done, total: None)
     clock = Stopwatch()
@@ -242,6 +307,11 @@ def run_job(
         if not prompt:
             raise InputError("--prompt: required (the job suggests none)")
         negative = negative_prompt_for(job, settings)
+    if job.windows and len(job.windows) > 1:
+        from .windows import run_windows
+
+        context = dict(pipeline=pipeline, progress=report, clock=clock, started=started, run_start=run_start)
+        return run_windows(job, out, settings, prompt=prompt, negative=negative, **context)
     report("audit", 0, 1)
     with clock("audit"):
         audit = audit_summary(job, settings)
@@ -255,50 +325,12 @@ def run_job(
     report("load", 1, 1)
     device = str(pipe._execution_device)
     frames, height, width = job.mask.shape
-    from .pipeline import default_shift
-
-    shift = settings.shift if settings.shift is not None else default_shift(height, width)
-    with clock("inputs"):
-        set_flow_shift(pipe, shift)
-        inputs = pipeline_inputs(job)
-
-    def on_step(pipe_, step, timestep, tensors):
-        report("denoise", step + 1, settings.steps)
-        return {}
-
-    with ExitStack() as hooks:
-        if settings.mask_encoding == "aligned":
-            from ..geometry import mask_latent
-
-            hooks.enter_context(mask_encoding_hook(pipe, mask_latent(job.mask, len(job.refs), "aligned")))
-        hooks.enter_context(vace_end_hook(pipe, settings.vace_end, settings.steps))
-        if device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats()
-        report("denoise", 0, settings.steps)
-        try:
-            with clock("generate"):
-                raw = pipe(
-                    prompt=prompt,
-                    negative_prompt=negative,
-                    conditioning_scale=settings.conditioning_scale,
-                    num_inference_steps=settings.steps,
-                    guidance_scale=settings.guidance,
-                    generator=torch.Generator("cpu").manual_seed(settings.seed),
-                    output_type="np",
-                    callback_on_step_end=on_step,
-                    **inputs,
-                ).frames[0]
-        except torch.OutOfMemoryError:
-            raise _out_of_memory(settings, device, job) from None
-        except RuntimeError as exc:
-            if settings.attention and "No available kernel" in str(exc):  # e.g. cuDNN: unsupported head size
-                raise InputError(
-                    f"--attention {settings.attention}: no kernel for this model/GPU/dtype"
-                ) from None
-            raise
-    video = to_uint8(raw)
-    if video.shape != job.video.shape:
-        raise RuntimeError(f"pipeline returned {video.shape}, expected {job.video.shape}")
+    shift = flow_shift(settings, height, width)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    video = generate(
+        pipe, job, settings, prompt=prompt, negative=negative, shift=shift, clock=clock, report=report
+    )
     report("composite", 0, 1)
     with clock("composite"):
         colour = None
