@@ -122,7 +122,13 @@ def _near(mask: np.ndarray, radius: int, frames: int) -> np.ndarray:
 
 
 def color_match(
-    output: np.ndarray, source: np.ndarray, mask: np.ndarray, *, ring: int = 8, ring_frames: int = 2
+    output: np.ndarray,
+    source: np.ndarray,
+    mask: np.ndarray,
+    *,
+    ring: int = 8,
+    ring_frames: int = 2,
+    apply_to: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Shift the GENERATE region's mean colour (CIE Lab) onto that of the source's KEEP pixels around it.
 
@@ -132,7 +138,8 @@ def color_match(
     across the border); one shift per Lab channel is applied to every GENERATE pixel of the clip (no
     flicker). Contrast (std) is not matched: two bands on either side of a border differ in extent and
     content, which biases a std ratio far more than it biases the means. Returns the frames (KEEP
-    pixels untouched) and what was done, for ``run.json``.
+    pixels untouched) and what was done, for ``run.json``. ``apply_to`` (bool [F, H, W], default ``mask``)
+    picks the pixels shifted, e.g. a long job's window also shifts the generated pixels of its kept head.
     """
     kept = ~mask & _near(mask, ring, ring_frames)
     generated = mask & _near(~mask, ring, ring_frames)
@@ -140,6 +147,7 @@ def color_match(
         return output.copy(), {"applied": False, "reason": "no kept pixels next to the generated region"}
     shift = rgb_to_lab(source[kept]).mean(axis=0) - rgb_to_lab(output[generated]).mean(axis=0)
     result = output.copy()
-    result[mask] = lab_to_rgb(rgb_to_lab(output[mask]) + shift)
+    target = mask if apply_to is None else apply_to
+    result[target] = lab_to_rgb(rgb_to_lab(output[target]) + shift)
     info = {"applied": True, "lab_shift": [round(float(v), 3) for v in shift]}
     return result, info
