@@ -53,6 +53,12 @@ def test_box_on_middle_frame_gives_a_mask_for_every_frame_both_ways(clip, sam2_d
     assert not np.array_equal(mask[0], other[0]) and not np.array_equal(mask[-1], other[-1])
 
 
+def test_default_progress_is_a_bar_over_frames(clip, sam2_dir, capsys):
+    track_mask(clip[:2], boxes=[(BOX_A, 0)], model=sam2_dir)
+    err = capsys.readouterr().err
+    assert "tracking" in err and "2/2" in err
+
+
 def test_propagation_order_covers_the_clip_from_the_earliest_prompt(clip, sam2_dir):
     import torch
     from transformers import Sam2VideoModel
@@ -213,10 +219,8 @@ def test_bad_video_is_an_input_error():
 
 def test_missing_weights_say_where_they_were_looked_for(clip, tmp_path):
     box = [((10, 10, 40, 50), 0)]
-    with pytest.raises(
-        InputError, match=r"no weights for 'facebook/sam2.1-hiera-tiny' in the Hugging Face cache"
-    ):
-        track_mask(clip, boxes=box, progress=False)  # default model, offline, not cached
+    with pytest.raises(InputError, match=r"no weights for 'vacelab-tests/no-sam2' in the Hugging Face cache"):
+        track_mask(clip, boxes=box, model="vacelab-tests/no-sam2", progress=False)  # offline, not cached
     with pytest.raises(InputError, match=r"hf download .*--track-model PATH") as info:
         track_mask(clip, boxes=box, model=str(tmp_path), progress=False)
     assert f"the folder {tmp_path}" in str(info.value) and "\n" not in str(info.value)
