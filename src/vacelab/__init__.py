@@ -30,6 +30,9 @@ _API = {
     "draw_audit": "vacelab.audit_plot",
     "load_manifest": "vacelab.manifest",
     "run_batch": "vacelab.batch",
+    "load_plan": "vacelab.experiment",
+    "run_plan": "vacelab.experiment",
+    "run_demo": "vacelab.demo",
 }
 
 __all__ = sorted(_API)
