@@ -47,17 +47,40 @@ def _box_sum(values: np.ndarray, radius: int) -> np.ndarray:
     )
 
 
+def _crop_around(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """The bounding box of the True pixels of one frame, grown by ``margin`` and clipped to the frame."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    height, width = mask.shape
+    return (
+        slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, height)),
+        slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, width)),
+    )
+
+
+def _frame_weights(mask: np.ndarray, feather: int) -> np.ndarray:
+    """:func:`feather_weights` of one frame [H, W]."""
+    keep = ~mask
+    if keep.all() or not keep.any():
+        return mask.astype(np.float32)
+    rows, cols = _crop_around(mask, feather + 1)  # a KEEP pixel within `feather` of GENERATE lies inside
+    weights = mask.astype(np.float32)
+    distance = _distance_to_keep(keep[rows, cols], feather)
+    weights[rows, cols] = np.where(mask[rows, cols], np.minimum(distance / (feather + 1), 1.0), 0.0)
+    return weights
+
+
 def feather_weights(mask: np.ndarray, feather: int) -> np.ndarray:
     """Weight of the model's own output per pixel [F, H, W] in [0, 1]: 0 on KEEP, 1 beyond the band."""
-    weights = mask.astype(np.float32)
     if feather <= 0:
-        return weights
+        return mask.astype(np.float32)
+    cache: dict[bytes, np.ndarray] = {}  # masks repeat from frame to frame: one distance transform each
+    out = np.empty(mask.shape, np.float32)
     for f in range(mask.shape[0]):
-        keep = ~mask[f]
-        if keep.all() or not keep.any():
-            continue
-        weights[f] = np.where(mask[f], np.minimum(_distance_to_keep(keep, feather) / (feather + 1), 1.0), 0.0)
-    return weights
+        key = np.packbits(mask[f]).tobytes()
+        if key not in cache:
+            cache[key] = _frame_weights(mask[f], feather)
+        out[f] = cache[key]
+    return out
 
 
 def composite(
@@ -77,12 +100,14 @@ def composite(
         band = mask[f] & (weights[f] < 1.0)
         if not band.any():
             continue
-        keep = (~mask[f]).astype(np.float32)
-        error = (source[f].astype(np.float32) - output[f].astype(np.float32)) * keep[..., None]
-        count = _box_sum(keep, feather)[..., None]
-        mean_error = _box_sum(error, feather) / np.maximum(count, 1.0)
-        fixed = output[f].astype(np.float32) + (1.0 - weights[f])[..., None] * mean_error
-        result[f][band] = np.clip(np.rint(fixed[band]), 0, 255).astype(np.uint8)
+        rows, cols = _crop_around(band, feather)  # every box of radius `feather` around the band
+        keep = (~mask[f, rows, cols]).astype(np.float64)
+        out_f = output[f, rows, cols].astype(np.float64)
+        error = (source[f, rows, cols] - out_f) * keep[..., None]
+        mean_error = _box_sum(error, feather) / np.maximum(_box_sum(keep, feather), 1.0)[..., None]
+        fixed = out_f + (1.0 - weights[f, rows, cols])[..., None] * mean_error
+        inside = band[rows, cols]
+        result[f, rows, cols][inside] = np.clip(np.rint(fixed[inside]), 0, 255).astype(np.uint8)
     return result
 
 
@@ -115,10 +140,24 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
 
 def _near(mask: np.ndarray, radius: int, frames: int) -> np.ndarray:
     """Pixels within a box of ``radius`` px and ``frames`` frames of a True pixel of ``mask`` [F, H, W]."""
-    counts = np.pad(mask.astype(np.int32), ((frames + 1, frames), (0, 0), (0, 0))).cumsum(axis=0)
-    span = 2 * frames + 1
-    in_time = (counts[span:] - counts[:-span]) > 0
-    return _box_sum(in_time.transpose(1, 2, 0).astype(np.int32), radius).transpose(2, 0, 1) > 0
+    cache: dict[bytes, np.ndarray] = {}
+    spatial = np.empty_like(mask)
+    for f in range(mask.shape[0]):
+        key = np.packbits(mask[f]).tobytes()
+        if key not in cache:
+            cache[key] = _box_sum(mask[f].astype(np.int32), radius) > 0
+        spatial[f] = cache[key]
+    near = spatial.copy()
+    for offset in range(1, frames + 1):
+        near[offset:] |= spatial[:-offset]
+        near[:-offset] |= spatial[offset:]
+    return near
+
+
+def _mean_lab(pixels: np.ndarray, most: int = 1 << 20) -> np.ndarray:
+    """Mean Lab colour of [N, 3] uint8 pixels (an even subsample of at most ``most`` of them)."""
+    step = max(1, len(pixels) // most)
+    return rgb_to_lab(pixels[::step]).mean(axis=0)
 
 
 def color_match(
@@ -145,7 +184,7 @@ def color_match(
     generated = mask & _near(~mask, ring, ring_frames)
     if not kept.any() or not generated.any():
         return output.copy(), {"applied": False, "reason": "no kept pixels next to the generated region"}
-    shift = rgb_to_lab(source[kept]).mean(axis=0) - rgb_to_lab(output[generated]).mean(axis=0)
+    shift = _mean_lab(source[kept]) - _mean_lab(output[generated])
     result = output.copy()
     target = mask if apply_to is None else apply_to
     result[target] = lab_to_rgb(rgb_to_lab(output[target]) + shift)
