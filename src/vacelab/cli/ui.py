@@ -1,6 +1,70 @@
-"""`vacelab ui` (not built yet)."""
+"""`vacelab ui`: the local web interface (Gradio), on 127.0.0.1 unless --host says otherwise (docs/ui.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("ui", help="(not built yet)")
-    parser.set_defaults(handler=lambda args: (_ for _ in ()).throw(NotImplementedError("ui")))
+    p = subparsers.add_parser(
+        "ui",
+        help="web interface: paint a mask, watch the audit, build, run, compare",
+        description="Start the web interface. It listens on 127.0.0.1 only, serves no file outside its own "
+        "temporary folder, opens typed paths only inside --allow folders, and gives every browser session "
+        "its own working folder.",
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=7860, help="port (default %(default)s)")
+    p.add_argument("--model", help="hub id, local diffusers folder, 1.3b or 14b: enables Run (default: none)")
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder whose videos may be opened by path (repeatable; default: none, uploads only)",
+    )
+    p.add_argument("--max-upload", default="500MB", help="largest upload accepted (default %(default)s)")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from ..errors import InputError
+    from ..generation.settings import MODEL_ALIASES
+    from ..ui.policy import Policy
+
+    if args.host not in LOCAL_HOSTS:
+        print(
+            f"warning: --host {args.host}: the interface is reachable from other machines and has no "
+            "login; anyone who can reach it can open files in the --allow folders and run jobs",
+            file=sys.stderr,
+        )
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port {args.port}: must be 1..65535")
+    model = MODEL_ALIASES.get(args.model.lower(), args.model) if args.model else None
+    looks_local = model and (model.startswith((".", "/", "~")) or Path(model).expanduser().exists())
+    if looks_local and not Path(model).expanduser().is_dir():
+        raise InputError(f"--model {args.model}: no such model folder")
+    root = Path(tempfile.mkdtemp(prefix="vacelab-ui-"))
+    try:
+        policy = Policy.create(args.allow, root=root, max_upload=args.max_upload)
+        from ..ui.app import serve
+        from ..ui.workbench import Models
+
+        app, url = serve(policy, Models(model), host=args.host, port=args.port, block=False)
+        print(f"vacelab ui on {url}  (Ctrl+C stops it)", flush=True)
+        try:
+            app.block_thread()
+        finally:
+            app.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0

@@ -1,0 +1,227 @@
+"""`vacelab ui` without a browser: access policy, uploads, per-session folders, the painted mask reaching
+prepare, and the running app's HTTP surface (file route, upload checks, no-model message)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ui_server import call, running_ui, upload
+
+from vacelab.errors import InputError
+from vacelab.sample import sample_path
+from vacelab.ui.policy import Policy, SessionFolder, parse_size
+from vacelab.ui.workbench import Form, Workbench
+
+
+@pytest.fixture()
+def policy(tmp_path) -> Policy:
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "clip.mp4").write_bytes(sample_path().read_bytes())
+    return Policy.create([allowed], root=tmp_path / "app", max_upload="2MB")
+
+
+# --------------------------------------------------------------------------------------------- policy
+def test_parse_size():
+    assert parse_size("500MB") == 500 * 1024**2
+    assert parse_size("2gb") == 2 * 1024**3
+    assert parse_size("800") == 800
+    for bad in ("", "0MB", "lots", "5 TB"):
+        with pytest.raises(InputError, match="--max-upload"):
+            parse_size(bad)
+
+
+def test_open_path_only_inside_allowed_folders(policy, tmp_path):
+    inside = policy.allowed[0] / "clip.mp4"
+    assert policy.open_path(str(inside)) == inside.resolve()
+    outside = tmp_path / "outside.mp4"
+    outside.write_bytes(sample_path().read_bytes())
+    escape = policy.allowed[0] / "link.mp4"
+    escape.symlink_to(outside)  # a symlink inside an allowed folder pointing out of it
+    for text in (str(outside), str(escape), f"{policy.allowed[0]}/../outside.mp4", "/etc/passwd"):
+        with pytest.raises(InputError, match="not inside an allowed folder"):
+            policy.open_path(text)
+    with pytest.raises(InputError, match="absolute path"):
+        policy.open_path("clip.mp4")
+    with pytest.raises(InputError, match="--allow"):
+        Policy.create([], root=tmp_path / "app2").open_path(str(inside))
+    with pytest.raises(InputError, match="--allow .*not an existing folder"):
+        Policy.create([tmp_path / "missing"], root=tmp_path / "app3")
+
+
+def test_open_path_refuses_the_apps_own_folder_even_when_allowed(tmp_path):
+    """Allowing a parent of the app's temporary folder must not expose other sessions' files."""
+    policy = Policy.create([tmp_path], root=tmp_path / "app")
+    other = SessionFolder(policy.root)
+    secret = other.path / "upload-1.mp4"
+    secret.write_bytes(sample_path().read_bytes())
+    with pytest.raises(InputError, match="not inside an allowed folder"):
+        policy.open_path(str(secret))
+
+
+def test_uploads_are_checked_for_size_and_content(policy, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video")
+    with pytest.raises(InputError, match=r"upload notes.txt: not a video \(accepted: .*\.mp4"):
+        policy.check_upload(text, "video")
+    disguised = tmp_path / "notes.mp4"
+    disguised.write_text("not a video either")
+    with pytest.raises(InputError, match="upload notes.mp4: not a readable video file"):
+        policy.check_upload(disguised, "video")
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * (3 * 1024**2))
+    with pytest.raises(InputError, match=r"upload big.mp4: 3.0 MB, over the 2.0 MB limit \(--max-upload\)"):
+        policy.check_upload(big, "video")
+    fake_png = tmp_path / "ref.png"
+    fake_png.write_text("text")
+    with pytest.raises(InputError, match="upload ref.png: not a readable image file"):
+        policy.check_upload(fake_png, "image")
+    assert policy.check_upload(policy.allowed[0] / "clip.mp4", "video").is_file()
+
+
+def test_session_folders_are_private_and_removed(policy):
+    a, b = SessionFolder(policy.root), SessionFolder(policy.root)
+    assert a.path != b.path and a.path.parent == b.path.parent == policy.root / "sessions"
+    assert (a.path.stat().st_mode & 0o777) == 0o700
+    first, second = a.new("job"), a.new("job")
+    assert first != second and not first.exists()
+    a.close()
+    assert not a.path.exists() and b.path.exists()
+
+
+# ------------------------------------------------------------------------------------------ workbench
+def test_painted_mask_reaches_prepare_on_its_frames_only(policy):
+    from vacelab.tasks import prepare
+
+    bench = Workbench(policy)
+    source = bench.load(sample_path(), "sample")
+    assert source.frames.shape[1:3] == (480, 832) and len(source.frames) == 97
+    layer = np.zeros((480, 832, 4), np.uint8)
+    layer[96:192, 160:320] = (255, 48, 48, 153)  # a 160x96 rectangle, as the editor's brush layer
+    area = bench.apply_paint({"background": None, "layers": [layer], "composite": None}, 4, 8)
+    assert area == pytest.approx(160 * 96 / (480 * 832))
+    task, opts = bench.options(Form(task="inpaint", size="832x480", frames=17))
+    job = prepare(task, **opts)
+    expected = np.zeros((17, 480, 832), bool)
+    expected[4:9, 96:192, 160:320] = True
+    np.testing.assert_array_equal(job.mask, expected)
+    # the editor shows the painted mask back as a layer on those frames only
+    assert bench.editor_value(6)["layers"][0][100, 200, 3] == 153
+    assert bench.editor_value(3)["layers"] == []
+    # erasing (an empty layer) clears frames 4..6; a box adds to the painting
+    bench.apply_paint({"layers": [np.zeros((480, 832, 4), np.uint8)]}, 4, 6)
+    task, opts = bench.options(Form(task="inpaint", size="832x480", frames=17, box=(600, 300, 700, 400)))
+    job = prepare(task, **opts)
+    assert not job.mask[4:7, 96:192, 160:320].any() and job.mask[7:9, 96:192, 160:320].all()
+    assert job.mask[:, 300:400, 600:700].all()
+    bench.close()
+
+
+def test_workbench_views_builds_and_explains(policy):
+    bench = Workbench(policy)
+    with pytest.raises(InputError, match="no video loaded yet"):
+        bench.preview(Form())
+    bench.load(sample_path(), "sample")
+    with pytest.raises(InputError, match="no mask yet"):
+        bench.preview(Form(size="320x192", frames=17))
+    with pytest.raises(InputError, match="fill in all four"):
+        bench.preview(Form(size="320x192", frames=17, box=(10, 10, None, 40)))
+    # keyframes picked by frame number from the clip, placed naively: the audit explains the failure
+    view = bench.preview(Form(task="keyframes", size="320x192", frames=33, keys="0,4,8,12,16,20,24,28,32",
+                              strategy="naive"))  # fmt: skip
+    assert view.preview.is_file() and view.audit.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "**keyframes** · 33 frames · 320×192 px" in view.findings
+    assert "MASK_SAMPLE_MISMATCH" in view.findings and "⚠️ Warning" in view.findings
+    aligned = bench.preview(Form(task="keyframes", size="320x192", frames=33, keys="0,8,16,24,32"))
+    assert aligned.findings != view.findings and not view.preview.exists()  # only the latest view is kept
+    with pytest.raises(InputError, match="keyframe 200: the clip has frames 0..96"):
+        bench.preview(Form(task="keyframes", size="320x192", frames=33, keys="0,200"))
+    # build: a job folder and its zip, reused while nothing changes
+    form = Form(task="outpaint", size="320x192", frames=17, ratio=0.75)
+    job, archive = bench.build(form)
+    assert (job.path / "job.json").is_file() and archive.suffix == ".zip"
+    assert bench.build(form)[1] == archive
+    assert bench.build(Form(task="outpaint", size="320x192", frames=17, ratio=0.5))[1] != archive
+    bench.close()
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def test_cli_registers_without_gradio_and_refuses_bad_options(tmp_path):
+    code = "import sys, vacelab.cli as c; c.build_parser(); print('gradio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    for args, message in (
+        (["--allow", str(tmp_path / "missing")], "--allow"),
+        (["--max-upload", "lots"], "--max-upload"),
+        (["--model", str(tmp_path / "no-model")], "--model"),
+        (["--port", "70000"], "--port"),
+    ):
+        run = subprocess.run([sys.executable, "-m", "vacelab", "ui", *args], capture_output=True, text=True)
+        assert run.returncode == 2 and run.stderr.startswith(f"error: {message}"), run.stderr
+        assert run.stderr.count("\n") == 1  # one line, no traceback
+    run = subprocess.run(
+        [sys.executable, "-m", "vacelab", "ui", "--host", "0.0.0.0", "--allow", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+    )
+    assert "warning: --host 0.0.0.0: the interface is reachable from other machines" in run.stderr
+
+
+# ------------------------------------------------------------------------------------- running server
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    allowed = tmp_path_factory.mktemp("allowed")
+    (allowed / "clip.mp4").write_bytes(sample_path().read_bytes())
+    with running_ui("--allow", str(allowed), "--max-upload", "1MB") as url:
+        yield url, allowed
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
+def test_server_serves_its_own_files_and_nothing_else(server):
+    url, allowed = server
+    event, outputs = call(url, "load_sample", [81])
+    assert event == "complete" and "Loaded the **sample clip**" in outputs[1]
+    video = outputs[0]
+    status, body = _get(video["url"])
+    assert status == 200 and body[4:8] == b"ftyp"  # the app's own (cached) copy of the clip is served
+    session_files = [p for p in (Path(video["path"]).parents[2] / "sessions").rglob("*") if p.is_file()]
+    assert session_files  # the session's working files exist, but only Gradio's cached copies are served
+    for path in ("/etc/passwd", allowed / "clip.mp4", *session_files):
+        assert _get(f"{url}gradio_api/file={path}")[0] in (403, 404), path
+    assert _get(f"{url}gradio_api/file=../../../../etc/passwd")[0] in (403, 404)
+
+
+def test_server_rejects_non_media_and_oversized_uploads(server):
+    url, _ = server
+    fake = upload(url, "notes.mp4", b"this is text, not a video")
+    event, outputs = call(url, "load_upload", [fake, 81])
+    assert (
+        event == "complete"
+        and outputs[1] == "⛔ upload notes.mp4: not a readable video file (its content is not video data)"
+    )
+    event, message = call(url, "load_upload", [upload(url, "notes.txt", b"plain text"), 81])
+    assert event == "error"  # Gradio's own file-type check on the upload field
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        upload(url, "big.mp4", b"\0" * (1024**2 + 1))
+    assert refused.value.code == 413
+
+
+def test_server_without_model_says_so(server):
+    url, _ = server
+    call(url, "load_sample", [17])
+    form = ["inpaint", "320x192", 17, 0, 0, 0, 0, None, "", "ratio", 0.8, "", 0, "", None, "aligned", 16, 17]
+    event, outputs = call(url, "run", [2, 0, 5.0, *form, "a prompt", ""])
+    assert event == "complete" and outputs[0] is None and "No model configured" in outputs[2]

@@ -1,0 +1,171 @@
+"""Drive the real ``vacelab ui`` in headless Chromium: sample clip, mask (box + brush), audit, build, run.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); without them this test
+FAILS, it does not skip. ``VACELAB_UI_SCREENSHOTS=DIR`` also saves the screenshots used in docs/ui.md.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+from ui_server import running_ui
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1400,1000",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
+    assert not missing, f"{missing} not installed: apt-get install -y chromium chromium-driver"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    profile = tempfile.mkdtemp(prefix="vacelab-chromium-")
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+T0 = time.monotonic()
+
+
+class Page:
+    """Small helpers over the page's elem_ids, all with explicit waits."""
+
+    def __init__(self, driver, shots: Path | None):
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.driver = driver
+        self.shots = shots
+        self.wait = WebDriverWait(driver, 60, poll_frequency=0.2)
+
+    def el(self, elem_id: str, css: str = ""):
+        from selenium.webdriver.common.by import By
+
+        selector = ", ".join(f"#{elem_id} {part.strip()}".strip() for part in css.split(","))
+        return self.wait.until(lambda d: d.find_element(By.CSS_SELECTOR, selector))
+
+    def text(self, elem_id: str) -> str:
+        return self.el(elem_id).text
+
+    def until_text(self, elem_id: str, check, timeout: float = 60) -> str:
+        """Wait until the element is settled (no Gradio progress overlay) and its text passes ``check``."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        def settled(driver):
+            text = self.text(elem_id)
+            return text if "processing" not in text and check(text) else False
+
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(settled)
+
+    def type(self, elem_id: str, value: str, css: str = "input, textarea") -> None:
+        from selenium.webdriver.common.keys import Keys
+
+        field = self.el(elem_id, css)
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", field)
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys(value)
+        field.send_keys(Keys.TAB)
+
+    def click(self, elem_id: str) -> None:
+        print(f"{time.monotonic() - T0:.1f} click {elem_id}")
+        button = self.el(elem_id)
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+        button.click()
+
+    def shot(self, name: str, elem_id: str | None = None) -> None:
+        if self.shots is None:
+            return
+        self.shots.mkdir(parents=True, exist_ok=True)
+        if elem_id:
+            self.driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", self.el(elem_id))
+        time.sleep(1.0)  # let videos show their first frame
+        self.driver.save_screenshot(str(self.shots / f"ui-{name}.png"))
+
+
+def test_browser_sample_mask_audit_build_run(browser, tiny_model_dir, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    shots = os.environ.get("VACELAB_UI_SCREENSHOTS")
+    with running_ui("--model", str(tiny_model_dir)) as url:
+        browser.get(url)
+        page = Page(browser, Path(shots) if shots else None)
+        page.type("size", "320x192")  # a small job for a fast run: 17 frames at 320x192
+        page.type("frames", "17")
+        page.click("load-sample")
+        page.until_text("status", lambda t: "Loaded the sample clip" in t)
+        page.el("source-video", "video")
+        no_mask = page.until_text("findings", lambda t: "no mask yet" in t)
+        page.shot("start")
+
+        # a box in source pixels: the audit describes the job
+        for elem_id, value in (("box-x0", "300"), ("box-y0", "150"), ("box-x1", "520"), ("box-y1", "330")):
+            page.type(elem_id, value)
+        boxed = page.until_text("findings", lambda t: "17 frames" in t and "320×192" in t and "GENERATE" in t)
+        assert boxed != no_mask
+        assert page.el("audit-png", "img").get_attribute("src")
+
+        # a brush stroke on the editor's canvas, applied to every frame: the mask (and audit) grows
+        canvas = page.el("mask-editor", "canvas")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+        actions = ActionChains(browser).move_to_element_with_offset(canvas, -200, -60).click_and_hold()
+        actions.move_by_offset(80, 10).move_by_offset(80, 10).move_by_offset(80, 10).release().perform()
+        page.click("apply-mask")
+        status = page.until_text("status", lambda t: "Painted mask" in t and "applied to frames 0–96" in t)
+        assert "(0.0% of the frame)" not in status
+        painted = page.until_text("findings", lambda t: t != boxed and "GENERATE" in t)
+        share = lambda text: float(text.split("% of pixels to GENERATE")[0].rsplit("·", 1)[1])  # noqa: E731
+        assert share(painted) > share(boxed)
+        page.shot("mask", "mask-editor")
+        page.shot("audit", "preview")
+
+        # build: the job folder comes back as a zip holding the job
+        page.type("prompt", "an empty sky over a steel roof")
+        page.click("build")
+        link = page.el("job-zip", "a")
+        page.until_text("findings", lambda t: "built" in t)
+        with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as response:
+            names = zipfile.ZipFile(io.BytesIO(response.read())).namelist()
+        assert any(n.endswith("/job.json") for n in names) and any(
+            n.endswith("arrays/mask.npy") for n in names
+        )
+
+        # run with the tiny offline model: the side-by-side output video appears
+        page.type("steps", "2")
+        page.click("run")
+        page.until_text("run-status", lambda t: "Generated" in t, timeout=150)
+        assert page.el("compare", "video").get_attribute("src")
+        hrefs = [a.get_attribute("href") for a in browser.find_elements("css selector", "#outputs a")]
+        assert any(h.endswith("compare.mp4") for h in hrefs) and any(
+            h.endswith("out_video.mp4") for h in hrefs
+        )
+        page.shot("run", "compare")
