@@ -233,6 +233,14 @@ def test_wrong_kind_of_model_is_an_input_error(clip, sam2_dir, sam3_dir):
         track(clip, sam2_dir, text="car")
 
 
+def test_sam3_folder_without_tokenizer_is_an_input_error(clip, sam3_dir, tmp_path):
+    import shutil
+
+    folder = shutil.copytree(sam3_dir, tmp_path / "no-tokenizer", ignore=shutil.ignore_patterns("token*"))
+    with pytest.raises(InputError, match="has no tokenizer files"):
+        track(clip, str(folder), text="car")
+
+
 def test_importing_tracking_does_not_import_torch():
     code = "import sys, vacelab.tracking; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

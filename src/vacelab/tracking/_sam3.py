@@ -15,7 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._runtime import load_model
+from ..errors import InputError
+from ._runtime import load_model, read_json
 from ._sam2 import ManualFeeder
 
 MODEL_TYPES = ("sam3_video",)
@@ -54,7 +55,12 @@ def open_session(video: np.ndarray, text: str, model: str, image_size: int, devi
     )
     for index, frame in enumerate(video):
         session.add_new_frame(feeder.pixel_values(frame, device), frame_idx=index)
-    tokens = AutoTokenizer.from_pretrained(model)(
+    if read_json(model, "tokenizer_config.json") is None:  # transformers would build an empty CLIP tokenizer
+        raise InputError(
+            f"{WHAT}: {model!r} has no tokenizer files (tokenizer_config.json) beside its weights"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokens = tokenizer(
         text, return_tensors="pt", padding="max_length", max_length=TEXT_TOKENS, truncation=True
     )
     prompt_id = session.add_prompt(text)
