@@ -85,7 +85,7 @@ def model_revision(model: str) -> str | None:
 def _missing_weights(model: str, exc: Exception) -> InputError:
     from huggingface_hub import constants
 
-    offline = "offline (HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else "the hub could not be reached"
+    offline = "offline (HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else "the hub did not provide them"
     detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
     return InputError(
         f"--model {model}: no weights found: not a local folder, not in the Hugging Face cache "
