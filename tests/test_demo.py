@@ -1,0 +1,83 @@
+"""`vacelab demo`: every task on the sample, audited, one self-contained report; outputs only with a model."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from vacelab.cli import main
+from vacelab.demo import ADD_MODEL, run_demo
+
+VARIANTS = [
+    "inpaint-beams", "remove-object", "outpaint-mood", "firstframe", "firstlast", "extend",
+    "keyframes-naive", "keyframes-aligned", "keyframes-anchor",
+]  # fmt: skip
+
+
+def assert_self_contained(html: str) -> None:
+    assert "http://" not in html and "https://" not in html
+    sources = re.findall(r'src="([^"]*)"', html)
+    assert sources and all(s.startswith("data:image/") for s in sources)
+
+
+def test_demo_without_model(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0  # the default size and length: what users run first
+    stdout = capsys.readouterr().out
+    assert ADD_MODEL in stdout and "vacelab demo --model Wan-AI/Wan2.1-VACE-1.3B-diffusers" in stdout
+    assert sorted(p.name for p in (out / "jobs").iterdir()) == sorted(VARIANTS)
+    for name in VARIANTS:
+        job = json.loads((out / "jobs" / name / "job.json").read_text())
+        geometry = job["geometry"]
+        assert (geometry["frames"], geometry["width"], geometry["height"]) == (81, 416, 240)
+        assert (out / "jobs" / name / "preview.gif").is_file()
+    remove = json.loads((out / "jobs" / "remove-object" / "job.json").read_text())
+    assert remove["negative_prompt"] == "gun, weapon"
+    assert len(json.loads((out / "jobs" / "outpaint-mood" / "job.json").read_text())["refs"]) == 3
+    assert not (out / "runs").exists()  # nothing generated, nothing faked
+    html = (out / "report.html").read_text()
+    assert_self_contained(html)
+    assert ADD_MODEL.split("`")[0] in html and "</figcaption>" in html
+    assert html.count("source | what the model is given") == 2 * len(VARIANTS)  # alt text + caption
+    assert "output</figcaption>" not in html
+    # the keyframe strategies audit differently: naive is told to keep blends of keyframes and gray
+    naive = html.split("<h3>keyframes-naive")[1].split("<h3>")[0]
+    aligned = html.split("<h3>keyframes-aligned")[1].split("<h3>")[0]
+    assert "MIXED_GROUP" in naive and "MIXED_GROUP" not in aligned
+    assert len(html) < 4_000_000
+
+
+def test_demo_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    assert main(["demo", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "not empty" in err[0]
+    assert [p.name for p in out.iterdir()] == ["mine.txt"] and (out / "mine.txt").read_text() == "keep me"
+
+
+def test_demo_with_a_missing_model_stops_before_writing(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--model", str(tmp_path / "no-such-model")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--model" in err[0] and "not found" in err[0]
+    assert not out.exists()
+    assert main(["demo", "--out", str(out), "--steps", "3"]) == 2  # --steps without --model
+
+
+def test_demo_with_the_tiny_model_shows_outputs(tmp_path, tiny_model_dir):
+    out = tmp_path / "demo"
+    report = run_demo(out, model=str(tiny_model_dir), steps=2, size="112x64", frames=9)
+    assert report == out / "report.html"
+    assert sorted(
+        p.name for p in (out / "runs").iterdir() if p.is_dir() and not p.name.startswith(".")
+    ) == sorted(VARIANTS)
+    html = report.read_text()
+    assert_self_contained(html)
+    assert ADD_MODEL.split("`")[0] not in html
+    assert html.count("source | given | output</figcaption>") == len(VARIANTS)
+    record = json.loads((out / "experiment.json").read_text())
+    assert {r["status"] for r in record["runs"]} == {"done"}
+    extend = json.loads((out / "jobs" / "extend" / "job.json").read_text())
+    assert extend["params"]["keep"] == 5  # half of the 9 frames in whole VAE groups
