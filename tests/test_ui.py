@@ -137,7 +137,7 @@ def test_workbench_views_builds_and_explains(policy):
                               strategy="naive"))  # fmt: skip
     assert view.preview.is_file() and view.audit.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "**keyframes** · 33 frames · 320×192 px" in view.findings
-    assert "MASK_SAMPLE_MISMATCH" in view.findings and "⚠️ Warning" in view.findings
+    assert "MASK_SAMPLE_MISMATCH" in view.findings and "⚠ Warning" in view.findings
     aligned = bench.preview(Form(task="keyframes", size="320x192", frames=33, keys="0,8,16,24,32"))
     assert aligned.findings != view.findings and not view.preview.exists()  # only the latest view is kept
     with pytest.raises(InputError, match="keyframe 200: the clip has frames 0..96"):
@@ -210,7 +210,7 @@ def test_server_rejects_non_media_and_oversized_uploads(server):
     event, outputs = call(url, "load_upload", [fake, 81])
     assert (
         event == "complete"
-        and outputs[1] == "⛔ upload notes.mp4: not a readable video file (its content is not video data)"
+        and outputs[1] == "✖ upload notes.mp4: not a readable video file (its content is not video data)"
     )
     event, message = call(url, "load_upload", [upload(url, "notes.txt", b"plain text"), 81])
     assert event == "error"  # Gradio's own file-type check on the upload field

@@ -55,9 +55,6 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
-T0 = time.monotonic()
-
-
 class Page:
     """Small helpers over the page's elem_ids, all with explicit waits."""
 
@@ -97,7 +94,6 @@ class Page:
         field.send_keys(Keys.TAB)
 
     def click(self, elem_id: str) -> None:
-        print(f"{time.monotonic() - T0:.1f} click {elem_id}")
         button = self.el(elem_id)
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
         button.click()
@@ -119,8 +115,8 @@ def test_browser_sample_mask_audit_build_run(browser, tiny_model_dir, tmp_path):
     with running_ui("--model", str(tiny_model_dir)) as url:
         browser.get(url)
         page = Page(browser, Path(shots) if shots else None)
-        page.type("size", "320x192")  # a small job for a fast run: 17 frames at 320x192
-        page.type("frames", "17")
+        page.type("size", "256x144")  # a small job for a fast run: 9 frames at 256x144
+        page.type("frames", "9")
         page.click("load-sample")
         page.until_text("status", lambda t: "Loaded the sample clip" in t)
         page.el("source-video", "video")
@@ -130,7 +126,7 @@ def test_browser_sample_mask_audit_build_run(browser, tiny_model_dir, tmp_path):
         # a box in source pixels: the audit describes the job
         for elem_id, value in (("box-x0", "300"), ("box-y0", "150"), ("box-x1", "520"), ("box-y1", "330")):
             page.type(elem_id, value)
-        boxed = page.until_text("findings", lambda t: "17 frames" in t and "320×192" in t and "GENERATE" in t)
+        boxed = page.until_text("findings", lambda t: "9 frames" in t and "256×144" in t and "GENERATE" in t)
         assert boxed != no_mask
         assert page.el("audit-png", "img").get_attribute("src")
 
@@ -146,7 +142,6 @@ def test_browser_sample_mask_audit_build_run(browser, tiny_model_dir, tmp_path):
         share = lambda text: float(text.split("% of pixels to GENERATE")[0].rsplit("·", 1)[1])  # noqa: E731
         assert share(painted) > share(boxed)
         page.shot("mask", "mask-editor")
-        page.shot("audit", "preview")
 
         # build: the job folder comes back as a zip holding the job
         page.type("prompt", "an empty sky over a steel roof")
@@ -168,4 +163,11 @@ def test_browser_sample_mask_audit_build_run(browser, tiny_model_dir, tmp_path):
         assert any(h.endswith("compare.mp4") for h in hrefs) and any(
             h.endswith("out_video.mp4") for h in hrefs
         )
-        page.shot("run", "compare")
+        page.shot("run", "build-run")
+
+        # another task: keyframes placed naively on frames 0, 4, 8; the audit warns in plain words
+        page.type("task", "keyframes\n", css="input")
+        page.type("keys", "0,4,8")
+        browser.find_element("css selector", "#strategy input[value='naive']").click()
+        page.until_text("findings", lambda t: "keyframes · 9 frames" in t and "MASK_SAMPLE_MISMATCH" in t)
+        page.shot("audit", "view")

@@ -42,6 +42,7 @@ FORM_FIELDS = (
     "negative_prompt",
 )  # fmt: skip
 START = "Load a video to start: upload one, open a path, or press **Load sample clip**."
+REFRESH = {"concurrency_id": "refresh", "concurrency_limit": 2}  # prepares at once, all sessions
 CSS = "#findings {min-height: 8em} #status {min-height: 1.5em}"
 
 
@@ -161,7 +162,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
                     elem_id="negative-prompt",
                 )  # fmt: skip
         # ----------------------------------------------------------------------------- 3 model's view
-        gr.Markdown("### 3 · What the model sees")
+        gr.Markdown("### 3 · What the model sees", elem_id="view")
         with gr.Row():
             preview = gr.Video(label="Source | conditioning (red = GENERATE)", interactive=False,
                                autoplay=True, loop=True, elem_id="preview")  # fmt: skip
@@ -171,7 +172,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
         with gr.Accordion("Full audit report", open=False):
             report = gr.Textbox(lines=14, show_label=False, elem_id="report", buttons=["copy"])
         # ---------------------------------------------------------------------------------- 4 build/run
-        gr.Markdown("### 4 · Build and run")
+        gr.Markdown("### 4 · Build and run", elem_id="build-run")
         with gr.Row():
             with gr.Column():
                 build_btn = gr.Button("Build job folder", elem_id="build", variant="primary")
@@ -206,8 +207,12 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             try:
                 shown = bench.preview(form_from(values))
             except InputError as exc:
-                return None, None, f"⛔ **This job cannot be built yet**: {exc}", ""
+                return None, None, f"✖ **This job cannot be built yet**: {exc}", ""
             return str(shown.preview), str(shown.audit), shown.findings, shown.report_text
+
+        def show(dependency):
+            """Refresh the model's view after ``dependency`` (an event) has run."""
+            return dependency.then(refresh, [bench, *form], view, **REFRESH)
 
         def loaded(bench: Workbench, message: str, wanted):
             n = len(bench.source.frames)
@@ -217,7 +222,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             )  # fmt: skip
 
         def failed(message: str):
-            return (gr.update(),) + (f"⛔ {message}",) + (gr.update(),) * 5
+            return (gr.update(),) + (f"✖ {message}",) + (gr.update(),) * 5
 
         def load_sample(bench: Workbench, wanted):
             from ..sample import sample_path
@@ -252,7 +257,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             (upload.upload, load_upload, [bench, upload, frames]),
             (open_btn.click, load_path, [bench, path_box, frames]),
         ):
-            event(fn, inputs, load_outputs, api_name=fn.__name__).then(refresh, [bench, *form], view)
+            show(event(fn, inputs, load_outputs, api_name=fn.__name__))
 
         def show_frame(bench: Workbench, index):
             return bench.editor_value(int(index or 0)) if bench.source else gr.update()
@@ -263,7 +268,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             try:
                 area = bench.apply_paint(value, int(a or 0), int(b or 0))
             except InputError as exc:
-                return f"⛔ {exc}"
+                return f"✖ {exc}"
             return f"Painted mask ({area:.1%} of the frame) applied to frames {int(a)}–{int(b)}."
 
         def clear_paint(bench: Workbench, index):
@@ -273,21 +278,19 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             return bench.editor_value(int(index or 0)), "Painted mask cleared."
 
         for event in (apply_btn.click, editor.apply):
-            event(apply_paint, [bench, editor, first, last], status).then(refresh, [bench, *form], view)
-        clear_btn.click(clear_paint, [bench, edit_frame], [editor, status]).then(
-            refresh, [bench, *form], view
-        )
+            show(event(apply_paint, [bench, editor, first, last], status))
+        show(clear_btn.click(clear_paint, [bench, edit_frame], [editor, status]))
 
         def set_refs(bench: Workbench, paths):
             try:
                 adopted = bench.add_refs(paths or [])
             except InputError as exc:
                 bench.refs = []
-                return f"⛔ {exc}"
+                return f"✖ {exc}"
             return f"{len(adopted)} reference image(s)." if adopted else "No reference images."
 
         for event in (refs.upload, refs.clear, refs.delete):
-            event(set_refs, [bench, refs], status).then(refresh, [bench, *form], view)
+            show(event(set_refs, [bench, refs], status))
 
         def show_task(name):
             return [
@@ -298,15 +301,15 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             ]
 
         task.change(show_task, task, [mask_group, outpaint_group, keyframes_group, extend_group])
-        for component in form:
-            component.change(refresh, [bench, *form], view, trigger_mode="always_last")
+        # one listener for every field: while a refresh runs, only the latest change waits (debounce)
+        gr.on([c.change for c in form], refresh, [bench, *form], view, trigger_mode="always_last", **REFRESH)
 
         def build(bench: Workbench, *values):
             try:
                 job, archive = bench.build(form_from(values))
                 shown = bench.view(job)
             except InputError as exc:
-                return None, gr.update(), gr.update(), f"⛔ **Not built**: {exc}", gr.update()
+                return None, gr.update(), gr.update(), f"✖ **Not built**: {exc}", gr.update()
             findings_text = f"Job folder **{job.path.name}** built (download the zip).\n\n{shown.findings}"
             return str(archive), str(shown.preview), str(shown.audit), findings_text, shown.report_text
 
@@ -328,7 +331,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
 
                 result, files = bench.generate(form_values, settings, models, report_progress)
             except InputError as exc:
-                return None, None, f"⛔ **Not run**: {exc}"
+                return None, None, f"✖ **Not run**: {exc}"
             timings = result.run.get("timings", {})
             message = (
                 f"Generated **{result.path.name}**: {result.video.shape[0]} frames, generation "

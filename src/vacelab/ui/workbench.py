@@ -24,7 +24,7 @@ MAX_EDIT_FRAMES = 257  # frames of the source the editor decodes (16 s at 16 fps
 CANVAS_MAX = 832  # longest side of the frame shown in the mask editor
 MASK_ALPHA = 64  # painted layer pixels at least this opaque are GENERATE
 PAINT_RGBA = (255, 48, 48, 153)
-SEVERITY_MARK = {"error": "⛔ Error", "warning": "⚠️ Warning", "info": "ℹ️ Info"}
+SEVERITY_MARK = {"error": "✖ Error", "warning": "⚠ Warning", "info": "ℹ Info"}
 
 
 @dataclass
