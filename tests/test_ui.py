@@ -151,6 +151,52 @@ def test_workbench_views_builds_and_explains(policy):
     bench.close()
 
 
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        (Form(task="remove", box=(100, 200, 300, 330), what="gun, weapon"),
+         {"what": "gun, weapon", "coords": "source", "bbox": (100.0, 200.0, 300.0, 330.0)}),
+        (Form(task="outpaint", outpaint_mode="expand", expand="32,0,32,0", auto_refs=2),
+         {"expand": "32,0,32,0", "auto_refs": 2}),
+        (Form(task="outpaint", ratio=0.75), {"ratio": 0.75}),
+        (Form(task="firstlast"), {}),
+        (Form(task="keyframes", frames=33, every=8, strategy="anchor"), {"every": 8, "strategy": "anchor"}),
+        (Form(task="extend", frames=33, keep=17), {"keep": 17}),
+    ],
+    ids=lambda v: v.task if isinstance(v, Form) else "",
+)  # fmt: skip
+def test_every_task_is_built_by_prepare_from_the_form(policy, form, expected):
+    bench = Workbench(policy)
+    bench.load(sample_path(), "sample")
+    form.size, form.frames = "256x144", form.frames if form.frames != 81 else 17
+    task, opts = bench.options(form)
+    assert task == form.task and opts["video"] == str(sample_path())
+    assert {k: opts[k] for k in expected} == expected
+    view = bench.preview(form)
+    assert view.findings.startswith(f"**{form.task}** · {form.frames} frames · 256×144 px")
+    bench.close()
+
+
+def test_reference_uploads_are_checked_and_kept_in_order(policy, tmp_path):
+    from PIL import Image
+
+    bench = Workbench(policy)
+    bench.load(sample_path(), "sample")
+    paths = []
+    for i, colour in enumerate(("red", "blue")):
+        paths.append(tmp_path / f"ref{i}.png")
+        Image.new("RGB", (64, 48), colour).save(paths[-1])
+    refs = bench.add_refs([str(p) for p in paths])
+    assert [r.parent for r in refs] == [bench.folder.path] * 2  # copied into the session
+    view = bench.preview(Form(task="outpaint", size="256x144", frames=17))
+    assert "2 reference images" in view.findings
+    bad = tmp_path / "notes.png"
+    bad.write_text("text")
+    with pytest.raises(InputError, match="upload notes.png: not a readable image"):
+        bench.add_refs([str(paths[0]), str(bad)])
+    bench.close()
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 def test_cli_registers_without_gradio_and_refuses_bad_options(tmp_path):
     code = "import sys, vacelab.cli as c; c.build_parser(); print('gradio' in sys.modules)"
