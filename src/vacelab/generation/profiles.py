@@ -82,7 +82,7 @@ def pick_attention_backend(device, dtype, head_dim: int = 128, candidates=EXACT_
     return "native", tried
 
 
-def _set_backend_locally(model, name: str) -> None:
+def set_backend_locally(model, name: str) -> None:
     """``model.set_attention_backend(name)`` without changing diffusers' process-wide default backend.
 
     diffusers' ``set_attention_backend`` also makes ``name`` the active backend of every other model in the
@@ -134,7 +134,7 @@ def fast_transformer(
         attention, tried = pick_attention_backend(device, transformer.dtype, head_dim)
         info["attention_rejected"] = tried
     try:
-        _set_backend_locally(transformer, attention)
+        set_backend_locally(transformer, attention)
     except (ValueError, RuntimeError, ImportError) as exc:
         raise InputError(f"--attention {attention}: {str(exc).splitlines()[0]}") from None
     info["attention"] = attention
