@@ -250,6 +250,14 @@ def test_server_serves_its_own_files_and_nothing_else(server):
     assert _get(f"{url}gradio_api/file=../../../../etc/passwd")[0] in (403, 404)
 
 
+def test_server_opens_paths_only_inside_allowed_folders(server):
+    url, allowed = server
+    event, outputs = call(url, "load_path", [str(allowed / "clip.mp4"), 81])
+    assert event == "complete" and outputs[1].startswith("Opened **") and outputs[2] == 81
+    event, outputs = call(url, "load_path", ["/etc/passwd", 81])
+    assert event == "complete" and outputs[1].startswith("✖ /etc/passwd: not inside an allowed folder")
+
+
 def test_server_rejects_non_media_and_oversized_uploads(server):
     url, _ = server
     fake = upload(url, "notes.mp4", b"this is text, not a video")

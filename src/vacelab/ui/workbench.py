@@ -7,6 +7,7 @@ turns what the user clicked into their options and their results into files the 
 
 from __future__ import annotations
 
+import shutil
 import threading
 import zipfile
 from dataclasses import dataclass, replace
@@ -125,10 +126,12 @@ class Paint:
             image = Image.fromarray(mask).resize(source_hw[::-1], Image.Resampling.NEAREST)
             image.convert("1").save(uniques[-1])
         for frame, i in enumerate(self.ids):
-            (out / f"{frame:05d}.png").hardlink_to(blank if i < 0 else uniques[i])
+            _link_or_copy(blank if i < 0 else uniques[i], out / f"{frame:05d}.png")
         blank.unlink()
         for path in uniques:
             path.unlink()
+        if self._written:  # the previous version's folder is not needed any more
+            shutil.rmtree(self._written[1], ignore_errors=True)
         self._written = (self.version, out)
         return out
 
@@ -387,6 +390,13 @@ def zip_folder(folder: Path, archive: Path) -> Path:
             if path.is_file():
                 zf.write(path, Path(folder.name) / path.relative_to(folder))
     return archive
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        target.hardlink_to(source)  # frames sharing a mask share one file
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _int(value) -> int | None:
