@@ -294,7 +294,6 @@ def run_job(
     import torch
 
     from .composite import color_match, composite
-    from .pipeline import model_revision, vace_cut_step
 
     report = progress or (lambda stage, done, total: None)
     clock = Stopwatch()
@@ -316,15 +315,9 @@ def run_job(
     with clock("audit"):
         audit = audit_summary(job, settings)
     report("audit", 1, 1)
-    memory = memory_preflight(settings, job) if pipeline is None else {}
-    report("load", 0, 1)
-    with clock("load"):
-        from .pipeline import load_pipeline
-
-        pipe = pipeline if pipeline is not None else load_pipeline(settings)
-    report("load", 1, 1)
+    pipe, memory = obtain_pipeline(job, settings, pipeline, clock=clock, report=report)
     device = str(pipe._execution_device)
-    frames, height, width = job.mask.shape
+    height, width = job.mask.shape[1:]
     shift = flow_shift(settings, height, width)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
@@ -339,7 +332,34 @@ def run_job(
         if settings.composite:
             video = composite(video, np.asarray(job.video), job.mask, settings.feather)
     report("composite", 1, 1)
-    run = {
+    run = run_record(
+        job, settings, pipe, prompt=prompt, negative=negative, shift=shift, colour=colour, audit=audit,
+        memory=memory, started=started,
+    )  # fmt: skip
+    return write_run(out, job, video, run, clock=clock, run_start=run_start, report=report)
+
+
+def obtain_pipeline(job: Job, settings: RunSettings, pipeline, *, clock: Stopwatch, report: Progress):
+    """``(pipe, memory record)``: ``pipeline`` if given, else loaded after the memory preflight."""
+    memory = memory_preflight(settings, job) if pipeline is None else {}
+    report("load", 0, 1)
+    with clock("load"):
+        from .pipeline import load_pipeline
+
+        pipe = pipeline if pipeline is not None else load_pipeline(settings)
+    report("load", 1, 1)
+    return pipe, memory
+
+
+def run_record(
+    job: Job, settings: RunSettings, pipe, *, prompt, negative, shift, colour, audit, memory, started
+) -> dict:
+    """The content of ``run.json`` (timings are added by :func:`write_run`)."""
+    from .pipeline import model_revision, vace_cut_step
+
+    device = str(pipe._execution_device)
+    frames, height, width = job.mask.shape
+    return {
         "vacelab_run": RUN_FORMAT,
         "settings": settings.as_dict(),
         "used": {
@@ -363,6 +383,12 @@ def run_job(
         "versions": versions(),
         "started": started.isoformat(timespec="seconds"),
     }
+
+
+def write_run(
+    out: Path, job: Job, video: np.ndarray, run: dict, *, clock: Stopwatch, run_start: float, report: Progress
+) -> Result:
+    """Write the results folder (``run.json`` last, with the timings) and return the Result."""
     report("write", 0, 1)
     write_start = time.perf_counter()
 
