@@ -175,12 +175,14 @@ def target_size(size: str, source_hw: tuple[int, int] | None = None) -> tuple[in
 
 
 def plan_windows(frames: int, window: int = DEFAULT_FRAMES, overlap: int = 17) -> list[tuple[int, int]]:
-    """Split ``frames`` (4k+1) into overlapping windows ``[(start, stop), ...]`` for long jobs.
+    """Split ``frames`` into overlapping windows ``[(start, stop), ...]`` for long jobs.
 
     Every window is ``window`` frames long (4k+1) and starts on a multiple of 4, so each window's head
     shared with the previous window is whole VAE groups (4j+1 frames: frame 0 plus j groups). The overlap
     is ``overlap`` frames, except that the last window ends exactly at ``frames`` and may overlap more.
-    A clip no longer than one window is one window.
+    A clip no longer than one window is one window (and must be 4k+1); a longer clip may have any length:
+    if it is not 4k+1, the last window's start is not a multiple of 4 and only the first 4j+1 frames it
+    shares are kept context (see :func:`kept_heads`).
     """
     if not is_valid_frame_count(window):
         raise ValueError(f"window {window} is not 4k+1 (e.g. 33, 49, 81)")
@@ -188,7 +190,7 @@ def plan_windows(frames: int, window: int = DEFAULT_FRAMES, overlap: int = 17) -
         raise ValueError(f"overlap {overlap} is not 4j+1 whole VAE groups (e.g. 1, 5, 9, 17)")
     if overlap >= window:
         raise ValueError(f"overlap {overlap} must be smaller than the window {window}")
-    if not is_valid_frame_count(frames):
+    if frames <= window and not is_valid_frame_count(frames):
         raise ValueError(f"{frames} frames is not 4k+1")
     if frames <= window:
         return [(0, frames)]
@@ -200,3 +202,16 @@ def plan_windows(frames: int, window: int = DEFAULT_FRAMES, overlap: int = 17) -
         start += step
     windows.append((frames - window, frames))
     return windows
+
+
+def kept_heads(windows: list[tuple[int, int]]) -> list[int]:
+    """Frames at the head of each window kept from the previous window's output (0 for the first).
+
+    The largest 4j+1 (frame 0 plus j whole VAE groups) within the frames a window shares with the
+    previous one, so the kept context never shares a VAE group with generated frames.
+    """
+    heads = [0]
+    for (_, stop), (start, _) in zip(windows, windows[1:], strict=False):
+        shared = stop - start
+        heads.append((shared - 1) // VAE_STRIDE_T * VAE_STRIDE_T + 1 if shared >= 1 else 0)
+    return heads

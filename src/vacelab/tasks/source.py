@@ -65,7 +65,8 @@ def read_clip(path: str | Path, opts: Options, size: tuple[int, int], source_hw:
     """Decode ``--video`` at job ``size``, ``--fps`` and ``--start``, cut to the job's 4k+1 length.
 
     ``--frames`` not given: 81, or the largest 4k+1 the clip holds (with a note). Given explicitly and
-    longer than the clip: an error. ``all``: the whole clip, cut to 4k+1.
+    longer than the clip: an error. ``all``: the whole clip, cut to 4k+1 when it fits one window;
+    longer, every frame (a long job's windows are 4k+1 each, the whole clip need not be).
     """
     requested = frame_count(opts.frames)
     limit = None if requested == "all" else (requested or DEFAULT_FRAMES)
@@ -80,6 +81,8 @@ def read_clip(path: str | Path, opts: Options, size: tuple[int, int], source_hw:
             f"--frames asks for {requested} (use --frames {largest_valid(available)} or fewer)"
         )
     frames = largest_valid(available)
+    if requested == "all" and available > window_settings(opts)[0]:
+        frames = available
     if requested is None and available < DEFAULT_FRAMES:
         notes.append(f"the clip holds {available} frames at {opts.fps:g} fps: using {frames} (largest 4k+1)")
     elif requested == "all" and frames < available:
