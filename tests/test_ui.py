@@ -250,6 +250,16 @@ def test_server_serves_its_own_files_and_nothing_else(server):
     assert _get(f"{url}gradio_api/file=../../../../etc/passwd")[0] in (403, 404)
 
 
+def test_port_in_use_is_one_error_line(server):
+    port = server[0].rstrip("/").rsplit(":", 1)[1]
+    command = [sys.executable, "-m", "vacelab", "ui", "--port", port]
+    run = subprocess.run(command, capture_output=True, text=True)
+    assert run.returncode == 2 and run.stderr == (
+        f"error: --port {port}: cannot listen on 127.0.0.1:{port} (in use or not allowed); "
+        "choose another --port\n"
+    )
+
+
 def test_server_opens_paths_only_inside_allowed_folders(server):
     url, allowed = server
     event, outputs = call(url, "load_path", [str(allowed / "clip.mp4"), 81])

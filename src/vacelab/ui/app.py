@@ -373,8 +373,10 @@ def serve(
             quiet=True,
             css=CSS,
         )
-    except OSError as exc:
-        raise InputError(f"--port {port}: {exc}") from None
+    except OSError:
+        raise InputError(
+            f"--port {port}: cannot listen on {host}:{port} (in use or not allowed); choose another --port"
+        ) from None
     if block:
         app.block_thread()
     return app, url
