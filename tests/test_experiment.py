@@ -134,7 +134,7 @@ def test_bad_prepare_option_is_refused_before_anything_runs(tmp_path):
     plan = write_plan(tmp_path, '[[jobs]]\nname="k"\ntask="keyframes"\nvideo="sample:"\nevery=8\nwhat="gun"')
     with pytest.raises(InputError, match=r"\[\[jobs\]\] 'k': --what does not apply to keyframes"):
         run_plan(load_plan(plan, size="112x64", frames=9), tmp_path / "out", generate=False)
-    assert not any((tmp_path / "out").iterdir())  # no half-prepared jobs left behind
+    assert not (tmp_path / "out").exists()  # no half-prepared jobs, no empty folder left behind
     bad = write_plan(tmp_path, '[[jobs]]\nname="k"\ntask="inpaint"\nvideo="sample:"\nmask="sample:cat"')
     with pytest.raises(InputError, match="unknown sample input"):
         run_plan(load_plan(bad, size="112x64", frames=9), tmp_path / "out2", generate=False)

@@ -46,6 +46,7 @@ import numpy as np
 from . import media
 from .errors import InputError
 from .generation.settings import RunSettings
+from .geometry import target_size
 from .job import TASKS, Job, load_job, save_job, write_folder
 from .manifest import build_settings, check_name, check_settings, read_toml
 
@@ -307,32 +308,35 @@ def sample_mask_of(kind: str) -> np.ndarray:
 
 
 class SampleInputs:
-    """Resolves ``sample:...`` references to files, writing the sample masks (PNG folders) on first use."""
+    """Resolves ``sample:...`` references to files; a sample mask is written on first use as a lossless
+    H.264 video at the job's size with the clip's own timing, so that ``--fps`` / ``--start`` / ``--frames``
+    pick the same frames of the mask as of the clip (and nothing large is decoded again)."""
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.made: dict[str, Path] = {}
+        self.made: dict[tuple, Path] = {}
 
-    def resolve(self, value: str, where: str) -> str:
+    def resolve(self, value: str, where: str, size: str = "480p") -> str:
         kind = value[len(SAMPLE_PREFIX) :]
         if kind not in SAMPLE_INPUTS:
             choices = ", ".join(f"{SAMPLE_PREFIX}{k}" for k in SAMPLE_INPUTS if k)
             raise InputError(
                 f"{where}: {value!r}: unknown sample input; choose from {SAMPLE_PREFIX}, {choices}"
             )
+        from .sample import FPS, HEIGHT, WIDTH, sample_path
+
         if kind in ("", "clip"):
-            from .sample import sample_path
-
             return str(sample_path())
-        if kind not in self.made:
-            from PIL import Image
-
-            target = self.folder / f"sample-{kind}"
-            target.mkdir(parents=True)
-            for i, frame in enumerate(sample_mask_of(kind)):
-                Image.fromarray(frame.astype(np.uint8) * 255).save(target / f"{i:03d}.png", compress_level=1)
-            self.made[kind] = target
-        return str(self.made[kind])
+        try:
+            hw = target_size(str(size), (HEIGHT, WIDTH))
+        except ValueError as exc:
+            raise InputError(f"--size: {exc}") from None
+        if (kind, hw) not in self.made:
+            mask = np.stack([media.cover_crop(m, hw, nearest=True) for m in sample_mask_of(kind)])
+            target = self.folder / f"sample-{kind}-{hw[1]}x{hw[0]}.mp4"
+            media.write_mp4(target, mask, FPS, crf=0)  # crf 0: lossless, the mask stays binary
+            self.made[kind, hw] = target
+        return str(self.made[kind, hw])
 
 
 def _resolve_inputs(options: dict, base: Path | None, samples: SampleInputs, where: str) -> dict:
@@ -342,7 +346,7 @@ def _resolve_inputs(options: dict, base: Path | None, samples: SampleInputs, whe
         if not isinstance(value, str):
             return value
         if value.startswith(SAMPLE_PREFIX):
-            return samples.resolve(value, f"{where}: {option}")
+            return samples.resolve(value, f"{where}: {option}", options.get("size", "480p"))
         if base is not None and not os.path.isabs(value):
             return str(base / value)
         return value
@@ -435,9 +439,15 @@ def run_plan(
     variants, runs = expand(plan)
     stamp = fingerprint(variants, plan)
     resume = _check_out(out, stamp)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     if not (resume and (out / "jobs").is_dir()):
-        _prepare_all(variants, plan, out / "jobs")
+        try:
+            _prepare_all(variants, plan, out / "jobs")
+        except BaseException:
+            if created and not any(out.iterdir()):
+                out.rmdir()  # a plan that cannot be prepared leaves nothing behind
+            raise
     record = {
         "vacelab_experiment": EXPERIMENT_FORMAT,
         "jobs_fingerprint": stamp,

@@ -85,13 +85,11 @@ def data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def gif_uri(frames: np.ndarray, fps: float, *, max_width: int, max_frames: int = GIF_FRAMES) -> str:
-    """An animated GIF of ``frames`` [F, H, W, 3], evenly subsampled in time and downscaled, as a data URI."""
-    step = max(1, math.ceil(len(frames) / max_frames))
+def gif_uri(frames: np.ndarray, fps: float, *, max_width: int) -> str:
+    """An animated GIF of ``frames`` [F, H, W, 3], downscaled to ``max_width``, as a data URI."""
     with tempfile.TemporaryDirectory(prefix="vacelab-report-") as tmp:
         path = Path(tmp) / "a.gif"
-        frames = np.ascontiguousarray(frames[::step])
-        media.write_gif(path, frames, fps / step, max_width=max_width, colors=GIF_COLORS)
+        media.write_gif(path, np.ascontiguousarray(frames), fps, max_width=max_width, colors=GIF_COLORS)
         return data_uri(path.read_bytes(), "image/gif")
 
 
@@ -112,23 +110,28 @@ def audit_uri(audit, label: str) -> str:
         return data_uri(path.read_bytes(), "image/png")
 
 
-def _panels(job, *extra: np.ndarray) -> np.ndarray:
-    """Source | conditioning with the GENERATE area tinted | ``extra`` videos, each about twice the panel
-    width (strided, cheap); the GIF writer then scales the whole smoothly to its final width."""
-    step = max(1, job.video.shape[2] // (2 * PANEL_WIDTH))
-    view = np.s_[:, ::step, ::step]
+def _panels(job, *extra: np.ndarray) -> tuple[np.ndarray, float]:
+    """Source | conditioning with the GENERATE area tinted | ``extra`` videos, and their frame rate.
+
+    Only ``GIF_FRAMES`` evenly spread frames at about twice the panel width are taken (strided views, so
+    the work is a fraction of the job's); the GIF writer then scales the whole smoothly to its width.
+    """
+    frames, width = job.video.shape[0], job.video.shape[2]
+    step_t, step_s = max(1, math.ceil(frames / GIF_FRAMES)), max(1, width // (2 * PANEL_WIDTH))
+    view = np.s_[::step_t, ::step_s, ::step_s]
     given = mask_overlay(np.asarray(job.video)[view], job.mask[view])
-    return side_by_side(job.source_frames()[view], given, *(np.asarray(v)[view] for v in extra))
+    panels = side_by_side(job.source_frames()[view], given, *(np.asarray(v)[view] for v in extra))
+    return panels, job.fps / step_t
 
 
 def preview_uri(job) -> str:
     """Source | what the model is given (GENERATE tinted red)."""
-    return gif_uri(_panels(job), job.fps, max_width=2 * PANEL_WIDTH + 4)
+    return gif_uri(*_panels(job), max_width=2 * PANEL_WIDTH + 4)
 
 
 def compare_uri(job, output: np.ndarray) -> str:
     """Source | what the model is given | the output."""
-    return gif_uri(_panels(job, output), job.fps, max_width=3 * PANEL_WIDTH + 8)
+    return gif_uri(*_panels(job, output), max_width=3 * PANEL_WIDTH + 8)
 
 
 # ---------------------------------------------------------------------------------------------- html
