@@ -32,8 +32,13 @@ def register(subparsers) -> None:
     p.set_defaults(handler=handle)
 
 
+def _terminate(signum, frame):
+    raise SystemExit(0)
+
+
 def handle(args: argparse.Namespace) -> int:
     import shutil
+    import signal
     import tempfile
     from pathlib import Path
 
@@ -54,6 +59,7 @@ def handle(args: argparse.Namespace) -> int:
     if looks_local and not Path(model).expanduser().is_dir():
         raise InputError(f"--model {args.model}: no such model folder")
     root = Path(tempfile.mkdtemp(prefix="vacelab-ui-"))
+    signal.signal(signal.SIGTERM, _terminate)  # `kill` cleans up like Ctrl+C does
     try:
         policy = Policy.create(args.allow, root=root, max_upload=args.max_upload)
         from ..ui.app import serve
