@@ -120,7 +120,15 @@ def test_painted_mask_reaches_prepare_on_its_frames_only(policy):
     job = prepare(task, **opts)
     assert not job.mask[4:7, 96:192, 160:320].any() and job.mask[7:9, 96:192, 160:320].all()
     assert job.mask[:, 300:400, 600:700].all()
+    # loading another clip resets the mask and drops the previous clip's session files
+    upload = bench.folder.adopt(sample_path(), "upload")
+    bench.load(upload, "upload")
+    assert not bench.paint.any() and len(list(bench.folder.path.glob("frames-*.npy"))) == 1
+    assert not list(bench.folder.path.glob("mask-*"))
+    bench.load(sample_path(), "sample")
+    assert not upload.exists() and len(list(bench.folder.path.glob("source-*.mp4"))) == 1
     bench.close()
+    assert not bench.folder.path.exists()
 
 
 def test_workbench_views_builds_and_explains(policy):

@@ -57,9 +57,10 @@ class Source:
 
     path: Path
     name: str
-    frames: np.ndarray  # uint8 [N, h, w, 3] at canvas size, memory-mapped from the session folder
+    frames: np.ndarray  # uint8 [N, h, w, 3] at canvas size, memory-mapped from ``stored``
     source_hw: tuple[int, int]
     video: Path  # browser-playable copy for display
+    stored: Path
 
 
 @dataclass
@@ -130,10 +131,15 @@ class Paint:
         blank.unlink()
         for path in uniques:
             path.unlink()
-        if self._written:  # the previous version's folder is not needed any more
-            shutil.rmtree(self._written[1], ignore_errors=True)
+        self.discard()  # the previous version's folder is not needed any more
         self._written = (self.version, out)
         return out
+
+    def discard(self) -> None:
+        """Delete the last mask folder written."""
+        if self._written:
+            shutil.rmtree(self._written[1], ignore_errors=True)
+            self._written = None
 
 
 class Models:
@@ -182,11 +188,23 @@ class Workbench:
         media.save_array(stored, frames)
         video = self.folder.new("source", ".mp4")
         media.write_mp4(video, frames, FPS, preset="ultrafast")
-        self.source = Source(path, name, media.load_array(stored, mmap=True), source_hw, video)
+        self._drop_source()
+        self.source = Source(path, name, media.load_array(stored, mmap=True), source_hw, video, stored)
         self.paint = Paint(len(frames), canvas)
-        self._keyframes = {}
         self._loads += 1
         return self.source
+
+    def _drop_source(self) -> None:
+        """Delete the session's files made for the previous clip (its copy if uploaded, frames, mask)."""
+        if self.source is None:
+            return
+        old = [self.source.stored, self.source.video, *self._keyframes.values()]
+        if self.folder.path in self.source.path.parents:
+            old.append(self.source.path)
+        for path in old:
+            path.unlink(missing_ok=True)
+        self.paint.discard()
+        self._keyframes = {}
 
     def require_source(self) -> Source:
         if self.source is None:
