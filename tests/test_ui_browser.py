@@ -80,7 +80,8 @@ class Page:
 
         def settled(driver):
             text = self.text(elem_id)
-            return text if "processing" not in text and check(text) else False
+            busy = any(word in text for word in ("processing |", "queue:"))  # Gradio's progress overlay
+            return text if not busy and check(text) else False
 
         return WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(settled)
 
