@@ -7,6 +7,7 @@ that they need no model; they are marked as such.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -275,13 +276,21 @@ def test_local_batch_runs_every_job_and_isolates_the_broken_one(local_out, capsy
     assert not (local_out / "broken").exists()
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
 def test_ray_batch_gives_the_same_outputs(manifest_path, local_out, tmp_path):
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    terminal = Terminal()
     try:
-        outcomes = run_batch(load_manifest(manifest_path), tmp_path / "out", ray=True)
+        outcomes = run_batch(load_manifest(manifest_path), tmp_path / "out", ray=True, stream=terminal)
     finally:
         ray.shutdown()
+    shown = terminal.getvalue()
+    assert "first: denoise 2/2" in shown and "[4 done, 1 failed, 0 skipped, 0 left]" in shown
     assert [(o.name, o.status) for o in outcomes] == [(n, "done") for n in NAMES] + [("broken", "failed")]
     local = json.loads((local_out / "batch.json").read_text())["jobs"]
     assert outcomes[4].error == local[4]["error"]

@@ -228,8 +228,13 @@ class _Worker:
     def __init__(self):
         self.cache = PipelineCache()
 
-    def run(self, task: Task) -> Outcome:
-        return execute(task, self.cache)
+    def run(self, task: Task, steps) -> Outcome:
+        """Run ``task``; its progress goes to the ``steps`` queue as ``(name, stage, done, total)``."""
+
+        def report(stage: str, done: int, total: int) -> None:
+            steps.put_nowait((task.name, stage, done, total))
+
+        return execute(task, self.cache, progress=report)
 
 
 def _run_ray(tasks, records, progress, address, max_parallel) -> list[Outcome]:
@@ -238,25 +243,45 @@ def _run_ray(tasks, records, progress, address, max_parallel) -> list[Outcome]:
     owned = not ray.is_initialized()
     if owned:
         ray.init(address=address or None, include_dashboard=False, log_to_driver=False)
+    try:
+        return _dispatch(ray, tasks, records, progress, max_parallel)
+    finally:
+        if owned:
+            ray.shutdown()
+
+
+def _dispatch(ray, tasks, records, progress, max_parallel) -> list[Outcome]:
+    """Hand the tasks to a pool of :class:`_Worker` actors, a job at a time each; collect outcomes."""
+    from ray.util.queue import Empty, Queue
+
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     slots = gpus if gpus else max(1, int(resources.get("CPU", 1)))
     size = max(1, min(max_parallel or slots, len(tasks)))
     worker = ray.remote(num_gpus=1 if gpus else 0, num_cpus=1)(_Worker)
     idle = [[worker.remote(), None] for _ in range(size)]  # [actor, key of its loaded pipeline]
-    queue = _grouped(tasks)
+    steps = Queue(actor_options={"num_cpus": 0})
+    todo = _grouped(tasks)
     running: dict = {}
     outcomes = []
-    while queue or running:
-        while idle and queue:
+    while todo or running:
+        while idle and todo:
             slot = idle.pop()
-            task = next((t for t in queue if t.pipeline_key == slot[1]), queue[0])
-            queue.remove(task)
+            task = next((t for t in todo if t.pipeline_key == slot[1]), todo[0])
+            todo.remove(task)
             slot[1] = task.pipeline_key
             progress.started(task.name)
             _start(task, records[task.name])
-            running[slot[0].run.remote(task)] = (slot, task, time.perf_counter())
-        ready, _ = ray.wait(list(running), num_returns=1)
+            running[slot[0].run.remote(task, steps)] = (slot, task, time.perf_counter())
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+        try:
+            while True:
+                name, stage, done, total = steps.get_nowait()
+                progress.stepper(name)(stage, done, total)
+        except Empty:
+            pass
+        if not ready:
+            continue
         slot, task, started = running.pop(ready[0])
         try:
             outcome = ray.get(ready[0])
@@ -269,8 +294,7 @@ def _run_ray(tasks, records, progress, address, max_parallel) -> list[Outcome]:
         idle.append(slot)
     for slot in idle:
         ray.kill(slot[0])
-    if owned:
-        ray.shutdown()
+    ray.kill(steps.actor)
     return outcomes
 
 
