@@ -12,6 +12,7 @@ _API = {
     "load_job": "vacelab.job",
     "save_job": "vacelab.job",
     "Geometry": "vacelab.geometry",
+    "plan_windows": "vacelab.geometry",
     "InputError": "vacelab.errors",
     "RunSettings": "vacelab.generation.settings",
     "apply_fast_profile": "vacelab.generation.profiles",

@@ -31,6 +31,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -211,23 +212,22 @@ def run_windows(
     pipeline=None,
     progress: Progress,
     clock: Stopwatch,
-    started,
+    started: datetime,
     run_start: float,
 ) -> Result:
     """Generate a long job window by window and write one results folder ``out`` (called by ``run_job``)."""
     windows = plan(job)
     count = len(windows)
     frames, height, width = job.mask.shape
-    log = _stderr
-    log(f"long job: {frames} frames in {count} windows at {job.fps:g} fps")
+    _log(f"long job: {frames} frames in {count} windows at {job.fps:g} fps")
     progress("audit", 0, count)
     audits = []
     with clock("audit"):
         for window in windows:
-            log(window.describe(count))
+            _log(window.describe(count))
             audits.append(audit_summary(_part(job, window, window_mask(job.mask, window)), settings))
             progress("audit", window.index + 1, count)
-    with clock("read_job"):
+    with clock("resume"):  # hashing the job: what a saved window must match
         store = WindowStore(out, run_key(job, settings, prompt, negative))
     first = _part(job, windows[0], job.mask[: windows[0].stop])  # every window has this size
     pipe, memory = obtain_pipeline(first, settings, pipeline, clock=clock, report=progress)
@@ -245,19 +245,21 @@ def run_windows(
         if saved is not None:
             output, record = saved
             record["resumed"] = True
-            log(f"window {window.index + 1}/{count}: reused from {store.folder}")
+            _log(f"window {window.index + 1}/{count}: reused from {store.folder}")
         else:
             if not regenerating:
                 regenerating = True
                 if store.drop_from(window.index):
-                    log(f"note: discarding saved windows from {window.index + 1} on (settings or job differ)")
+                    _log(
+                        f"note: discarding saved windows from {window.index + 1} on (settings or job differ)"
+                    )
             output, record = _generate_window(
                 pipe, job, window, stitched, settings, prompt=prompt, negative=negative, shift=shift,
                 clock=clock, progress=progress, count=count,
             )  # fmt: skip
             record["audit"] = audits[window.index]
             store.save(window, output, record)
-            log(f"window {window.index + 1}/{count}: done in {record['timings']['total']:.1f} s")
+            _log(f"window {window.index + 1}/{count}: done in {record['timings']['total']:.1f} s")
         with clock("stitch"):
             stitch_into(stitched, output, window, exact)
         records.append(record)
@@ -327,7 +329,7 @@ def _audit_total(audits: list[dict]) -> dict:
     return {"findings": findings, "summary": summary, "windows": len(audits)}
 
 
-def _stderr(line: str) -> None:
+def _log(line: str) -> None:
     print(line, file=sys.stderr)
 
 
