@@ -112,10 +112,12 @@ def is_finished(task: Task, record: dict) -> bool:
     ledger = _read_json(task.out / LEDGER / f"{task.name}.json")
     if run is None or ledger is None:
         return False
-    if ledger.get("settings") != record["settings"] or ledger.get("job_hash") != record["job_hash"]:
-        return False
-    recorded = run.get("settings")
-    return not isinstance(recorded, dict) or all(recorded.get(k) == v for k, v in record["settings"].items())
+    settings = record["settings"]
+    return (
+        run.get("settings") == settings
+        and ledger.get("settings") == settings
+        and ledger.get("job_hash") == record["job_hash"]
+    )
 
 
 def _remove(path: Path) -> None:
@@ -159,7 +161,6 @@ class PipelineCache:
         self.loader = loader
         self.key: tuple | None = None
         self.value = None
-        self.loads = 0
 
     def get(self, task: Task):
         if task.pipeline_key != self.key:
@@ -169,7 +170,6 @@ class PipelineCache:
             if loader is None:
                 from .generation.pipeline import load_pipeline as loader
             self.key = task.pipeline_key
-            self.loads += 1
             try:
                 self.value = loader(task.settings)
             except Exception as exc:
