@@ -94,6 +94,8 @@ def test_bad_manifests_are_refused_naming_the_key(jobs_dir, capsys):
     assert "offload" in err and "sequential" in err
     err = bad(jobs_dir, f'{GOOD_JOB}[[jobs]]\nname = "b"\njob = "jobs/nope"\n', capsys)
     assert "'b'" in err and "job = 'jobs/nope'" in err
+    err = bad(jobs_dir, '[[jobs]]\nname = "a.partial"\njob = "jobs/clip0"\n', capsys)
+    assert "'a.partial'" in err
     err = bad(jobs_dir, f"{GOOD_JOB}{GOOD_JOB}", capsys)
     assert "duplicate" in err and "'a'" in err
     err = bad(jobs_dir, '[[jobs]]\nname = "../x"\njob = "jobs/clip0"\n', capsys)
@@ -151,6 +153,12 @@ def test_out_inside_a_job_folder_is_refused(jobs_dir, capsys):
     path = write_manifest(jobs_dir, '[[jobs]]\nname = "clip0"\njob = "jobs/clip0"\n', "one.toml")
     assert main(["batch", str(path), "--out", str(jobs_dir / "jobs")]) == 2
     assert "would replace the job folder" in capsys.readouterr().err
+    assert main(["batch", str(path), "--out", str(jobs_dir / "o"), "--max-parallel", "2"]) == 2
+    assert "--max-parallel: only with --ray" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="2"):
+        main(["batch", str(path), "--out", str(jobs_dir / "o"), "--ray", "--max-parallel", "0"])
+    assert "expected a whole number >= 1" in capsys.readouterr().err
+    assert not (jobs_dir / "o").exists()
 
 
 # ------------------------------------------------------------------------- scheduling (fake runner/loader)

@@ -147,6 +147,8 @@ def check_name(value, where: str, seen: set[str]) -> str:
             f"{where}: name = {value!r}: use letters, digits, '.', '_' or '-' (at most 100, not starting"
             " with '.' or '-'), so that it is a safe folder name"
         )
+    if value.lower().endswith(".partial"):
+        raise InputError(f"{where}: name = {value!r}: '.partial' ends the folders of unfinished long runs")
     if value.lower() in seen:
         raise InputError(f"{where}: name = {value!r}: duplicate name (each job needs its own output folder)")
     seen.add(value.lower())
