@@ -9,6 +9,10 @@ composite makes every KEEP pixel exactly the source's and hides the seam on the 
   border the generated content therefore continues the kept pixels, and from ``feather + 1`` px inward
   it is the model's output untouched. KEEP pixels are copied, never blended.
 - :func:`color_match` shifts the generated region's mean Lab colour onto that of the kept pixels near it.
+
+Speed: everything is computed on the bounding box of the GENERATE area (grown by the reach of the
+operation), never on whole frames; box sums are exact integer integral images read at the band pixels
+only; Lab conversion linearises through a 256-entry table.
 """
 
 from __future__ import annotations
@@ -26,60 +30,75 @@ def _distance_to_keep(keep: np.ndarray, limit: int) -> np.ndarray:
     left = np.maximum.accumulate(np.where(keep, idx, -np.inf), axis=1)
     right = np.minimum.accumulate(np.where(keep, idx, np.inf)[:, ::-1], axis=1)[:, ::-1]
     row = np.minimum(np.minimum(idx - left, right - idx), cap)  # distance along the row
-    best = row**2
+    squared = np.full((height + 2 * limit, width), cap**2, np.float32)  # rows beyond the frame: cap
+    squared[limit : limit + height] = row**2
+    best = squared[limit : limit + height].copy()
+    term = np.empty_like(best)
     for offset in range(1, limit + 1):  # combine rows: d^2 = min_j row[y + j]^2 + j^2
-        shifted = np.full_like(row, cap)
-        shifted[offset:] = row[:-offset]
-        best = np.minimum(best, shifted**2 + offset**2)
-        shifted = np.full_like(row, cap)
-        shifted[:-offset] = row[offset:]
-        best = np.minimum(best, shifted**2 + offset**2)
+        for start in (limit - offset, limit + offset):
+            np.add(squared[start : start + height], np.float32(offset**2), out=term)
+            np.minimum(best, term, out=best)
     return np.minimum(np.sqrt(best), cap)
 
 
-def _box_sum(values: np.ndarray, radius: int) -> np.ndarray:
-    """Sum over the (2r+1)^2 box around each pixel of [H, W, ...] (zero outside), by an integral image."""
-    pad = [(radius + 1, radius)] + [(radius + 1, radius)] + [(0, 0)] * (values.ndim - 2)
-    integral = np.pad(values, pad).cumsum(axis=0).cumsum(axis=1)
+def _box_sums_at(values: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: int) -> np.ndarray:
+    """Sums of [H, W, C] ``values`` over the (2r+1)^2 boxes around the pixels (ys, xs) (zero outside).
+
+    One integral image (integer sums stay exact), read at the wanted pixels only.
+    """
+    height, width, channels = values.shape
+    integral = np.zeros((height + 2 * radius + 1, width + 2 * radius + 1, channels), values.dtype)
+    integral[radius + 1 : radius + 1 + height, radius + 1 : radius + 1 + width] = values
+    np.cumsum(integral, axis=0, out=integral)
+    np.cumsum(integral, axis=1, out=integral)
     size = 2 * radius + 1
     return (
-        integral[size:, size:] - integral[:-size, size:] - integral[size:, :-size] + integral[:-size, :-size]
+        integral[ys + size, xs + size] - integral[ys, xs + size] - integral[ys + size, xs] + integral[ys, xs]
     )
 
 
-def _crop_around(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    """The bounding box of the True pixels of one frame, grown by ``margin`` and clipped to the frame."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    height, width = mask.shape
+def _bounds(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """The bounding box of the True pixels of [..., H, W] (over all leading axes), grown by ``margin``."""
+    flat = mask.reshape(-1, *mask.shape[-2:]).any(axis=0)
+    rows, cols = np.flatnonzero(flat.any(axis=1)), np.flatnonzero(flat.any(axis=0))
+    height, width = flat.shape
     return (
         slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, height)),
         slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, width)),
     )
 
 
-def _frame_weights(mask: np.ndarray, feather: int) -> np.ndarray:
-    """:func:`feather_weights` of one frame [H, W]."""
+def _crop_weights(mask: np.ndarray, feather: int) -> tuple[slice, slice, np.ndarray] | None:
+    """Feather weights of one frame [H, W] on the box that holds every weight other than ``mask``'s own.
+
+    None where the frame has no border between KEEP and GENERATE (its weights are the mask itself).
+    """
     keep = ~mask
     if keep.all() or not keep.any():
-        return mask.astype(np.float32)
-    rows, cols = _crop_around(mask, feather + 1)  # a KEEP pixel within `feather` of GENERATE lies inside
-    weights = mask.astype(np.float32)
+        return None
+    rows, cols = _bounds(mask, feather + 1)  # a KEEP pixel within `feather` of GENERATE lies inside
     distance = _distance_to_keep(keep[rows, cols], feather)
-    weights[rows, cols] = np.where(mask[rows, cols], np.minimum(distance / (feather + 1), 1.0), 0.0)
-    return weights
+    weights = np.where(mask[rows, cols], np.minimum(distance / (feather + 1), 1.0), 0.0).astype(np.float32)
+    return rows, cols, weights
+
+
+def _frame_keys(mask: np.ndarray) -> list[bytes]:
+    """One hashable key per frame of [F, H, W]: masks repeat from frame to frame, their work need not."""
+    return [row.tobytes() for row in np.packbits(mask.reshape(len(mask), -1), axis=1)]
 
 
 def feather_weights(mask: np.ndarray, feather: int) -> np.ndarray:
     """Weight of the model's own output per pixel [F, H, W] in [0, 1]: 0 on KEEP, 1 beyond the band."""
+    out = mask.astype(np.float32)
     if feather <= 0:
-        return mask.astype(np.float32)
-    cache: dict[bytes, np.ndarray] = {}  # masks repeat from frame to frame: one distance transform each
-    out = np.empty(mask.shape, np.float32)
-    for f in range(mask.shape[0]):
-        key = np.packbits(mask[f]).tobytes()
+        return out
+    cache: dict[bytes, tuple | None] = {}
+    for f, key in enumerate(_frame_keys(mask)):
         if key not in cache:
-            cache[key] = _frame_weights(mask[f], feather)
-        out[f] = cache[key]
+            cache[key] = _crop_weights(mask[f], feather)
+        if cache[key] is not None:
+            rows, cols, weights = cache[key]
+            out[f, rows, cols] = weights
     return out
 
 
@@ -92,22 +111,33 @@ def composite(
     """
     if not 0 <= feather <= MAX_FEATHER:
         raise ValueError(f"feather {feather}: must be 0..{MAX_FEATHER} px")
-    result = np.where(mask[..., None], output, source)
-    if feather == 0:
-        return result
-    weights = feather_weights(mask, feather)
-    for f in range(mask.shape[0]):
-        band = mask[f] & (weights[f] < 1.0)
-        if not band.any():
+    result = np.array(source, dtype=np.uint8, copy=True)
+    cache: dict[bytes, tuple | None] = {}
+    for f, key in enumerate(_frame_keys(mask)):
+        if not mask[f].any():
             continue
-        rows, cols = _crop_around(band, feather)  # every box of radius `feather` around the band
-        keep = (~mask[f, rows, cols]).astype(np.float64)
-        out_f = output[f, rows, cols].astype(np.float64)
-        error = (source[f, rows, cols] - out_f) * keep[..., None]
-        mean_error = _box_sum(error, feather) / np.maximum(_box_sum(keep, feather), 1.0)[..., None]
-        fixed = out_f + (1.0 - weights[f, rows, cols])[..., None] * mean_error
-        inside = band[rows, cols]
-        result[f, rows, cols][inside] = np.clip(np.rint(fixed[inside]), 0, 255).astype(np.uint8)
+        rows, cols = _bounds(mask[f], 0)
+        np.copyto(result[f, rows, cols], output[f, rows, cols], where=mask[f, rows, cols, None])
+        if feather == 0:
+            continue
+        if key not in cache:
+            cache[key] = _crop_weights(mask[f], feather)
+        if cache[key] is None:
+            continue
+        rows, cols, weights = cache[key]  # holds every box of radius `feather` around the band
+        ys, xs = np.nonzero(mask[f, rows, cols] & (weights < 1.0))
+        if not len(ys):
+            continue
+        keep = ~mask[f, rows, cols]
+        out_f = output[f, rows, cols]
+        sums = np.empty((*keep.shape, 4), np.int32)  # the model's error on KEEP (exact integers), KEEP count
+        np.subtract(source[f, rows, cols], out_f, out=sums[..., :3], dtype=np.int32)
+        sums[..., :3] *= keep[..., None]
+        sums[..., 3] = keep
+        box = _box_sums_at(sums, ys, xs, feather)
+        mean_error = box[:, :3] / np.maximum(box[:, 3], 1.0)[:, None]
+        fixed = out_f[ys, xs] + (1.0 - weights[ys, xs])[:, None] * mean_error
+        result[f, rows, cols][ys, xs] = np.clip(np.rint(fixed), 0, 255).astype(np.uint8)
     return result
 
 
@@ -117,41 +147,78 @@ _RGB_TO_XYZ = np.array(
     np.float32,
 )
 _WHITE = _RGB_TO_XYZ.sum(axis=1)
+_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
 
 
-def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB uint8 [..., 3] -> CIE Lab (D65) float32 [..., 3]."""
-    c = rgb.astype(np.float32) / 255.0
-    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    t = (linear @ _RGB_TO_XYZ.T) / _WHITE
+def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+_LINEAR = _srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)  # every uint8 level, linearised
+
+
+_CHUNK = 16384  # pixels converted at a time: the temporaries stay in the CPU cache (about 3x faster)
+
+
+def _per_chunk(convert, values: np.ndarray, dtype) -> np.ndarray:
+    """``convert`` applied to [..., 3] ``values`` a chunk of pixels at a time (elementwise, so exact)."""
+    flat = values.reshape(-1, 3)
+    out = np.empty(flat.shape, dtype)
+    for start in range(0, len(flat), _CHUNK):
+        out[start : start + _CHUNK] = convert(flat[start : start + _CHUNK])
+    return out.reshape(values.shape)
+
+
+def _rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    t = (_LINEAR[rgb] @ _RGB_TO_XYZ.T) / _WHITE
     f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
 
 
-def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-    """CIE Lab (D65) [..., 3] -> sRGB uint8 [..., 3] (out-of-gamut values clipped)."""
+def _lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     fy = (lab[..., 0] + 16) / 116
     f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], -1)
     t = np.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * _WHITE
-    linear = np.clip(t @ np.linalg.inv(_RGB_TO_XYZ).T, 0.0, 1.0)
+    linear = np.clip(t @ _XYZ_TO_RGB.T, 0.0, 1.0)
     c = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
     return np.clip(np.rint(c * 255), 0, 255).astype(np.uint8)
 
 
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB uint8 [..., 3] -> CIE Lab (D65) float32 [..., 3]."""
+    return _per_chunk(_rgb_to_lab, np.asarray(rgb, np.uint8), np.float32)
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """CIE Lab (D65) [..., 3] -> sRGB uint8 [..., 3] (out-of-gamut values clipped)."""
+    return _per_chunk(_lab_to_rgb, np.asarray(lab), np.uint8)
+
+
+def _dilate(mask: np.ndarray, radius: int, axis: int) -> np.ndarray:
+    """True where a True pixel of ``mask`` lies within ``radius`` along ``axis`` (nothing beyond the ends)."""
+    if radius <= 0:
+        return mask
+
+    def along(start, stop):
+        return (slice(None),) * axis + (slice(start, stop),)
+
+    length = mask.shape[axis]
+    shape = list(mask.shape)
+    shape[axis] += 2 * radius
+    reach = np.zeros(shape, bool)  # ``mask`` with `radius` False entries on each side
+    reach[along(radius, radius + length)] = mask
+    covered = 1  # doubling: reach[j] = any of the `covered` entries ending at j, until 2r + 1
+    while covered < 2 * radius + 1:
+        step = min(covered, 2 * radius + 1 - covered)
+        reach[along(step, None)] |= reach[along(None, -step)]  # numpy buffers overlapping operands
+        covered += step
+    return reach[along(2 * radius, None)]
+
+
 def _near(mask: np.ndarray, radius: int, frames: int) -> np.ndarray:
     """Pixels within a box of ``radius`` px and ``frames`` frames of a True pixel of ``mask`` [F, H, W]."""
-    cache: dict[bytes, np.ndarray] = {}
-    spatial = np.empty_like(mask)
-    for f in range(mask.shape[0]):
-        key = np.packbits(mask[f]).tobytes()
-        if key not in cache:
-            cache[key] = _box_sum(mask[f].astype(np.int32), radius) > 0
-        spatial[f] = cache[key]
-    near = spatial.copy()
-    for offset in range(1, frames + 1):
-        near[offset:] |= spatial[:-offset]
-        near[:-offset] |= spatial[offset:]
-    return near
+    near = _dilate(mask, frames, 0)
+    return _dilate(_dilate(near, radius, 1), radius, 2)
 
 
 def _mean_lab(pixels: np.ndarray, most: int = 1 << 20) -> np.ndarray:
@@ -180,13 +247,22 @@ def color_match(
     pixels untouched) and what was done, for ``run.json``. ``apply_to`` (bool [F, H, W], default ``mask``)
     picks the pixels shifted, e.g. a long job's window also shifts the generated pixels of its kept head.
     """
-    kept = ~mask & _near(mask, ring, ring_frames)
-    generated = mask & _near(~mask, ring, ring_frames)
+    skipped = {"applied": False, "reason": "no kept pixels next to the generated region"}
+    if not mask.any() or mask.all():
+        return output.copy(), skipped
+    # both bands lie within `ring` px of GENERATE: work on that box only (it reaches every box of `ring`)
+    box = (slice(None), *_bounds(mask, ring))
+    crop = mask[box]
+    kept = ~crop & _near(crop, ring, ring_frames)
+    generated = crop & _near(~crop, ring, ring_frames)
     if not kept.any() or not generated.any():
-        return output.copy(), {"applied": False, "reason": "no kept pixels next to the generated region"}
-    shift = _mean_lab(source[kept]) - _mean_lab(output[generated])
+        return output.copy(), skipped
+    shift = _mean_lab(source[box][kept]) - _mean_lab(output[box][generated])
     result = output.copy()
     target = mask if apply_to is None else apply_to
-    result[target] = lab_to_rgb(rgb_to_lab(output[target]) + shift)
+    if target.any():
+        box = (slice(None), *_bounds(target, 0))
+        pixels = target[box]
+        result[box][pixels] = lab_to_rgb(rgb_to_lab(output[box][pixels]) + shift)
     info = {"applied": True, "lab_shift": [round(float(v), 3) for v in shift]}
     return result, info
