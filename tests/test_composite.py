@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from vacelab.generation.composite import (
+    _CHUNK,
     _distance_to_keep,
+    _lab_to_rgb,
+    _near,
+    _rgb_to_lab,
     color_match,
     composite,
     feather_weights,
@@ -115,3 +119,55 @@ def test_color_match_without_kept_pixels_does_nothing():
     source = gradient_video()
     matched, info = color_match(source, source, np.ones((F, H, W), bool))
     assert not info["applied"] and np.array_equal(matched, source)
+
+
+def blob_mask(frames: int, height: int, width: int, seed: int) -> np.ndarray:
+    """Several blobs per frame (holes, frame edges, an empty and a full frame): every code path."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width]
+    mask = np.zeros((frames, height, width), bool)
+    for f in range(frames):
+        for cy, cx, r in zip(
+            rng.integers(0, height, 3), rng.integers(0, width, 3), rng.integers(3, 12, 3), strict=True
+        ):
+            mask[f] |= (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+    mask[0] = False
+    mask[-1] = True
+    return mask
+
+
+def test_composite_band_matches_a_direct_computation():
+    # the speed-ups (bounding boxes, integral images read at band pixels) change no pixel
+    rng = np.random.default_rng(4)
+    mask = blob_mask(5, 40, 56, seed=4)
+    source = rng.integers(0, 256, (*mask.shape, 3), dtype=np.uint8)
+    output = rng.integers(0, 256, (*mask.shape, 3), dtype=np.uint8)
+    feather = 5
+    weights = feather_weights(mask, feather)
+    expected = np.where(mask[..., None], output, source)
+    for f, y, x in zip(*np.nonzero(mask & (weights < 1.0)), strict=True):
+        box = np.s_[f, max(y - feather, 0) : y + feather + 1, max(x - feather, 0) : x + feather + 1]
+        keep = ~mask[box]
+        error = (source[box].astype(float) - output[box])[keep].sum(axis=0) / max(keep.sum(), 1)
+        fixed = output[f, y, x] + (1.0 - weights[f, y, x]) * error
+        expected[f, y, x] = np.clip(np.rint(fixed), 0, 255)
+    assert np.array_equal(composite(output, source, mask, feather), expected)
+
+
+def test_near_matches_a_brute_force_box_in_space_and_time():
+    mask = np.random.default_rng(5).random((6, 20, 24)) > 0.985
+    radius, frames = 3, 1
+    padded = np.pad(mask, [(frames, frames), (radius, radius), (radius, radius)])
+    brute = np.zeros_like(mask)
+    for dt in range(2 * frames + 1):
+        for dy in range(2 * radius + 1):
+            for dx in range(2 * radius + 1):
+                brute |= padded[dt : dt + 6, dy : dy + 20, dx : dx + 24]
+    assert np.array_equal(_near(mask, radius, frames), brute)
+
+
+def test_lab_conversion_in_chunks_equals_one_pass():
+    rgb = np.random.default_rng(6).integers(0, 256, (2, _CHUNK + 7, 3), dtype=np.uint8)
+    lab = rgb_to_lab(rgb)
+    assert lab.shape == rgb.shape and np.array_equal(lab, _rgb_to_lab(rgb))
+    assert np.array_equal(lab_to_rgb(lab + 3.0), _lab_to_rgb(lab + 3.0))

@@ -307,35 +307,41 @@ def read_mask(
 
 # ------------------------------------------------------------------------------------------------ writing
 def write_mp4(
-    path: str | os.PathLike, frames: np.ndarray, fps: float, *, crf: int = 18, preset: str = "veryfast"
+    path: str | os.PathLike, frames, fps: float, *, crf: int = 18, preset: str = "veryfast"
 ) -> None:
     """Encode uint8 [F, H, W, 3] (or bool/uint8 [F, H, W] masks as gray) as H.264 yuv420p, atomically.
 
+    ``frames`` may also be any iterable of such frames (e.g. a generator: no whole-clip array needed).
     ``preset``: x264 speed preset (``ultrafast`` is about 2x faster than ``veryfast``, files ~5x larger).
     """
-    import av
     from fractions import Fraction
 
-    gray = frames.ndim == 3  # masks: encoded from 8-bit gray frames, never expanded to RGB in memory
-    scale = np.uint8(255 if frames.dtype == bool else 1)
-    pixel_format = "gray" if gray else "rgb24"
-    height, width = frames.shape[1:3]
+    import av
+
     with atomic_path(path) as tmp:
         with av.open(str(tmp), "w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-            stream.width, stream.height = width + width % 2, height + height % 2
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(crf), "preset": preset}
-            stream.thread_type = "AUTO"
+            stream = None
             for array in frames:
+                gray = array.ndim == 2  # masks: encoded from 8-bit gray frames, never expanded to RGB
+                height, width = array.shape[:2]
+                if stream is None:
+                    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                    stream.width, stream.height = width + width % 2, height + height % 2
+                    stream.pix_fmt = "yuv420p"
+                    stream.options = {"crf": str(crf), "preset": preset}
+                    stream.thread_type = "AUTO"
                 if gray:
-                    array = array.astype(np.uint8) * scale
+                    array = array.astype(np.uint8) * np.uint8(255 if array.dtype == bool else 1)
                 if array.shape[:2] != (stream.height, stream.width):
                     pads = [(0, stream.height - height), (0, stream.width - width)]
                     pads += [(0, 0)] * (array.ndim - 2)
                     array = np.pad(array, pads, "edge")
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=pixel_format)
+                frame = av.VideoFrame.from_ndarray(
+                    np.ascontiguousarray(array), format="gray" if gray else "rgb24"
+                )
                 container.mux(stream.encode(frame))
+            if stream is None:
+                raise ValueError("write_mp4: no frames")
             container.mux(stream.encode())
 
 
