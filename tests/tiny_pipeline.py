@@ -15,7 +15,12 @@ TEXT_DIM = 32
 def build_tiny_pipeline(seed: int = 0):
     """Return a freshly initialised tiny ``WanVACEPipeline`` (fp32, CPU)."""
     import torch
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanVACEPipeline, WanVACETransformer3DModel
+    from diffusers import (
+        AutoencoderKLWan,
+        UniPCMultistepScheduler,
+        WanVACEPipeline,
+        WanVACETransformer3DModel,
+    )
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
@@ -24,28 +29,69 @@ def build_tiny_pipeline(seed: int = 0):
         base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
     )
     transformer = WanVACETransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
-        text_dim=TEXT_DIM, freq_dim=256, ffn_dim=32, num_layers=3, cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads", rope_max_seq_len=1024, vace_layers=[0, 2], vace_in_channels=96,
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=3,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=1024,
+        vace_layers=[0, 2],
+        vace_in_channels=96,
     )
     text_encoder = UMT5EncoderModel(
-        UMT5Config(vocab_size=64, d_model=TEXT_DIM, d_kv=8, d_ff=64, num_layers=1, num_heads=4,
-                   relative_attention_num_buckets=8)
+        UMT5Config(
+            vocab_size=64,
+            d_model=TEXT_DIM,
+            d_kv=8,
+            d_ff=64,
+            num_layers=1,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+        )
     ).eval()
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
-    for word in "a an the gun weapon man street empty red blue car sky tree bird gray video of in".split():
+    for word in [
+        "a",
+        "an",
+        "the",
+        "gun",
+        "weapon",
+        "man",
+        "street",
+        "empty",
+        "red",
+        "blue",
+        "car",
+        "sky",
+        "tree",
+        "bird",
+        "gray",
+        "video",
+        "of",
+        "in",
+    ]:
         vocab.setdefault(word, len(vocab))
     raw = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
+    scheduler = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
+    )
     return WanVACEPipeline(
         tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
     )
 
 
 def save_tiny_pipeline(folder: str | Path, seed: int = 0) -> Path:
-    """Build the tiny pipeline and ``save_pretrained`` it to ``folder`` (a model folder ``--model`` accepts)."""
+    """Build the tiny pipeline and ``save_pretrained`` it to ``folder`` (a folder ``--model`` accepts)."""
     folder = Path(folder)
     build_tiny_pipeline(seed).save_pretrained(folder)
     return folder

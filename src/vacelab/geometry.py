@@ -105,7 +105,9 @@ class Geometry:
             )
         for name, size in (("height", self.height), ("width", self.width)):
             if size % TOKEN_PX:
-                found.append(f"{name} {size} is not a multiple of {TOKEN_PX} (use {size // TOKEN_PX * TOKEN_PX})")
+                found.append(
+                    f"{name} {size} is not a multiple of {TOKEN_PX} (use {size // TOKEN_PX * TOKEN_PX})"
+                )
         return found
 
     def as_dict(self) -> dict:
@@ -120,7 +122,7 @@ class Geometry:
 
 
 def fold_mask(mask: np.ndarray) -> np.ndarray:
-    """Space-to-depth of a bool/float mask [F, H, W] into float32 [64, F, H/8, W/8] (``prepare_masks`` order)."""
+    """Space-to-depth of a mask [F, H, W] into float32 [64, F, H/8, W/8] (``prepare_masks`` order)."""
     frames, height, width = mask.shape
     h, w = height // VAE_STRIDE_S, width // VAE_STRIDE_S
     folded = mask.reshape(frames, h, VAE_STRIDE_S, w, VAE_STRIDE_S).transpose(2, 4, 0, 1, 3)
@@ -157,7 +159,7 @@ def read_frames_for(frames: int, encoding: str = "reference") -> list[list[int]]
 
 
 def target_size(size: str, source_hw: tuple[int, int] | None = None) -> tuple[int, int]:
-    """Resolve ``480p`` / ``720p`` / ``WxH`` to (height, width); named sizes follow the source's orientation."""
+    """Resolve ``480p`` / ``720p`` / ``WxH`` to (height, width); named sizes follow the source orientation."""
     size = size.strip().lower()
     if size in SIZES:
         height, width = SIZES[size]

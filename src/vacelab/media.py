@@ -68,7 +68,9 @@ def save_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
     """Store a bool mask [F, H, W] bit-packed along the width (1/8 of the bytes), losslessly."""
     frames, height, width = mask.shape
     packed = np.packbits(mask.astype(bool), axis=-1)
-    save_array(path, np.concatenate([np.array([frames, height, width], np.int64).view(np.uint8), packed.ravel()]))
+    save_array(
+        path, np.concatenate([np.array([frames, height, width], np.int64).view(np.uint8), packed.ravel()])
+    )
 
 
 def load_mask(path: str | os.PathLike) -> np.ndarray:
@@ -235,7 +237,9 @@ def _decode(path, *, size, fps, start, max_frames, nearest) -> tuple[np.ndarray,
                     continue  # before the next output time by more than half a source frame
                 array = _to_array(frame, scaled, size, nearest)
                 while frame.time + 0.5 / src_rate >= next_time:
-                    use_previous = previous is not None and abs(previous[0] - next_time) < abs(frame.time - next_time)
+                    use_previous = previous is not None and abs(previous[0] - next_time) < abs(
+                        frame.time - next_time
+                    )
                     frames.append(previous[1] if use_previous else array)
                     next_time = start + len(frames) / rate
                     if max_frames is not None and len(frames) >= max_frames:
@@ -243,7 +247,9 @@ def _decode(path, *, size, fps, start, max_frames, nearest) -> tuple[np.ndarray,
                 previous = (frame.time, array)
         except av.error.FFmpegError as exc:
             if not frames:
-                raise InputError(f"{path}: cannot decode video ({exc.strerror or exc.__class__.__name__})") from None
+                raise InputError(
+                    f"{path}: cannot decode video ({exc.strerror or exc.__class__.__name__})"
+                ) from None
         if not frames:
             raise InputError(f"{path}: no frames at or after --start {start}s")
         return np.stack(frames), rate
@@ -318,31 +324,30 @@ def write_mp4(
 
     import av
 
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), "w", format="mp4") as container:
-            stream = None
-            for array in frames:
-                gray = array.ndim == 2  # masks: encoded from 8-bit gray frames, never expanded to RGB
-                height, width = array.shape[:2]
-                if stream is None:
-                    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-                    stream.width, stream.height = width + width % 2, height + height % 2
-                    stream.pix_fmt = "yuv420p"
-                    stream.options = {"crf": str(crf), "preset": preset}
-                    stream.thread_type = "AUTO"
-                if gray:
-                    array = array.astype(np.uint8) * np.uint8(255 if array.dtype == bool else 1)
-                if array.shape[:2] != (stream.height, stream.width):
-                    pads = [(0, stream.height - height), (0, stream.width - width)]
-                    pads += [(0, 0)] * (array.ndim - 2)
-                    array = np.pad(array, pads, "edge")
-                frame = av.VideoFrame.from_ndarray(
-                    np.ascontiguousarray(array), format="gray" if gray else "rgb24"
-                )
-                container.mux(stream.encode(frame))
+    with atomic_path(path) as tmp, av.open(str(tmp), "w", format="mp4") as container:
+        stream = None
+        for array in frames:
+            gray = array.ndim == 2  # masks: encoded from 8-bit gray frames, never expanded to RGB
+            height, width = array.shape[:2]
             if stream is None:
-                raise ValueError("write_mp4: no frames")
-            container.mux(stream.encode())
+                stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                stream.width, stream.height = width + width % 2, height + height % 2
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": str(crf), "preset": preset}
+                stream.thread_type = "AUTO"
+            if gray:
+                array = array.astype(np.uint8) * np.uint8(255 if array.dtype == bool else 1)
+            if array.shape[:2] != (stream.height, stream.width):
+                pads = [(0, stream.height - height), (0, stream.width - width)]
+                pads += [(0, 0)] * (array.ndim - 2)
+                array = np.pad(array, pads, "edge")
+            frame = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(array), format="gray" if gray else "rgb24"
+            )
+            container.mux(stream.encode(frame))
+        if stream is None:
+            raise ValueError("write_mp4: no frames")
+        container.mux(stream.encode())
 
 
 def write_gif(
@@ -366,7 +371,12 @@ def write_gif(
     images = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
     with atomic_path(path) as tmp:
         images[0].save(
-            tmp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0,
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=round(1000 / fps),
+            loop=0,
             optimize=False,
         )
 

@@ -1,4 +1,4 @@
-"""Every knob of a generation run, in one dataclass shared by ``vacelab run``, batch manifests, plans and the UI.
+"""Every knob of a generation run: one dataclass shared by ``vacelab run``, batch, plans and the UI.
 
 Field names are the ``vacelab run`` long option names with dashes as underscores (``--vace-end`` ->
 ``vace_end``); a batch manifest or experiment plan may set any of them.
