@@ -10,6 +10,10 @@ Figures (median of ``--repeats``), each with its baseline measured in the same r
   write          ``result.write_result`` (lossless .npy, out_video.mp4, out_video.gif, compare.mp4, run.json)
                  vs  one H.264 encode of the output (``media.write_mp4``, libx264 crf 18 veryfast): the
                  least any tool that hands back a video must do
+  all            composite + color_match + write, as ``vacelab run --color-match`` does them after the
+                 last denoising step, vs the same one H.264 encode
+
+The CPU load average is printed with the figures: on a shared machine it moves them more than any change.
 
     python benchmarks/bench_composite_encode.py [--repeats 3]
 """
@@ -17,6 +21,7 @@ Figures (median of ``--repeats``), each with its baseline measured in the same r
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -56,6 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     source, mask, output = inputs()
     print(f"{FRAMES} frames at {source.shape[2]}x{source.shape[1]}, GENERATE share {mask.mean():.1%}")
+    print(f"{os.cpu_count()} CPUs, load average before: {os.getloadavg()[0]:.2f}")
 
     paste = timed(lambda: np.where(mask[..., None], output, source), args.repeats)
     comp = timed(lambda: composite(output, source, mask, 16), args.repeats)
@@ -75,8 +81,10 @@ def main() -> None:
         ("composite", comp, "plain paste (np.where)", paste),
         ("color_match", colour, "plain paste (np.where)", paste),
         ("write", write, "one H.264 encode (write_mp4)", encode),
+        ("all", comp + colour + write, "one H.264 encode (write_mp4)", encode),
     ):
         print(f"{name:<14}{value:9.3f}  {base_name:<36}{base:9.3f}{value / base:8.1f}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
