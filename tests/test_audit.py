@@ -310,7 +310,7 @@ def test_audit_process_does_not_import_torch(tmp_path):
 
 def test_long_job_is_audited_window_by_window(tmp_path, capsys):
     mask = keyframes_mask(frames=29)
-    mask[13:17] = False  # a KEEP group inside the second window only
+    mask[21:25] = False  # a KEEP group inside the second window only (its frames 9-12)
     video = np.full((*mask.shape, 3), 127, np.uint8)
     job = save_job(
         Job("keyframes", video, mask, 16.0, windows=[(0, 17), (12, 29)]), tmp_path / "long", preview=False
@@ -318,11 +318,20 @@ def test_long_job_is_audited_window_by_window(tmp_path, capsys):
     code, out, _ = run_cli(capsys, job, "--json", "--window", 1, "--save-mask-latent", tmp_path / "w1.npy")
     data = json.loads(out)
     assert code == 0 and data["geometry"]["frames"] == 17 and "window" in data["source"]
+    # what the runner gives the model: the 5 frames shared with window 0 are the kept head, KEEP
+    seen = mask[12:29].copy()
+    seen[:5] = False
+    np.testing.assert_array_equal(geo.window_mask(mask, [(0, 17), (12, 29)], 1), seen)
     assert [s["keep_fraction"] for s in data["latents"]] == [
-        s.keep_fraction for s in audit_arrays(mask[12:29]).latents
+        s.keep_fraction for s in audit_arrays(seen).latents
     ]
-    assert any(f["code"] == "LONG_JOB" for f in data["findings"])
-    np.testing.assert_array_equal(np.load(tmp_path / "w1.npy"), geo.mask_latent(mask[12:29]))
+    own = audit_arrays(mask[12:29]).latents  # the user's mask alone: frames 1-3 of the window GENERATE
+    assert [s["group_keep_fraction"] for s in data["latents"][:2]] == [1.0, 1.0]  # frames 0 | 1-4
+    assert [s.group_keep_fraction for s in own[:2]] == [1.0, 0.25]
+    assert data["latents"][0]["keep_fraction"] == 1.0 and own[0].keep_fraction == 0  # step 0 reads frame 1
+    long_job = [f for f in data["findings"] if f["code"] == "LONG_JOB"]
+    assert long_job and long_job[0]["window"] == 1 and long_job[0]["kept_head"] == 5
+    np.testing.assert_array_equal(np.load(tmp_path / "w1.npy"), geo.mask_latent(seen))
     first = audit_job(load_job(job))  # default: window 0
     assert first.geometry.frames == 17 and by_code(first, "LONG_JOB")
     code, out, err = run_cli(capsys, job, "--window", 2)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from vacelab import media
+from vacelab.audit import audit_arrays, audit_job
 from vacelab.cli import main
 from vacelab.generation import windows as engine
 from vacelab.generation.run import run_job
@@ -69,12 +70,26 @@ class Recorder:
 # ------------------------------------------------------------------------------------------- planning
 def test_windows_of_a_clip_that_is_not_4k_plus_1():
     windows = plan_windows(300, 81, 17)
-    assert windows == [(0, 81), (64, 145), (128, 209), (192, 273), (219, 300)]
+    # the last window is the shortest 4k+1 reaching frame 299: 45 frames, not a full 81
+    assert windows == [(0, 81), (64, 145), (128, 209), (192, 273), (255, 300)]
     assert all(is_valid_frame_count(b - a) for a, b in windows)
     heads = kept_heads(windows)
-    assert heads == [0, 17, 17, 17, 53]  # the last window shares 54 frames: its kept head is 4*13+1
+    assert heads == [0, 17, 17, 17, 17]  # the last window shares 18 frames: its kept head is 4*4+1
     with pytest.raises(ValueError, match="not 4k"):
         plan_windows(50, 81, 17)  # one window must itself be 4k+1
+
+
+@pytest.mark.parametrize("window, overlap", [(81, 17), (33, 9), (17, 5), (49, 1)])
+def test_last_window_is_the_shortest_that_keeps_the_overlap(window, overlap):
+    for frames in range(window + 1, 400):
+        windows = plan_windows(frames, window, overlap)
+        assert windows[0][0] == 0 and windows[-1][1] == frames
+        assert all(b - a == window for a, b in windows[:-1])  # all but the last full length
+        assert all(is_valid_frame_count(b - a) for a, b in windows)
+        assert kept_heads(windows)[1:] == [overlap] * (len(windows) - 1)
+        (_, previous_stop), (last_start, last_stop) = windows[-2:]
+        assert 0 <= (previous_stop - last_start) - overlap < 4  # at most 3 extra shared frames
+        assert last_stop - last_start <= window
 
 
 def test_crossfade_ramps_and_keeps_kept_pixels_exact():
@@ -97,12 +112,18 @@ def test_300_frames_prepare_audit_run(clip, tmp_path, tiny_model_dir, capsys, mo
     assert code == 0, err
     job = load_job(job_dir)
     assert job.video.shape == (300, SIZE, SIZE, 3) and job.fps == FPS
-    assert job.windows == [(0, 81), (64, 145), (128, 209), (192, 273), (219, 300)]
+    assert job.windows == [(0, 81), (64, 145), (128, 209), (192, 273), (255, 300)]
 
     code, report, _ = run_cli(capsys, "audit", job_dir, "--json", "--window", 4)
     audit = json.loads(report)
-    assert code == 0 and audit["geometry"]["frames"] == 81
-    assert any(f["code"] == "LONG_JOB" for f in audit["findings"])
+    assert code == 0 and audit["geometry"]["frames"] == 45
+    long_job = [f for f in audit["findings"] if f["code"] == "LONG_JOB"]
+    assert long_job and long_job[0]["kept_head"] == 17 and "kept head" in audit["source"]["window"]
+    # the kept head (frames 0-16 = latent steps 0-4) is KEEP in what is audited, though the user's
+    # bbox asks to generate there; the steps after it read the user's mask
+    assert job.mask[255:272].any(axis=(1, 2)).all()
+    assert [s["group_keep_fraction"] for s in audit["latents"][:5]] == [1.0] * 5
+    assert all(s["group_keep_fraction"] < 1.0 for s in audit["latents"][5:])
 
     recorder = Recorder(monkeypatch)
     code, printed, err = run_cli(
@@ -110,7 +131,7 @@ def test_300_frames_prepare_audit_run(clip, tmp_path, tiny_model_dir, capsys, mo
         "--color-match", "--out", out,
     )  # fmt: skip
     assert code == 0, err
-    assert "window 2/5: frames 64-144, kept head 64-80" in err and "window 5/5: frames 219-299" in err
+    assert "window 2/5: frames 64-144, kept head 64-80" in err and "window 5/5: frames 255-299" in err
     result = load_result(out)
     video = result.video
     assert video.shape == (300, SIZE, SIZE, 3)
@@ -134,6 +155,11 @@ def test_300_frames_prepare_audit_run(clip, tmp_path, tiny_model_dir, capsys, mo
         generated = job.mask[start : start + head]
         assert np.array_equal(cond.video[:head][generated], stitched[start : start + head][generated])
         assert np.array_equal(cond.video[head:], job.video[start + head : stop])
+        # `vacelab audit --window` audits exactly the mask this window was given
+        audited = audit_job(job, window=index)
+        assert [s.to_dict() for s in audited.latents] == [
+            s.to_dict() for s in audit_arrays(cond.mask).latents
+        ]
         # stitching: the shared frames cross-fade previous -> this window, then this window's frames
         shared = job.windows[index - 1][1] - start
         mixed = engine.crossfade(
@@ -145,7 +171,7 @@ def test_300_frames_prepare_audit_run(clip, tmp_path, tiny_model_dir, capsys, mo
     run = result.run
     assert run["output"] == {"frames": 300, "height": SIZE, "width": SIZE, "fps": FPS}
     assert [w["frames"] for w in run["windows"]] == [[a, b - 1] for a, b in job.windows]
-    assert run["windows"][4]["kept_head"] == [219, 271] and run["windows"][4]["blended"] == [219, 272]
+    assert run["windows"][4]["kept_head"] == [255, 271] and run["windows"][4]["blended"] == [255, 272]
     assert [w["seed"] for w in run["windows"]] == [2025, 2026, 2027, 2028, 2029]
     assert all(w["timings"]["generate"] > 0 and "findings" in w["audit"] for w in run["windows"])
     assert all(w["color_match"]["applied"] for w in run["windows"])
@@ -164,7 +190,7 @@ def short_job(frames: int = 45) -> Job:
 
 def test_resume_after_an_interruption(tmp_path, tiny_model_dir, monkeypatch, capsys):
     job = short_job()
-    assert job.windows == [(0, 17), (12, 29), (24, 41), (28, 45)]
+    assert job.windows == [(0, 17), (12, 29), (24, 41), (36, 45)]  # the last one 9 frames, not 17
     settings = RunSettings(prompt="a wall", model=str(tiny_model_dir), steps=2, color_match=True)
     from vacelab.generation.pipeline import load_pipeline
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vacelab.errors import InputError
-from vacelab.geometry import is_valid_frame_count, plan_windows
+from vacelab.geometry import is_valid_frame_count, kept_heads, plan_windows
 from vacelab.tasks import masks
 
 
@@ -111,12 +111,16 @@ def test_plan_windows_whole_groups(frames, window, overlap):
     windows = plan_windows(frames, window, overlap)
     assert windows[0][0] == 0 and windows[-1][1] == frames
     for start, stop in windows:
-        assert is_valid_frame_count(stop - start) and start % 4 == 0
+        assert is_valid_frame_count(stop - start)
+    for start, _ in windows[:-1]:
+        assert start % 4 == 0
     for (_, stop), (start, _) in zip(windows, windows[1:], strict=False):
         shared = stop - start
-        assert shared >= overlap and is_valid_frame_count(shared)
+        assert overlap <= shared < overlap + 4  # the last window may share up to 3 frames more
+    assert kept_heads(windows)[1:] == [overlap] * (len(windows) - 1)  # frame 0 + whole VAE groups
     if frames > window:
-        assert all(stop - start == window for start, stop in windows)
+        assert all(stop - start == window for start, stop in windows[:-1])
+        assert windows[-1][1] - windows[-1][0] <= window  # the last one only as long as needed
 
 
 @pytest.mark.parametrize("window, overlap", [(80, 17), (81, 81), (81, 90), (81, 16)])

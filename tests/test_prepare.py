@@ -291,7 +291,7 @@ def test_long_job_windows(clip):
         "inpaint", video=str(clip), bbox="0,0,32,32", size="160x96", frames="all", window=33, overlap=9
     )
     assert job.mask.shape[0] == 97
-    assert job.windows == [(0, 33), (24, 57), (48, 81), (64, 97)]
+    assert job.windows == [(0, 33), (24, 57), (48, 81), (72, 97)]  # last: 25 frames, not 33
     with pytest.raises(InputError, match="overlap"):
         prepare(
             "inpaint", video=str(clip), bbox="0,0,32,32", size="160x96", frames="all", window=33, overlap=33

@@ -204,7 +204,8 @@ def audit_arrays(
     ``video_shape`` (F, H, W) of the conditioning video, when known, is checked against the mask.
     A bad geometry is reported as ``BAD_GEOMETRY``; the other findings then describe the part the model
     could use (the first 4k+1 frames, the top-left multiple of 16 pixels). ``windows`` (a long job's
-    ``[(start, stop), ...]``) and ``window`` audit one window; its frames are counted from its start.
+    ``[(start, stop), ...]``) and ``window`` audit one window exactly as ``vacelab run`` conditions it
+    (``geometry.window_mask``: the kept head KEEP); its frames are counted from its start.
     """
     if encoding not in geo.MASK_ENCODINGS:
         raise InputError(f"--mask-encoding {encoding!r}: choose from {', '.join(geo.MASK_ENCODINGS)}")
@@ -214,20 +215,35 @@ def audit_arrays(
         start, stop = window_range(windows, mask.shape[0], window)
         index = 0 if window is None else window
         count = len(windows) if windows else 1
-        mask = mask[start:stop]
+        head = geo.kept_heads([tuple(w) for w in windows])[index] if windows else 0
+        mask = geo.window_mask(mask, windows, index)  # exactly what `vacelab run` gives the model
         if video_shape is not None:
             video_shape = (min(video_shape[0], stop) - start, *video_shape[1:])
+        kept = f"; kept head frames 0-{head - 1} (clip {start}-{start + head - 1}) KEEP" if head else ""
         source["window"] = (
-            f"{index} of {count} (clip frames {start}-{stop - 1}; frames below count from {start})"
+            f"{index} of {count} (clip frames {start}-{stop - 1}; frames below count from {start}{kept})"
         )
         if count > 1:
+            context = (
+                f" Its first {head} frames (clip frames {start}-{start + head - 1}) are the kept head: "
+                "`vacelab run` fills them with the output so far and marks them KEEP, and so does this "
+                "report."
+                if head
+                else ""
+            )
             extra.append(
                 Finding(
                     "LONG_JOB",
                     "info",
                     f"This long job runs in {count} windows, each seen by the model as a clip of its own. "
                     f"This report is window {index} (clip frames {start}-{stop - 1}), frames counted from "
-                    f"its start; audit the others with --window 0-{count - 1}.",
+                    f"its start.{context} Audit the others with --window 0-{count - 1}.",
+                    details={
+                        "window": index,
+                        "windows": count,
+                        "clip_frames": [start, stop - 1],
+                        "kept_head": head,
+                    },
                 )
             )
     frames, height, width = mask.shape

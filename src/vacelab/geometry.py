@@ -179,12 +179,13 @@ def target_size(size: str, source_hw: tuple[int, int] | None = None) -> tuple[in
 def plan_windows(frames: int, window: int = DEFAULT_FRAMES, overlap: int = 17) -> list[tuple[int, int]]:
     """Split ``frames`` into overlapping windows ``[(start, stop), ...]`` for long jobs.
 
-    Every window is ``window`` frames long (4k+1) and starts on a multiple of 4, so each window's head
-    shared with the previous window is whole VAE groups (4j+1 frames: frame 0 plus j groups). The overlap
-    is ``overlap`` frames, except that the last window ends exactly at ``frames`` and may overlap more.
-    A clip no longer than one window is one window (and must be 4k+1); a longer clip may have any length:
-    if it is not 4k+1, the last window's start is not a multiple of 4 and only the first 4j+1 frames it
-    shares are kept context (see :func:`kept_heads`).
+    Every window but the last is ``window`` frames long (4k+1), starts on a multiple of 4 and overlaps
+    the previous one by ``overlap`` frames (4j+1: frame 0 plus j whole VAE groups, the kept head). The
+    last window ends exactly at ``frames`` and is as short as it can be: the shortest 4k+1 that holds the
+    ``overlap`` frames it shares with the previous window plus the frames still to make, so it may share
+    up to 3 frames more than ``overlap`` (blended, generated) but keeps exactly ``overlap`` frames (see
+    :func:`kept_heads`). A clip no longer than one window is one window (and must be 4k+1); a longer clip
+    may have any length.
     """
     if not is_valid_frame_count(window):
         raise ValueError(f"window {window} is not 4k+1 (e.g. 33, 49, 81)")
@@ -202,7 +203,8 @@ def plan_windows(frames: int, window: int = DEFAULT_FRAMES, overlap: int = 17) -
     while start + window < frames:
         windows.append((start, start + window))
         start += step
-    windows.append((frames - window, frames))
+    rest = frames - start  # > overlap: the previous window ends before ``frames``
+    windows.append((frames - ((rest - 1 + VAE_STRIDE_T - 1) // VAE_STRIDE_T * VAE_STRIDE_T + 1), frames))
     return windows
 
 
@@ -217,3 +219,17 @@ def kept_heads(windows: list[tuple[int, int]]) -> list[int]:
         shared = stop - start
         heads.append((shared - 1) // VAE_STRIDE_T * VAE_STRIDE_T + 1 if shared >= 1 else 0)
     return heads
+
+
+def window_mask(mask: np.ndarray, windows, index: int) -> np.ndarray:
+    """The mask the model gets for window ``index`` of a long job, bool [N, H, W] (True = GENERATE).
+
+    The job's ``mask`` over the window's frames with its kept head (:func:`kept_heads`) KEEP: the runner
+    fills those frames with the output so far. ``windows`` is the job's ``[(start, stop), ...]`` (None or
+    empty: the whole clip, the mask unchanged). The one definition the runner and the audit both use.
+    """
+    bounds = [tuple(w) for w in windows] if windows else [(0, mask.shape[0])]
+    start, stop = bounds[index]
+    out = np.array(mask[start:stop], dtype=bool)
+    out[: kept_heads(bounds)[index]] = False
+    return out

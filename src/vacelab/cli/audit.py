@@ -76,9 +76,14 @@ def handle(args) -> int:
     )
     report.source = {**source, **report.source}
     if args.save_mask_latent:
-        start, stop = audit.window_range(windows, mask.shape[0], args.window)
+        from ..geometry import window_mask
+
+        index = 0 if args.window is None else args.window  # in range: audit_arrays checked it
         audit.save_mask_latent(
-            args.save_mask_latent, mask[start:stop], ref_frames=refs, encoding=args.mask_encoding
+            args.save_mask_latent,
+            window_mask(mask, windows, index),
+            ref_frames=refs,
+            encoding=args.mask_encoding,
         )
     if args.png:
         from ..audit_plot import draw_audit

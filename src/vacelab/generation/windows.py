@@ -1,12 +1,14 @@
 """Long jobs: generate a job's windows in order, each one continuing the output so far, and stitch them.
 
-A job longer than one window stores ``job.windows`` (``geometry.plan_windows``: windows of 4k+1 frames
-starting on multiples of 4). :func:`run_windows` (reached through ``run_job``) does, per window in order:
+A job longer than one window stores ``job.windows`` (``geometry.plan_windows``: windows of 4k+1 frames,
+the last one as short as it can be). :func:`run_windows` (reached through ``run_job``) does, per window
+in order:
 
 1. Conditioning: the job's own video and mask over the window, except its **kept head** - the first
    4j+1 frames it shares with the previous window (``geometry.kept_heads``), which become KEEP with the
    output generated so far as their pixels (the user's own KEEP pixels stay the source). The kept head is
-   frame 0 of the window plus whole VAE groups, so no latent step mixes kept and generated frames.
+   frame 0 of the window plus whole VAE groups, so no latent step mixes kept and generated frames. The
+   mask is ``geometry.window_mask``, the same function ``vacelab audit --window`` audits.
 2. Audit of exactly that conditioning (printed with the window's frames; recorded in ``run.json``).
 3. One pass of the pipeline (``run.generate``) with seed ``--seed + window index``.
 4. ``--color-match``: ``composite.color_match`` measured against the kept pixels around the generated
@@ -37,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import media
-from ..geometry import kept_heads
+from ..geometry import kept_heads, window_mask
 from ..job import Job
 from ..result import Result
 from .composite import color_match, composite
@@ -94,13 +96,6 @@ def plan(job: Job) -> list[Window]:
     return [Window(i, a, b, heads[i], shared[i]) for i, (a, b) in enumerate(bounds)]
 
 
-def window_mask(mask: np.ndarray, window: Window) -> np.ndarray:
-    """The mask the model gets for ``window``: the job's, with the kept head KEEP."""
-    out = mask[window.start : window.stop].copy()
-    out[: window.head] = False
-    return out
-
-
 def window_job(job: Job, window: Window, stitched: np.ndarray) -> Job:
     """The conditioning of ``window``: kept head = ``stitched`` (output so far) where the job generates."""
     video = np.array(job.video[window.start : window.stop])
@@ -110,7 +105,7 @@ def window_job(job: Job, window: Window, stitched: np.ndarray) -> Job:
     return Job(
         task=job.task,
         video=video,
-        mask=window_mask(job.mask, window),
+        mask=window_mask(job.mask, job.windows, window.index),
         fps=job.fps,
         refs=job.refs,
         prompt=job.prompt,
@@ -225,11 +220,13 @@ def run_windows(
     with clock("audit"):
         for window in windows:
             _log(window.describe(count))
-            audits.append(audit_summary(_part(job, window, window_mask(job.mask, window)), settings))
+            audits.append(
+                audit_summary(_part(job, window, window_mask(job.mask, job.windows, window.index)), settings)
+            )
             progress("audit", window.index + 1, count)
     with clock("resume"):  # hashing the job: what a saved window must match
         store = WindowStore(out, run_key(job, settings, prompt, negative))
-    first = _part(job, windows[0], job.mask[: windows[0].stop])  # every window has this size
+    first = _part(job, windows[0], job.mask[: windows[0].stop])  # the longest window
     pipe, memory = obtain_pipeline(first, settings, pipeline, clock=clock, report=progress)
     shift = flow_shift(settings, height, width)
     device = str(pipe._execution_device)
@@ -333,4 +330,4 @@ def _log(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-__all__ = ["Window", "crossfade", "partial_folder", "plan", "run_windows", "window_job", "window_mask"]
+__all__ = ["Window", "crossfade", "partial_folder", "plan", "run_windows", "window_job"]
