@@ -145,10 +145,13 @@ class ManualFeeder:
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)[0]
         return (x * self.rescale - self.mean.to(device)) / self.std.to(device)
 
-    def open_session(self, video: np.ndarray, device, dtype):
-        from transformers import Sam2VideoInferenceSession
+    def open_session(self, video: np.ndarray, device, dtype, session_class=None):
+        """A video inference session (``Sam2VideoInferenceSession`` unless ``session_class`` names another,
+        e.g. SAM 3's) holding every frame of ``video`` prepared by :meth:`pixel_values`."""
+        if session_class is None:
+            from transformers import Sam2VideoInferenceSession as session_class
 
-        session = Sam2VideoInferenceSession(
+        session = session_class(
             video_height=video.shape[1],
             video_width=video.shape[2],
             inference_device=device,

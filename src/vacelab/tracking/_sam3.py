@@ -45,16 +45,7 @@ def open_session(video: np.ndarray, text: str, model: str, image_size: int, devi
     from transformers import AutoTokenizer, Sam3VideoInferenceSession
 
     feeder = ManualFeeder.from_pretrained(model, image_size)
-    session = Sam3VideoInferenceSession(
-        video_height=video.shape[1],
-        video_width=video.shape[2],
-        inference_device=device,
-        inference_state_device=device,
-        video_storage_device=device,
-        dtype=dtype,
-    )
-    for index, frame in enumerate(video):
-        session.add_new_frame(feeder.pixel_values(frame, device), frame_idx=index)
+    session = feeder.open_session(video, device, dtype, Sam3VideoInferenceSession)
     if read_json(model, "tokenizer_config.json") is None:  # transformers would build an empty CLIP tokenizer
         raise InputError(
             f"{WHAT}: {model!r} has no tokenizer files (tokenizer_config.json) beside its weights"
