@@ -48,7 +48,7 @@ from .errors import InputError
 from .generation.settings import RunSettings
 from .geometry import target_size
 from .job import TASKS, Job, load_job, save_job, write_folder
-from .manifest import build_settings, check_name, check_settings, read_toml
+from .manifest import build_settings, check_settings, job_tables, read_toml
 
 SAMPLE_PREFIX = "sample:"
 SAMPLE_INPUTS = {
@@ -158,17 +158,8 @@ def plan_from_dict(data: dict, *, base: Path | None = None, source: str = "plan"
         )
     run = check_settings(_table(data.get("run", {}), f"{source}: [run]"), f"{source}: [run]", base=base)
     grid = _check_grid(_table(data.get("grid", {}), f"{source}: [grid]"), f"{source}: [grid]", base)
-    entries = data.get("jobs")
-    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
-        raise InputError(f"{source}: jobs: expected one or more [[jobs]] tables")
-    seen: set[str] = set()
     jobs = []
-    for index, entry in enumerate(entries, 1):
-        where = f"{source}: [[jobs]] #{index}"
-        if "name" not in entry:
-            raise InputError(f"{where}: missing key 'name'")
-        name = check_name(entry["name"], where, seen)
-        where = f"{source}: [[jobs]] {name!r}"
+    for name, where, entry in job_tables(data.get("jobs"), source):
         task = entry.get("task")
         if task not in TASKS:
             raise InputError(f"{where}: task = {task!r}: choose from {', '.join(TASKS)}")

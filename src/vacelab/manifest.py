@@ -16,8 +16,8 @@ A batch manifest (``vacelab batch``) has this shape::
 Everything is checked before anything runs: an unknown key, a wrong type, a bad choice, a missing job
 folder or a duplicate name raises :class:`InputError` with one line naming the manifest, the job and the
 key. The settings helpers (:func:`read_toml`, :func:`check_settings`, :func:`build_settings`,
-:func:`check_name`) are what other TOML front ends (``vacelab experiment`` plans) reuse, so a run option
-means and validates the same everywhere.
+:func:`check_name`, :func:`job_tables`) are what other TOML front ends (``vacelab experiment`` plans)
+reuse, so a run option means and validates the same everywhere.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import re
 import tomllib
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -155,6 +156,22 @@ def check_name(value, where: str, seen: set[str]) -> str:
     return value
 
 
+def job_tables(entries, source) -> Iterator[tuple[str, str, dict]]:
+    """Check a ``[[jobs]]`` array as it is iterated: a non-empty list of tables, each named (unique, see
+    :func:`check_name`). Yields ``(name, where, rest)``: ``where`` names the job in errors, ``rest`` is a
+    copy of its table without ``name``."""
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise InputError(f"{source}: jobs: expected one or more [[jobs]] tables")
+    seen: set[str] = set()
+    for index, entry in enumerate(entries, 1):
+        where = f"{source}: [[jobs]] #{index}"
+        rest = dict(entry)
+        if "name" not in rest:
+            raise InputError(f"{where}: missing key 'name'")
+        name = check_name(rest.pop("name"), where, seen)
+        yield name, f"{source}: [[jobs]] {name!r}", rest
+
+
 def _absolute(value, base: Path):
     return str((base / value).resolve()) if isinstance(value, str) and value else value
 
@@ -237,18 +254,8 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
     if not isinstance(defaults, dict):
         raise InputError(f"{path}: defaults: expected a table [defaults]")
     defaults = check_settings(defaults, f"{path}: [defaults]", base=base)
-    entries = data.get("jobs")
-    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
-        raise InputError(f"{path}: jobs: expected one or more [[jobs]] tables")
-    seen: set[str] = set()
     jobs = []
-    for index, entry in enumerate(entries, 1):
-        where = f"{path}: [[jobs]] #{index}"
-        entry = dict(entry)
-        if "name" not in entry:
-            raise InputError(f"{where}: missing key 'name'")
-        name = check_name(entry.pop("name"), where, seen)
-        where = f"{path}: [[jobs]] {name!r}"
+    for name, where, entry in job_tables(data.get("jobs"), path):
         if ("job" in entry) == ("prepare" in entry):
             raise InputError(
                 f"{where}: give either 'job' (a job folder made by `vacelab prepare`) or 'prepare' (its"
