@@ -12,6 +12,18 @@ from pathlib import Path
 TEXT_DIM = 32
 
 
+def word_tokenizer(words: list[str], **special_tokens):
+    """A word-level fast tokenizer (``tokenizers`` library): ``words[i]`` has id ``i``, whitespace splits,
+    anything else is ``<unk>`` (which ``words`` must hold); ``special_tokens`` as ``PreTrainedTokenizerFast``
+    takes them (``pad_token="<pad>"``, ...)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=raw, **special_tokens)
+
+
 def build_tiny_pipeline(seed: int = 0):
     """Return a freshly initialised tiny ``WanVACEPipeline`` (fp32, CPU)."""
     import torch
@@ -21,8 +33,7 @@ def build_tiny_pipeline(seed: int = 0):
         WanVACEPipeline,
         WanVACETransformer3DModel,
     )
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+    from transformers import UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(seed)
     vae = AutoencoderKLWan(
@@ -55,33 +66,9 @@ def build_tiny_pipeline(seed: int = 0):
             relative_attention_num_buckets=8,
         )
     ).eval()
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
-    for word in [
-        "a",
-        "an",
-        "the",
-        "gun",
-        "weapon",
-        "man",
-        "street",
-        "empty",
-        "red",
-        "blue",
-        "car",
-        "sky",
-        "tree",
-        "bird",
-        "gray",
-        "video",
-        "of",
-        "in",
-    ]:
-        vocab.setdefault(word, len(vocab))
-    raw = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
+    words = ["<pad>", "</s>", "<unk>", "a", "an", "the", "gun", "weapon", "man", "street", "empty"]
+    words += ["red", "blue", "car", "sky", "tree", "bird", "gray", "video", "of", "in"]
+    tokenizer = word_tokenizer(words, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
     scheduler = UniPCMultistepScheduler(
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tiny_pipeline import word_tokenizer
+
 IMAGE_SIZE = 128
 
 
@@ -140,15 +142,12 @@ def tiny_sam3_config(max_objects: int = 2):
 def save_tiny_sam3(folder: str | Path, seed: int = 0) -> Path:
     """Tiny SAM 3 video model plus a word-level tokenizer (``tokenizers`` library), saved to ``folder``."""
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, Sam3VideoModel
+    from transformers import Sam3VideoModel
 
     torch.manual_seed(seed)
     Sam3VideoModel(tiny_sam3_config()).eval().save_pretrained(folder)
-    raw = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(SAM3_WORDS)}, unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=raw, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>"
+    tokenizer = word_tokenizer(
+        SAM3_WORDS, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>"
     )
     tokenizer.save_pretrained(folder)
     return Path(folder)
