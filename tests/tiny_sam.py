@@ -9,6 +9,29 @@ from tiny_pipeline import word_tokenizer
 IMAGE_SIZE = 128
 
 
+def tracker_settings(image_size: int, patch_size: int, hidden: int) -> dict:
+    """The tiny SAM 2-style tracker (prompt encoder, mask decoder, memory) shared by both models' configs."""
+    grid = image_size // patch_size
+    return dict(
+        prompt_encoder_config=dict(hidden_size=hidden, image_size=image_size, patch_size=patch_size),
+        mask_decoder_config=dict(
+            hidden_size=hidden, mlp_dim=128, num_attention_heads=2, iou_head_hidden_dim=hidden
+        ),
+        image_size=image_size,
+        num_maskmem=3,
+        memory_attention_hidden_size=hidden,
+        memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=128,
+        memory_attention_rope_feat_sizes=[grid, grid],
+        memory_encoder_hidden_size=hidden,
+        memory_encoder_output_channels=64,
+        mask_downsampler_embed_dim=hidden,
+        memory_fuser_embed_dim=hidden,
+        memory_fuser_intermediate_dim=128,
+        memory_fuser_num_layers=1,
+    )
+
+
 def tiny_sam2_config():
     from transformers import Sam2VideoConfig
 
@@ -31,22 +54,7 @@ def tiny_sam2_config():
             backbone_feature_sizes=[[s // 4, s // 4], [s // 8, s // 8], [s // 16, s // 16]],
             fpn_hidden_size=hidden,
         ),
-        prompt_encoder_config=dict(hidden_size=hidden, image_size=s, patch_size=16),
-        mask_decoder_config=dict(
-            hidden_size=hidden, mlp_dim=128, num_attention_heads=2, iou_head_hidden_dim=hidden
-        ),
-        image_size=s,
-        num_maskmem=3,
-        memory_attention_hidden_size=hidden,
-        memory_attention_num_layers=1,
-        memory_attention_feed_forward_hidden_size=128,
-        memory_attention_rope_feat_sizes=[s // 16, s // 16],
-        memory_encoder_hidden_size=hidden,
-        memory_encoder_output_channels=64,
-        mask_downsampler_embed_dim=hidden,
-        memory_fuser_embed_dim=hidden,
-        memory_fuser_intermediate_dim=128,
-        memory_fuser_num_layers=1,
+        **tracker_settings(s, 16, hidden),
     )
 
 
@@ -110,22 +118,7 @@ def tiny_sam3_config(max_objects: int = 2):
     )
     tracker = dict(
         vision_config=vision,
-        prompt_encoder_config=dict(hidden_size=hidden, image_size=s, patch_size=14),
-        mask_decoder_config=dict(
-            hidden_size=hidden, mlp_dim=128, num_attention_heads=2, iou_head_hidden_dim=hidden
-        ),
-        image_size=s,
-        num_maskmem=3,
-        memory_attention_hidden_size=hidden,
-        memory_attention_num_layers=1,
-        memory_attention_feed_forward_hidden_size=128,
-        memory_attention_rope_feat_sizes=[grid, grid],
-        memory_encoder_hidden_size=hidden,
-        memory_encoder_output_channels=64,
-        mask_downsampler_embed_dim=hidden,
-        memory_fuser_embed_dim=hidden,
-        memory_fuser_intermediate_dim=128,
-        memory_fuser_num_layers=1,
+        **tracker_settings(s, 14, hidden),
     )
     # thresholds at 0 so random weights detect something; the object cap keeps it small and fast
     return Sam3VideoConfig(
