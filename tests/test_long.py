@@ -14,9 +14,10 @@ from vacelab.cli import main
 from vacelab.generation import windows as engine
 from vacelab.generation.run import run_job
 from vacelab.generation.settings import RunSettings
-from vacelab.geometry import is_valid_frame_count, kept_heads, plan_windows
+from vacelab.geometry import default_overlap, is_valid_frame_count, kept_heads, plan_windows
 from vacelab.job import Job, load_job
 from vacelab.result import load_result
+from vacelab.tasks import prepare
 
 GENERATE, SAVE = engine.generate, engine.WindowStore.save  # the real ones, before any monkeypatch
 SIZE = 64  # px, square: the tiny model runs an 81-frame window in about a second
@@ -102,12 +103,30 @@ def test_crossfade_ramps_and_keeps_kept_pixels_exact():
     assert (mixed[:, 0, 0] == 0).all()
 
 
+def test_default_overlap_keeps_the_whole_head_as_read_by_the_model(clip):
+    """81-frame windows overlap by 29 by default: with 17, step 4 would read generated frame 17."""
+    assert default_overlap(81) == 29 and default_overlap(33) == 13 and default_overlap(17) == 9
+
+    def head_mismatch(overlap):
+        options = {"overlap": overlap} if overlap else {}
+        job = prepare(
+            "inpaint", video=str(clip), bbox="16,16,48,48", size=f"{SIZE}x{SIZE}", frames="all", **options
+        )
+        report = audit_job(job, window=1)
+        head = kept_heads(job.windows)[1]
+        mismatches = [f for f in report.findings if f.code == "MASK_SAMPLE_MISMATCH"]
+        return [f for f in mismatches if min(f.frames, default=head) < head]
+
+    assert head_mismatch(None) == []  # default: every step of the kept head reads a kept frame
+    assert head_mismatch(17)  # the audit shows what the old default lost
+
+
 # ------------------------------------------------------------------------------------ 300 frames end to end
 def test_300_frames_prepare_audit_run(clip, tmp_path, tiny_model_dir, capsys, monkeypatch):
     job_dir, out = tmp_path / "job", tmp_path / "out"
     code, _, err = run_cli(
         capsys, "prepare", "inpaint", "--video", clip, "--bbox", "16,16,48,48", "--size", f"{SIZE}x{SIZE}",
-        "--frames", "all", "--fps", FPS, "--out", job_dir,
+        "--frames", "all", "--fps", FPS, "--overlap", 17, "--out", job_dir,
     )  # fmt: skip
     assert code == 0, err
     job = load_job(job_dir)

@@ -176,7 +176,25 @@ def target_size(size: str, source_hw: tuple[int, int] | None = None) -> tuple[in
     return height, width
 
 
-def plan_windows(frames: int, window: int = DEFAULT_FRAMES, overlap: int = 17) -> list[tuple[int, int]]:
+def default_overlap(window: int) -> int:
+    """The default overlap of long-job windows: the fewest whole VAE groups (4j+1 frames) whose kept head
+    the model reads as KEEP to its end under the default mask encoding (81 -> 29 frames: step 7 reads
+    frame 28, inside its own group; with 17, step 4 would read frame 17, a generated frame). Falls back to
+    groups covering about half a short window when no such head fits in half of it.
+    """
+    read = mask_read_frames(window)
+    for j in range(1, len(read)):
+        if read[j] <= VAE_STRIDE_T * j:  # the last kept step reads a frame of its own (kept) group
+            overlap = VAE_STRIDE_T * j + 1
+            if overlap <= (window - 1) // 2 + 1:
+                return overlap
+            break
+    return max(1, (window - 1) // 8 * 4 + 1)
+
+
+def plan_windows(
+    frames: int, window: int = DEFAULT_FRAMES, overlap: int | None = None
+) -> list[tuple[int, int]]:
     """Split ``frames`` into overlapping windows ``[(start, stop), ...]`` for long jobs.
 
     Every window but the last is ``window`` frames long (4k+1), starts on a multiple of 4 and overlaps
@@ -185,10 +203,12 @@ def plan_windows(frames: int, window: int = DEFAULT_FRAMES, overlap: int = 17) -
     ``overlap`` frames it shares with the previous window plus the frames still to make, so it may share
     up to 3 frames more than ``overlap`` (blended, generated) but keeps exactly ``overlap`` frames (see
     :func:`kept_heads`). A clip no longer than one window is one window (and must be 4k+1); a longer clip
-    may have any length.
+    may have any length. ``overlap=None`` takes :func:`default_overlap`.
     """
     if not is_valid_frame_count(window):
         raise ValueError(f"window {window} is not 4k+1 (e.g. 33, 49, 81)")
+    if overlap is None:
+        overlap = default_overlap(window)
     if not is_valid_frame_count(overlap):
         raise ValueError(f"overlap {overlap} is not 4j+1 whole VAE groups (e.g. 1, 5, 9, 17)")
     if overlap >= window:

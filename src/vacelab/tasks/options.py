@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from ..errors import InputError
-from ..geometry import DEFAULT_FRAMES, is_valid_frame_count
+from ..geometry import DEFAULT_FRAMES, default_overlap, is_valid_frame_count
 
-DEFAULT_OVERLAP = 17
 REMOVE_GROW = 8  # px: covers the object's edge at VAE resolution (one 8x8 latent pixel)
 ANCHOR_EDGES = ("bottom", "top", "left", "right")
 STRATEGIES = ("naive", "aligned", "anchor")
@@ -160,14 +159,11 @@ def key_spec(value) -> tuple[int, str]:
 
 
 def window_settings(opts: Options) -> tuple[int, int]:
-    """The ``--window`` / ``--overlap`` to plan with (defaults: 81 and 17)."""
+    """The ``--window`` / ``--overlap`` to plan with (defaults: 81 and ``geometry.default_overlap``: 29)."""
     window = DEFAULT_FRAMES if opts.window is None else opts.window
     try:
         window = int(window)
-        # default overlap: 17 frames, or whole groups covering about half of a short window
-        overlap = (
-            min(DEFAULT_OVERLAP, (window - 1) // 8 * 4 + 1) if opts.overlap is None else int(opts.overlap)
-        )
+        overlap = default_overlap(window) if opts.overlap is None else int(opts.overlap)
     except (TypeError, ValueError):
         raise InputError(
             f"--window {opts.window!r} / --overlap {opts.overlap!r}: expected integers"
