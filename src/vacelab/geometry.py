@@ -63,11 +63,6 @@ def mask_read_frames(frames: int) -> np.ndarray:
     return np.minimum(index, frames - 1)
 
 
-def aligned_read_groups(frames: int) -> list[range]:
-    """The frames each step reads under ``--mask-encoding aligned``: its own VAE group."""
-    return vae_groups(frames)
-
-
 @dataclass(frozen=True)
 class Geometry:
     """Sizes of one VACE job in pixels, latents and tokens."""
@@ -143,7 +138,7 @@ def mask_latent(mask: np.ndarray, ref_frames: int = 0, encoding: str = "referenc
     if encoding == "reference":
         picked = mask[mask_read_frames(frames)]
     else:
-        picked = np.stack([mask[list(g)].max(axis=0) for g in aligned_read_groups(frames)])
+        picked = np.stack([mask[list(g)].max(axis=0) for g in vae_groups(frames)])
     latent = fold_mask(picked)
     if ref_frames:
         pad = np.zeros((MASK_CHANNELS, ref_frames) + latent.shape[2:], np.float32)
@@ -155,7 +150,7 @@ def read_frames_for(frames: int, encoding: str = "reference") -> list[list[int]]
     """Per latent step, the frames whose mask the model reads under ``encoding``."""
     if encoding == "reference":
         return [[int(i)] for i in mask_read_frames(frames)]
-    return [list(g) for g in aligned_read_groups(frames)]
+    return [list(g) for g in vae_groups(frames)]
 
 
 def target_size(size: str, source_hw: tuple[int, int] | None = None) -> tuple[int, int]:

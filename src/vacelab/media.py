@@ -154,22 +154,6 @@ def list_image_folder(folder: Path) -> list[Path]:
     return files
 
 
-def probe_fps(path: str | os.PathLike) -> float | None:
-    """Average frame rate of a video file, or None for image folders and single images."""
-    import av
-
-    path = Path(path)
-    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-        return None
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            return float(rate) if rate else None
-    except (av.error.FFmpegError, IndexError):
-        raise InputError(f"{path}: not a readable video") from None
-
-
 def read_video(
     path: str | os.PathLike,
     *,
