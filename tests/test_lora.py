@@ -45,7 +45,7 @@ def test_parse_lora_spec(loras, tmp_path):
     assert parse_lora_spec(f"{loras[0]}:0.5") == LoraSpec(loras[0], 0.5)
     assert parse_lora_spec(f"{loras[0]}:-1e-1") == LoraSpec(loras[0], -0.1)
     odd = tmp_path / "style:v2.safetensors"  # a colon in the file name, no scale
-    odd.write_bytes(b"x")
+    odd.write_bytes(loras[0].read_bytes())
     assert parse_lora_spec(str(odd)) == LoraSpec(odd, 1.0)
     assert parse_lora_spec(f"{odd}:2") == LoraSpec(odd, 2.0)
     with pytest.raises(InputError, match="no such file"):
@@ -54,6 +54,10 @@ def test_parse_lora_spec(loras, tmp_path):
         parse_lora_spec(f"{tmp_path / 'missing.safetensors'}:0.5")
     with pytest.raises(InputError, match="finite"):
         parse_lora_spec(f"{loras[0]}:nan")
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(loras[0].read_bytes()[:100])
+    with pytest.raises(InputError, match=r"truncated\.safetensors: not a readable \.safetensors file"):
+        parse_lora_spec(str(truncated))
 
 
 @pytest.fixture(scope="module")

@@ -371,6 +371,12 @@ def test_prepare_refuses_bad_out_before_work(clip, tmp_path):
         prepare("inpaint", video=str(clip), bbox="0,0,8,8", out=occupied, **SMALL)
     with pytest.raises(InputError, match="does not apply"):
         prepare("inpaint", video=str(clip), bbox="0,0,8,8", ratio=0.5, **SMALL)
+    frames = tmp_path / "frames"  # an image-folder video: a job written inside it would change the input
+    for i in range(3):
+        media.write_png(frames / f"{i:03d}.png", np.full((32, 48, 3), 40 * i, np.uint8))
+    with pytest.raises(InputError, match="lies inside the input folder"):
+        prepare("inpaint", video=str(frames), bbox="0,0,8,8", out=frames / "job", size="48x32", frames=1)
+    assert sorted(p.name for p in frames.iterdir()) == ["000.png", "001.png", "002.png"]
 
 
 # ------------------------------------------------------------------------------------------------- CLI

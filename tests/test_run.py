@@ -124,11 +124,12 @@ def test_cli_refuses_existing_output_and_job_folder(job_dir, tiny_model_dir, tmp
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "keep.txt").write_text("mine")
-    for out in (occupied, job_dir):
+    for out in (occupied, job_dir, job_dir / "res"):
         code = main(["run", str(job_dir), "--model", str(tiny_model_dir), "--prompt", "x", "--out", str(out)])
         err = capsys.readouterr().err
         assert code == 2 and err.startswith("error: --out") and err.count("\n") == 1
     assert (occupied / "keep.txt").read_text() == "mine"
+    assert not (job_dir / "res").exists()  # a results folder inside the job folder would change the input
 
 
 def test_cli_refuses_bad_geometry(tiny_model_dir, tmp_path, capsys):
@@ -171,6 +172,28 @@ def test_offload_needs_an_accelerator(job_dir, tiny_model_dir, tmp_path, capsys)
     assert code == 2 and "--offload model" in err and "accelerator" in err
 
 
+def test_bad_lora_and_scale_are_refused_before_the_model_loads(job_dir, tmp_path, capsys):
+    base = ["run", str(job_dir), "--prompt", "x", "--model", str(tmp_path / "no-model"), "--out"]
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_text("not a safetensors file")
+    cases = [
+        (["--lora", str(tmp_path / "missing.safetensors")], "--lora", "no such file"),
+        (["--lora", str(garbage)], "--lora", "not a readable .safetensors file"),
+        (["--conditioning-scale", "inf"], "--conditioning-scale inf", "finite"),
+    ]
+    for i, (extra, option, what) in enumerate(cases):
+        code = main([*base, str(tmp_path / f"res{i}"), *extra])
+        err = capsys.readouterr().err
+        # the missing --model folder would be reported if the model were loaded first (the job's audit
+        # notes and the run's progress bar may come before the error)
+        lines = [line.strip() for line in err.replace("\r", "\n").splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error:")]
+        assert code == 2 and errors == [lines[-1]] and "Traceback" not in err, err
+        assert errors[0].startswith(f"error: {option}") and what in errors[0]
+        assert "--model" not in err and not (tmp_path / f"res{i}").exists()
+    assert garbage.read_text() == "not a safetensors file"
+
+
 def test_missing_weights_offline_is_one_line(job_dir, tmp_path):
     env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
@@ -196,6 +219,7 @@ def test_missing_weights_offline_is_one_line(job_dir, tmp_path):
     error_lines = [line for line in lines if line.startswith("error:")]
     assert proc.returncode == 2, proc.stderr
     assert len(error_lines) == 1 and "Traceback" not in proc.stderr
+    assert "Couldn't connect" not in proc.stderr  # offline: the cache is read without asking the hub
     message = error_lines[0]
     assert "nobody-here/no-such-vace-model" in message and "hf download" in message
     assert str(tmp_path / "hf") in message  # where it looked: the HF cache in use

@@ -80,7 +80,8 @@ class Job:
 
 
 def check_new_folder(out: str | os.PathLike, inputs: list[str | os.PathLike] = ()) -> Path:
-    """Refuse an output folder that exists (unless empty) or that holds or is one of the inputs."""
+    """Refuse an output folder that exists (unless empty), that holds or is one of the inputs, or that
+    lies inside an input folder (a job folder, an image folder: inputs are never changed)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is an existing file")
@@ -89,8 +90,10 @@ def check_new_folder(out: str | os.PathLike, inputs: list[str | os.PathLike] = (
     resolved = out.resolve()
     for item in inputs:
         item = Path(item).resolve()
-        if resolved == item or resolved in item.parents or (item.is_dir() and resolved == item):
+        if resolved == item or resolved in item.parents:
             raise InputError(f"--out {out}: is, or holds, the input {item}")
+        if item.is_dir() and item in resolved.parents:
+            raise InputError(f"--out {out}: lies inside the input folder {item}")
     return out
 
 

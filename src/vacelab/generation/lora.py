@@ -23,7 +23,8 @@ class LoraSpec:
 
 
 def parse_lora_spec(spec: str) -> LoraSpec:
-    """``"FILE[:SCALE]"`` -> ``LoraSpec`` (FILE must exist); a ``:`` not followed by a number is in FILE."""
+    """``"FILE[:SCALE]"`` -> ``LoraSpec`` (FILE must exist, a .safetensors header must read); a ``:`` not
+    followed by a number is in FILE."""
     path, scale = spec, 1.0
     head, sep, tail = spec.rpartition(":")
     if sep and head:
@@ -38,6 +39,14 @@ def parse_lora_spec(spec: str) -> LoraSpec:
     file = Path(path).expanduser()
     if not file.is_file():
         raise InputError(f"--lora {spec}: no such file {str(file)!r}")
+    if file.suffix == ".safetensors":  # read the header now, not after minutes of model loading
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(file), framework="numpy"):
+                pass
+        except Exception as exc:  # SafetensorError for a truncated or foreign file
+            raise InputError(f"--lora {spec}: not a readable .safetensors file ({exc})") from None
     return LoraSpec(file, scale)
 
 

@@ -108,6 +108,10 @@ def load_pipeline(settings: RunSettings):
     check_ftfy()
     from diffusers import WanVACEPipeline
 
+    from .lora import apply_loras, parse_lora_spec
+
+    loras = [parse_lora_spec(spec) for spec in settings.lora]  # a bad file is refused before the model loads
+
     model = resolve_model(settings.model)
     path = Path(model).expanduser()
     looks_like_path = model.startswith((".", "/", "~")) or model.count("/") != 1
@@ -124,18 +128,23 @@ def load_pipeline(settings: RunSettings):
             f"--offload {settings.offload}: offloading moves weights between CPU and an accelerator, "
             "and none is in use (device cpu); use --offload none"
         )
+    from huggingface_hub import constants
+
     source = str(path) if path.exists() else model
     try:
-        pipe = WanVACEPipeline.from_pretrained(source, dtype={"default": dtype, "vae": torch.float32})
+        pipe = WanVACEPipeline.from_pretrained(
+            source,
+            dtype={"default": dtype, "vae": torch.float32},
+            # offline: read the cache directly; asking the hub first prints a "Couldn't connect" warning
+            local_files_only=constants.HF_HUB_OFFLINE,
+        )
     except OSError as exc:
         if path.exists():
             raise InputError(f"--model {model}: cannot load ({str(exc).splitlines()[0][:200]})") from None
         raise _missing_weights(model, exc) from None
     pipe.set_progress_bar_config(disable=True)  # run_job reports steps through its own progress hook
-    if settings.lora:
-        from .lora import apply_loras
-
-        apply_loras(pipe, settings.lora)
+    if loras:
+        apply_loras(pipe, loras)
     if settings.offload == "none":
         pipe.to(device)
     elif settings.offload == "model":

@@ -51,7 +51,10 @@ def check_settings(settings: RunSettings) -> None:
         (settings.shift is None or settings.shift > 0, f"--shift {settings.shift}: must be > 0"),
         (0 < settings.vace_end <= 1, f"--vace-end {settings.vace_end}: must be in (0, 1]"),
         (0 <= settings.feather <= 16, f"--feather {settings.feather}: must be 0..16 px"),
-        (math.isfinite(settings.conditioning_scale), f"--conditioning-scale {settings.conditioning_scale}"),
+        (
+            math.isfinite(settings.conditioning_scale),
+            f"--conditioning-scale {settings.conditioning_scale}: must be a finite number",
+        ),
         (
             settings.mask_encoding in MASK_ENCODINGS,
             f"--mask-encoding {settings.mask_encoding}: choose from {', '.join(MASK_ENCODINGS)}",
