@@ -36,6 +36,15 @@ def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+def _videos_and_region(a, b, mask) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two equal-shape videos [F, H, W, C] (a single frame gets a time axis) and the bool region [F, H, W]."""
+    a, b = _pair(a, b)
+    if a.ndim == 3:
+        a, b = a[None], b[None]
+        mask = None if mask is None else np.asarray(mask)[None]
+    return a, b, _region(mask, a.shape[:-1])
+
+
 def _region(mask, shape: tuple[int, ...]) -> np.ndarray:
     """The region as bool of the pixel shape (the video shape without its channel axis)."""
     region = np.ones(shape, bool) if mask is None else np.asarray(mask, bool)
@@ -52,11 +61,7 @@ def psnr(a, b) -> float:
 
 def masked_psnr(a, b, mask) -> float:
     """PSNR in dB over the pixels where ``mask`` is True (all channels); ``nan`` for an empty mask."""
-    a, b = _pair(a, b)
-    if a.ndim == 3:
-        a, b = a[None], b[None]
-        mask = None if mask is None else np.asarray(mask)[None]
-    region = _region(mask, a.shape[:-1])
+    a, b, region = _videos_and_region(a, b, mask)
     count = int(np.count_nonzero(region)) * a.shape[-1]
     if not count:
         return math.nan
@@ -130,11 +135,7 @@ def ssim(a, b) -> float:
 
 def masked_ssim(a, b, mask) -> float:
     """Mean SSIM over the pixels where ``mask`` is True; pixels outside it never enter the statistics."""
-    a, b = _pair(a, b)
-    if a.ndim == 3:
-        a, b = a[None], b[None]
-        mask = None if mask is None else np.asarray(mask)[None]
-    region = _region(mask, a.shape[:-1])
+    a, b, region = _videos_and_region(a, b, mask)
     total, count = 0.0, 0
     for i in range(a.shape[0]):
         n = int(np.count_nonzero(region[i]))
