@@ -58,6 +58,16 @@ def test_parse_lora_spec(loras, tmp_path):
     truncated.write_bytes(loras[0].read_bytes()[:100])
     with pytest.raises(InputError, match=r"truncated\.safetensors: not a readable \.safetensors file"):
         parse_lora_spec(str(truncated))
+    garbage = tmp_path / "garbage.pt"  # refused by reading it, before any model loads
+    garbage.write_bytes(b"not a torch file")
+    with pytest.raises(InputError, match=r"garbage\.pt: not a readable \.safetensors or torch file"):
+        parse_lora_spec(str(garbage))
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(InputError, match=r"list\.pt: holds a list, not a dict of LoRA weights"):
+        parse_lora_spec(str(tmp_path / "list.pt"))
+    torch.save({"blocks.0.attn1.to_q.weight": torch.zeros(2, 2)}, tmp_path / "plain.pt")
+    with pytest.raises(InputError, match=r"plain\.pt: no LoRA weights in this file"):
+        parse_lora_spec(str(tmp_path / "plain.pt"))
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +84,16 @@ def test_lora_changes_the_output_and_scale_zero_does_not(loras, base_output, fir
     pipe = build_tiny_pipeline()
     apply_loras(pipe, [f"{loras[0]}:0"])
     np.testing.assert_allclose(run_tiny(pipe), base_output, atol=1e-5)
+
+
+def test_a_torch_checkpoint_lora_loads_like_its_safetensors_twin(loras, first_output, tmp_path):
+    from safetensors.torch import load_file
+
+    pickled = tmp_path / "lora.pt"
+    torch.save(load_file(str(loras[0])), pickled)
+    pipe = build_tiny_pipeline()
+    apply_loras(pipe, [str(pickled)])
+    np.testing.assert_allclose(run_tiny(pipe), first_output, atol=1e-5)
 
 
 def test_two_loras_with_their_own_scales(loras, first_output):

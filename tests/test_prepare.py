@@ -416,6 +416,8 @@ def test_cli_errors_one_line_exit_2_nothing_written(clip, images, tmp_path, caps
         (["outpaint", "--video", str(clip), "--ratio", "1.2"], "--ratio"),
         (["keyframes", "--key", f"0={images[0]}", "--key", f"40={images[1]}"], "outside the clip"),
         (["keyframes", "--key", f"4={images[0]}", "--key", f"4={images[1]}"], "duplicate"),
+        (["keyframes", "--key", f"-1={images[0]}", "--key", f"4={images[1]}"], "--key -1=...: keyframe"),
+        (["inpaint", "--video", str(clip), "--bbox", "-5,0,8,8"], "--bbox"),
         (["inpaint", "--video", str(clip), "--polygon", str(poly)], "not valid JSON"),
         (["inpaint", "--video", str(clip), "--bbox", "0,0,8"], "--bbox"),
         (["firstframe", "--image", str(tmp_path / "missing.png")], "no such image"),

@@ -8,9 +8,11 @@ the report (and stdout) say in one line how to add one; no output is ever made u
 from __future__ import annotations
 
 import copy
+import json
 import os
 from pathlib import Path
 
+from . import media
 from .errors import InputError
 from .experiment import plan_from_dict, run_plan, with_overrides
 from .job import check_new_folder, write_folder
@@ -127,6 +129,27 @@ def run_demo(
 
     def fill(folder: Path) -> None:
         run_plan(plan, folder, generate=model is not None, loader=loader, stream=stream, notice=notice)
+        _point_records_at(folder, out.resolve())
 
     write_folder(out, fill)
     return out / "report.html"
+
+
+def _point_records_at(folder: Path, final: Path) -> None:
+    """The run records name the job folders they ran, inside the temporary ``folder`` that becomes
+    ``final``: make them name the jobs where they will be."""
+    old = str(folder.resolve())
+
+    def moved(value):
+        if isinstance(value, dict):
+            return {k: moved(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [moved(v) for v in value]
+        if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
+            return str(final) + value[len(old) :]
+        return value
+
+    for record in sorted(folder.glob("runs/**/*.json")):
+        data = json.loads(record.read_text())
+        if (fixed := moved(data)) != data:
+            media.write_text(record, json.dumps(fixed, indent=2))

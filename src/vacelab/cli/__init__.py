@@ -35,9 +35,23 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def join_dash_values(argv: list[str]) -> list[str]:
+    """``--key -1=a.png`` -> ``--key=-1=a.png``: argparse takes a value such as ``-1=a.png`` or ``-5,0,9,9``
+    for an unknown option (plain negative numbers it reads right), so the option's own check never ran."""
+    out: list[str] = []
+    for token in argv:
+        previous = out[-1] if out else ""
+        dash_digit = len(token) > 1 and token[0] == "-" and token[1].isdigit()
+        if dash_digit and previous.startswith("--") and "=" not in previous and len(previous) > 2:
+            out[-1] = f"{previous}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vacelab`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_dash_values(sys.argv[1:] if argv is None else list(argv)))
     try:
         return args.handler(args) or 0
     except InputError as exc:

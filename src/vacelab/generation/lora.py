@@ -23,8 +23,8 @@ class LoraSpec:
 
 
 def parse_lora_spec(spec: str) -> LoraSpec:
-    """``"FILE[:SCALE]"`` -> ``LoraSpec`` (FILE must exist, a .safetensors header must read); a ``:`` not
-    followed by a number is in FILE."""
+    """``"FILE[:SCALE]"`` -> ``LoraSpec``; FILE must exist and hold LoRA weights (.safetensors or a torch
+    checkpoint, read before any model loads); a ``:`` not followed by a number is in FILE."""
     path, scale = spec, 1.0
     head, sep, tail = spec.rpartition(":")
     if sep and head:
@@ -39,15 +39,33 @@ def parse_lora_spec(spec: str) -> LoraSpec:
     file = Path(path).expanduser()
     if not file.is_file():
         raise InputError(f"--lora {spec}: no such file {str(file)!r}")
-    if file.suffix == ".safetensors":  # read the header now, not after minutes of model loading
+    # read the keys now, not after minutes of model loading
+    if not any("lora" in key for key in _state_dict_keys(file, spec)):
+        raise InputError(f"--lora {spec}: no LoRA weights in this file (no key names 'lora')")
+    return LoraSpec(file, scale)
+
+
+def _state_dict_keys(file: Path, spec: str) -> list[str]:
+    """The tensor names in a LoRA file: a .safetensors header, or a torch checkpoint (weights only)."""
+    if file.suffix == ".safetensors":
         from safetensors import safe_open
 
         try:
-            with safe_open(str(file), framework="numpy"):
-                pass
+            with safe_open(str(file), framework="numpy") as fh:
+                return list(fh.keys())
         except Exception as exc:  # SafetensorError for a truncated or foreign file
             raise InputError(f"--lora {spec}: not a readable .safetensors file ({exc})") from None
-    return LoraSpec(file, scale)
+    import torch
+
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError ... for what is no torch file
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = f"not a readable .safetensors or torch file ({first[:160]})"
+        raise InputError(f"--lora {spec}: {reason}") from None
+    if not isinstance(state, dict):
+        raise InputError(f"--lora {spec}: holds a {type(state).__name__}, not a dict of LoRA weights")
+    return [str(key) for key in state]
 
 
 def apply_loras(pipe, specs) -> list[dict]:
