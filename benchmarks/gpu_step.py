@@ -13,6 +13,11 @@ Variants, all on the same model and inputs:
   fast           vacelab's fast profile (``vacelab.generation.profiles.fast_transformer``): bf16, picked
                  attention backend, compile_repeated_blocks; two guidance passes
   fast_batched   fast + the two guidance passes batched (batch 2): measured here, not in the profile
+  fast_<extra>   with --extra: candidates added on top of fast, one after the other (fused_qkv: diffusers'
+                 fuse_qkv_projections; autotune: compile mode max-autotune-no-cudagraphs)
+  kernel floor   not a variant: every matmul and attention of the step timed alone at its real shape and
+                 summed (the fastest SDPA kernel that runs). No exact profile built on these kernels can beat
+                 it, so default / floor bounds any exact speed-up on this GPU (skip with --no-floor)
   offload_*      peak memory and time of the TRANSFORMER ALONE (not the full pipeline: no UMT5, no VAE) under
                  group offload (block level, 1 block per group, CUDA stream) and sequential offload
                  (accelerate.cpu_offload); "none" = default's figure; "model" offload moves whole models, so
@@ -89,6 +94,7 @@ PEAK_BF16_TFLOPS = (
     ("A10G", 70),
 )
 GUIDANCE = 5.0
+EXTRAS = ("fused_qkv", "autotune")  # --extra candidates, see run()
 
 
 def forward_flops(cfg: dict, tokens: int, text_len: int, batch: int = 1) -> float:
@@ -115,6 +121,107 @@ def forward_flops(cfg: dict, tokens: int, text_len: int, batch: int = 1) -> floa
         + 2 * (cfg["freq_dim"] * d + d * d + d * 6 * d)  # time embedder and its projection
     )
     return float(batch * total)
+
+
+def floor_ops(cfg: dict, tokens: int, text_len: int) -> list[tuple[str, str, tuple, int]]:
+    """The matmuls and attentions of one transformer forward: (name, kind, shape, count per forward).
+
+    ``linear`` shapes are (rows, in, out); ``attention`` shapes are (heads, query len, key len, head dim).
+    Together they hold all of ``forward_flops`` but the patch, text and time embeddings (under 1%).
+    """
+    heads, hd = cfg["num_attention_heads"], cfg["attention_head_dim"]
+    d, n, t, f = heads * hd, tokens, text_len, cfg["ffn_dim"]
+    vace = len(cfg["vace_layers"])
+    blocks = cfg["num_layers"] + vace
+    return [
+        # self q, k, v, out and cross q, out per block; VACE proj_out per VACE block, proj_in once
+        ("linear video d->d", "linear", (n, d, d), 6 * blocks + vace + 1),
+        ("linear text d->d", "linear", (t, d, d), 2 * blocks),  # cross-attention k, v on the text
+        ("linear ffn d->f", "linear", (n, d, f), blocks),
+        ("linear ffn f->d", "linear", (n, f, d), blocks),
+        ("self-attention", "attention", (heads, n, n, hd), blocks),
+        ("cross-attention", "attention", (heads, n, t, hd), blocks),
+    ]
+
+
+def op_flops(kind: str, shape: tuple) -> float:
+    if kind == "linear":
+        rows, fan_in, fan_out = shape
+        return 2.0 * rows * fan_in * fan_out
+    heads, lq, lk, hd = shape
+    return 4.0 * heads * lq * lk * hd  # QK^T and AV
+
+
+def kernel_floor(cfg: dict, tokens: int, text_len: int, device, dtype, repeats: int = 5) -> dict:
+    """Time each matmul and attention of the step alone, at its real shape, and add them up.
+
+    The sum is what one step would take if nothing but these kernels ran (every elementwise op, norm,
+    rope and launch gap free): no exact profile built on the same kernels can be faster. Attention takes
+    the fastest SDPA kernel that runs here; each kernel's time is the median of ``repeats`` calls.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
+    if device.type != "cuda":
+        backends.append(SDPBackend.MATH)  # on a GPU the math kernel would build a 25 GB score matrix
+    gen = torch.Generator(device="cpu").manual_seed(0)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=gen).to(device=device, dtype=dtype)
+
+    def timed(fn) -> float:
+        fn()  # warm-up (kernel selection, allocation)
+        times = []
+        for _ in range(repeats):
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    ops = []
+    with torch.inference_mode():
+        for name, kind, shape, count in floor_ops(cfg, tokens, text_len):
+            entry = {
+                "name": name,
+                "shape": list(shape),
+                "count": count,
+                "tflop": op_flops(kind, shape) / 1e12,
+            }
+            if kind == "linear":
+                x, w = rand(shape[0], shape[1]), rand(shape[2], shape[1])
+                entry["s"] = timed(lambda x=x, w=w: F.linear(x, w))
+            else:
+                heads, lq, lk, hd = shape
+                q, k, v = rand(1, heads, lq, hd), rand(1, heads, lk, hd), rand(1, heads, lk, hd)
+                entry["backends"] = {}
+                for backend in backends:
+                    try:
+                        with sdpa_kernel(backend):
+                            entry["backends"][backend.name] = timed(
+                                lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v)
+                            )
+                    except RuntimeError as exc:
+                        entry["backends"][backend.name] = f"{type(exc).__name__}: {str(exc)[:120]}"
+                timings = {b: t for b, t in entry["backends"].items() if isinstance(t, float)}
+                entry["backend"] = min(timings, key=timings.get)
+                entry["s"] = timings[entry["backend"]]
+                q = k = v = None
+            entry["tflops"] = entry["tflop"] / entry["s"]
+            ops.append(entry)
+    per_forward = sum(op["s"] * op["count"] for op in ops)
+    attention = sum(op["s"] * op["count"] for op in ops if "backend" in op)
+    return {
+        "what": "the step's matmul and attention kernels alone at their real shapes, summed: a lower bound",
+        "ops": ops,
+        "s_per_step": 2 * per_forward,  # two guidance passes
+        "attention_s_per_step": 2 * attention,
+        "linear_s_per_step": 2 * (per_forward - attention),
+        "tflop_per_step": 2 * sum(op["tflop"] * op["count"] for op in ops),
+    }
 
 
 def peak_tflops(name: str) -> float | None:
@@ -300,6 +407,16 @@ def run(args) -> dict:
             "default", lambda: guided_step(model, inp, bf16, False), args.warmup, args.steps_measured
         )
 
+        if not args.no_floor:
+            log("kernel floor: each matmul and attention alone ...")
+            try:
+                res["kernel_floor"] = kernel_floor(cfg, tokens, text_len, device, bf16)
+                log(f"kernel floor: {res['kernel_floor']['s_per_step']:.3f} s/step")
+            except Exception as exc:
+                traceback.print_exc()
+                res["kernel_floor"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+            save(res, args.out)
+
         backend, rejected = pick_attention_backend(device, bf16, cfg["attention_head_dim"])
         res["attention_backend"] = {"picked": backend, "rejected": rejected}
         log(f"attention backend picked: {backend}; rejected: {rejected}")
@@ -332,6 +449,19 @@ def run(args) -> dict:
                     lambda: guided_step(model, inp, bf16, True),
                     args.warmup + 1,
                     args.steps_measured,
+                )
+            for extra in [e for e in args.extra.split(",") if e]:  # candidates, each on top of "fast"
+                name = f"fast_{extra}"
+                if extra == "fused_qkv":  # one q|k|v matmul per self-attention, one k|v per cross-attention
+                    model.fuse_qkv_projections()
+                    fused = sum(bool(getattr(m, "fused_projections", False)) for m in model.modules())
+                    res.setdefault("extras", {})[name] = {"fused_attention_modules": fused}
+                elif extra == "autotune":  # Inductor picks matmul configs by timing them
+                    torch._dynamo.reset()
+                    model.compile_repeated_blocks(fullgraph=True, mode="max-autotune-no-cudagraphs")
+                    res.setdefault("extras", {})[name] = {"compile_mode": "max-autotune-no-cudagraphs"}
+                outputs[name] = record(
+                    name, lambda: guided_step(model, inp, bf16, False), args.warmup + 1, args.steps_measured
                 )
         except Exception as exc:
             traceback.print_exc()
@@ -370,9 +500,14 @@ def summarize(res: dict, outputs: dict) -> None:
         if outputs.get("reference") is not None:
             variants[name]["vs_fp32_reference"] = compare(out, outputs["reference"])
     base = variants.get("default", {}).get("s_per_step")
+    floor = res.get("kernel_floor", {}).get("s_per_step")
     for fig in variants.values():
         if base and "s_per_step" in fig:
             fig["speedup_vs_default"] = base / fig["s_per_step"]
+        if floor and "s_per_step" in fig:
+            fig["times_kernel_floor"] = fig["s_per_step"] / floor
+    if base and floor:
+        res["kernel_floor"]["max_exact_speedup_vs_default"] = base / floor
     res["agreement"] = agreement(variants)
 
 
@@ -380,8 +515,8 @@ def agreement(variants: dict) -> dict:
     """Does each bf16 variant agree with the exact result as closely as diffusers' defaults do?"""
     out = {}
     default_err = variants.get("default", {}).get("vs_fp32_reference", {}).get("rel_l2")
-    for name in ("fast_attention", "fast", "fast_batched"):
-        fig = variants.get(name, {})
+    for name in [n for n in variants if n.startswith("fast")]:
+        fig = variants[name]
         if default_err is not None and "vs_fp32_reference" in fig:
             err = fig["vs_fp32_reference"]["rel_l2"]
             out[name] = {
@@ -466,6 +601,19 @@ def report(res: dict) -> None:
             f"{fig.get('vs_fp32_reference', {}).get('rel_l2', float('nan')):13.4g}",
         ]
         print(f"{name:<20}" + "".join(cells))
+    floor = res.get("kernel_floor", {})
+    if "s_per_step" in floor:
+        print(
+            f"kernel floor: {floor['s_per_step']:.3f} s/step "
+            f"(attention {floor['attention_s_per_step']:.3f} s, "
+            f"matmuls {floor['linear_s_per_step']:.3f} s): no exact profile on these kernels beats the "
+            f"default by more than {floor.get('max_exact_speedup_vs_default', float('nan')):.2f}x"
+        )
+        for op in floor["ops"]:
+            print(f"  {op['name']:<18} x{op['count']:<4} {op['s'] * 1e3:9.3f} ms {op['tflops']:8.4g} TFLOP/s "
+                  f"{op.get('backend', '')}")  # fmt: skip
+    elif floor:
+        print(f"kernel floor FAILED: {floor.get('error')}")
     print(f"attention backend: {res.get('attention_backend')}")
     print(f"agreement: {res.get('agreement')}")
     print(f"offload (peak GiB): {res.get('offload')}")
@@ -484,6 +632,13 @@ def main(argv=None) -> int:
     parser.add_argument("--steps-measured", type=int, default=3)
     parser.add_argument("--no-batched", action="store_true", help="skip the batched-guidance variant")
     parser.add_argument("--no-reference", action="store_true", help="skip the fp32 reference step")
+    parser.add_argument("--no-floor", action="store_true", help="skip the kernel floor (kernels alone)")
+    parser.add_argument(
+        "--extra",
+        default="",
+        help="comma list of candidates measured on top of the fast profile, in order: fused_qkv "
+        "(diffusers' fuse_qkv_projections), autotune (compile mode max-autotune-no-cudagraphs)",
+    )
     parser.add_argument(
         "--no-compile", action="store_true", help="fast profile without compile_repeated_blocks"
     )
@@ -491,6 +646,11 @@ def main(argv=None) -> int:
     parser.add_argument("--peak-tflops", type=float, default=None, help="the GPU's dense bf16 peak, TFLOP/s")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)
+    unknown = set(filter(None, args.extra.split(","))) - set(EXTRAS)
+    if unknown:
+        parser.error(
+            f"--extra {args.extra}: unknown {', '.join(sorted(unknown))}; choose from {', '.join(EXTRAS)}"
+        )
     if args.offload_modes is None:
         args.offload_modes = "group,sequential" if args.model == "1.3b" else ""
     if args.model == "14b" and not args.tiny:

@@ -137,6 +137,18 @@ def test_analytic_flops_match_torch_flop_counter(monkeypatch):
     assert gpu_step.forward_flops(cfg, tokens=3 * 4 * 4, text_len=16) == counter.get_total_flops()
 
 
+@pytest.mark.parametrize("model", ["1.3b", "14b"])
+def test_kernel_floor_covers_the_step(model):
+    """The floor's kernels hold all the step's FLOPs but the embeddings: a floor that left work out would
+    flatter every profile measured against it."""
+    cfg, tokens, text_len = gpu_step.CONFIGS[model], 21 * 30 * 52, 512
+    counted = sum(
+        gpu_step.op_flops(kind, shape) * n for _, kind, shape, n in gpu_step.floor_ops(cfg, tokens, 512)
+    )
+    total = gpu_step.forward_flops(cfg, tokens, text_len)
+    assert 0.99 * total < counted < total
+
+
 def test_published_configs_build_the_published_sizes():
     def count(key):
         model = gpu_step.build_transformer(gpu_step.CONFIGS[key], "meta")
@@ -153,7 +165,15 @@ def test_published_configs_build_the_published_sizes():
 def test_gpu_step_tiny_runs_end_to_end(tmp_path):
     out = tmp_path / "gpu_step.json"
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "gpu_step.py"), "--tiny", "--out", str(out)],
+        [
+            sys.executable,
+            str(BENCH / "gpu_step.py"),
+            "--tiny",
+            "--extra",
+            "fused_qkv,autotune",
+            "--out",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -161,10 +181,30 @@ def test_gpu_step_tiny_runs_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.read_text())
     assert res["tokens"] == 48 and res["latent_thw"] == [3, 8, 8]
-    for name in ("reference", "default", "fast_attention", "fast", "fast_batched"):
+    names = (
+        "reference",
+        "default",
+        "fast_attention",
+        "fast",
+        "fast_batched",
+        "fast_fused_qkv",
+        "fast_autotune",
+    )
+    for name in names:
         assert "error" not in res["variants"][name], res["variants"][name]
         assert res["variants"][name]["s_per_step"] > 0
+    assert set(res["agreement"]) == set(names[2:])
     assert all(v["agrees"] for v in res["agreement"].values()), res["agreement"]
+    cfg = gpu_step.CONFIGS["tiny"]
+    blocks = cfg["num_layers"] + len(cfg["vace_layers"])
+    assert res["extras"]["fast_fused_qkv"] == {"fused_attention_modules": 2 * blocks}  # self + cross
+    floor = res["kernel_floor"]
+    assert [op["name"] for op in floor["ops"]][-2:] == ["self-attention", "cross-attention"]
+    assert all(op["s"] > 0 and op["count"] > 0 for op in floor["ops"])
+    assert floor["s_per_step"] == pytest.approx(floor["attention_s_per_step"] + floor["linear_s_per_step"])
+    assert floor["max_exact_speedup_vs_default"] == pytest.approx(
+        res["variants"]["default"]["s_per_step"] / floor["s_per_step"]
+    )
     assert res["offload"] == {"skipped": "no CUDA device"}
     assert "fast" in proc.stdout and "agreement" in proc.stdout
 
