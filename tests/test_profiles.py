@@ -209,6 +209,34 @@ def test_gpu_step_tiny_runs_end_to_end(tmp_path):
     assert "fast" in proc.stdout and "agreement" in proc.stdout
 
 
+def test_whole_pipeline_memory_script_runs_vacelabs_path_on_the_tiny_configs(tmp_path):
+    out = tmp_path / "memory.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "gpu_pipeline_memory.py"), "--tiny", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert res["job"]["frames"] == 9 and res["job"]["tokens"] == 3 * 4 * 7
+    [row] = res["modes"]  # offload modes need an accelerator: on CPU only "none" runs
+    assert row["mode"] == "none" and "error" not in row, row
+    assert row["stages_s"]["generate"] > 0 and row["estimate_gib"] > 0
+    assert "none" in proc.stdout.splitlines()[-1]
+
+
+def test_whole_pipeline_memory_script_skips_cleanly_without_cuda(monkeypatch, capsys):
+    import gpu_pipeline_memory
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_pipeline_memory.main([]) == 0
+    assert "no CUDA device" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        gpu_pipeline_memory.main(["--modes", "group,fast"])
+    assert exc.value.code == 2 and "unknown fast" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv", [[], ["--model", "14b"]])
 def test_gpu_step_skips_cleanly_without_cuda(argv, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

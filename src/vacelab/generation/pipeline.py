@@ -119,15 +119,8 @@ def load_pipeline(settings: RunSettings):
         raise InputError(f"--model {model}: folder has no model_index.json (not a diffusers model folder)")
     if not path.exists() and looks_like_path:
         raise InputError(f"--model {model}: folder not found")
-    device = resolve_device(settings.device)
+    device = placement_device(settings)  # a bad --offload is refused before the model loads
     dtype = resolve_dtype(settings.dtype, device)
-    if settings.offload not in OFFLOAD_MODES:
-        raise InputError(f"--offload {settings.offload}: choose from {', '.join(OFFLOAD_MODES)}")
-    if settings.offload != "none" and device == "cpu":
-        raise InputError(
-            f"--offload {settings.offload}: offloading moves weights between CPU and an accelerator, "
-            "and none is in use (device cpu); use --offload none"
-        )
     from huggingface_hub import constants
 
     source = str(path) if path.exists() else model
@@ -145,6 +138,31 @@ def load_pipeline(settings: RunSettings):
     pipe.set_progress_bar_config(disable=True)  # run_job reports steps through its own progress hook
     if loras:
         apply_loras(pipe, loras)
+    place_pipeline(pipe, settings)
+    pipe._vacelab_model = model  # recorded in run.json
+    return pipe
+
+
+def placement_device(settings: RunSettings) -> str:
+    """The device ``settings`` resolve to, after checking that their offload mode can work there."""
+    device = resolve_device(settings.device)
+    if settings.offload not in OFFLOAD_MODES:
+        raise InputError(f"--offload {settings.offload}: choose from {', '.join(OFFLOAD_MODES)}")
+    if settings.offload != "none" and device == "cpu":
+        raise InputError(
+            f"--offload {settings.offload}: offloading moves weights between CPU and an accelerator, "
+            "and none is in use (device cpu); use --offload none"
+        )
+    return device
+
+
+def place_pipeline(pipe, settings: RunSettings) -> None:
+    """Put a loaded pipeline (LoRAs already in) where ``settings`` say: on the device or offloaded, VAE
+    tiling, attention backend, compile or the fast profile, in that order (compile sees the final modules).
+    """
+    import torch
+
+    device = placement_device(settings)
     if settings.offload == "none":
         pipe.to(device)
     elif settings.offload == "model":
@@ -168,8 +186,6 @@ def load_pipeline(settings: RunSettings):
         set_attention(pipe, settings.attention)
         if settings.compile:
             pipe.transformer.compile_repeated_blocks(fullgraph=True)
-    pipe._vacelab_model = model  # recorded in run.json
-    return pipe
 
 
 def set_attention(pipe, backend: str | None) -> None:
