@@ -30,9 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
 from gpu_step import CONFIGS, build_transformer  # noqa: E402 - the same published transformer configs
+from tiny_pipeline import word_tokenizer  # noqa: E402 - UMT5's own tokenizer cannot be downloaded
 
 HUB_ID = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"  # whose sizes the preflight estimate uses
 UMT5_XXL = dict(  # google/umt5-xxl, the encoder Wan2.1 ships (text_encoder/config.json)
@@ -52,19 +54,6 @@ VAE_TINY = dict(base_dim=8, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1)  
 MODES = ("none", "model", "group", "group+tiling", "sequential+tiling")
 GIB = 2**30
 PROMPT = "an empty street at dusk"
-
-
-def word_tokenizer(vocab_size: int):
-    """A word-level fast tokenizer with ``vocab_size`` ids (UMT5's own cannot be downloaded here)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = ["<pad>", "</s>", "<unk>", *PROMPT.split()][:vocab_size]
-    raw = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
 
 
 def build_pipeline(tiny: bool):
@@ -87,8 +76,9 @@ def build_pipeline(tiny: bool):
     scheduler = UniPCMultistepScheduler(
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
     )
+    words = ["<pad>", "</s>", "<unk>", *PROMPT.split()]  # ids below every vocab size used here
     pipe = WanVACEPipeline(
-        tokenizer=word_tokenizer(text_encoder.config.vocab_size),
+        tokenizer=word_tokenizer(words, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"),
         text_encoder=text_encoder,
         vae=vae,
         transformer=transformer,
