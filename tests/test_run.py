@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vacelab import Job, RunSettings, load_result, save_job
+from vacelab import InputError, Job, RunSettings, load_result, save_job
 from vacelab.cli import main
 from vacelab.generation.pipeline import load_pipeline, vace_end_hook
 from vacelab.generation.run import run_job
@@ -258,6 +258,24 @@ def test_identical_to_a_direct_diffusers_call(pipe, tmp_path):
     )
     assert np.array_equal(result.video, direct)
     assert np.array_equal(load_result(tmp_path / "res").video, direct)
+
+
+def test_a_pipeline_built_in_memory_runs_like_the_loaded_one(pipe, tmp_path):
+    """``place_pipeline`` gives a pipeline the user built (their own components) what ``load_pipeline``
+    gives a loaded one; the tiny folder was saved from the same seed, so the outputs are the same."""
+    from tiny_pipeline import build_tiny_pipeline
+
+    from vacelab import place_pipeline
+
+    job = make_job()
+    own = build_tiny_pipeline()
+    place_pipeline(own, settings(steps=1))
+    assert own._vacelab_profile is None and own._execution_device.type == "cpu"
+    loaded = run_job(job, tmp_path / "loaded", settings(steps=1), pipeline=pipe).video
+    built = run_job(job, tmp_path / "built", settings(steps=1), pipeline=own).video
+    assert np.array_equal(built, loaded)
+    with pytest.raises(InputError, match="--offload group: offloading moves weights"):
+        place_pipeline(build_tiny_pipeline(), settings(offload="group", device="cpu"))
 
 
 def test_deterministic_for_a_seed(pipe, tmp_path):

@@ -22,6 +22,7 @@ _API = {
     "sample_clip": "vacelab.sample",
     "run_job": "vacelab.generation.run",
     "load_pipeline": "vacelab.generation.pipeline",
+    "place_pipeline": "vacelab.generation.pipeline",
     "Result": "vacelab.result",
     "load_result": "vacelab.result",
     "track_mask": "vacelab.tracking",
