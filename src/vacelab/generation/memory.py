@@ -8,7 +8,8 @@ a VAE decode workspace. What each offload mode keeps resident:
 
 - ``none``: all weights (text encoder, transformer, VAE) + activations;
 - ``model``: one component at a time (the largest: for Wan the UMT5 text encoder) + activations;
-- ``group``: one transformer block + activations; ``sequential``: activations only.
+- ``group``: two transformer blocks (one runs, the next is prefetched) + activations; ``sequential``:
+  activations only.
 
 It is an estimate (documented in ``docs/run.md``): vacelab warns when it exceeds the free memory and
 refuses only when the resident weights alone cannot fit.
@@ -152,7 +153,7 @@ def _per_mode(weights: dict[str, int], block: int, activations: int, vae_workspa
         "model": max(
             weights["text_encoder"], weights["transformer"] + activations, weights["vae"] + vae_workspace
         ),
-        "group": block + weights["vae"] + compute,
+        "group": 2 * block + weights["vae"] + compute,  # the running block and the one being prefetched
         "sequential": compute,
     }
 

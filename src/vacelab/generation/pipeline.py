@@ -170,8 +170,12 @@ def place_pipeline(pipe, settings: RunSettings) -> None:
     elif settings.offload == "sequential":
         pipe.enable_sequential_cpu_offload(device=device)
     else:
-        pipe.enable_group_offload(
-            onload_device=torch.device(device), offload_type="block_level", num_blocks_per_group=1
+        onload = torch.device(device)
+        pipe.enable_group_offload(  # on CUDA the next block is copied on a side stream while one runs
+            onload_device=onload,
+            offload_type="block_level",
+            num_blocks_per_group=1,
+            use_stream=onload.type == "cuda",
         )
     if settings.vae_tiling:
         pipe.vae.enable_tiling()
