@@ -454,3 +454,14 @@ def test_attention_backend_is_pinned_per_pipeline(tiny_model_dir):
     plain = load_pipeline(RunSettings(model=str(tiny_model_dir)))
     assert backends(math_pipe) == {"AttentionBackendName._NATIVE_MATH"}
     assert backends(plain) == {"AttentionBackendName.NATIVE"}
+
+
+def test_option_values_may_start_with_a_dash():
+    from vacelab.cli import build_parser, join_dash_values
+
+    parser = build_parser()
+    argv = ["run", "JOB", "--negative-prompt", "-blurry", "--prompt", "-1 apples", "--fast", "--seed", "-3"]
+    args = parser.parse_args(join_dash_values(argv, parser))
+    assert (args.negative_prompt, args.prompt, args.fast, args.seed) == ("-blurry", "-1 apples", True, -3)
+    # an option after an option that takes a value is still an option (argparse's own error follows)
+    assert join_dash_values(["run", "JOB", "--prompt", "--fast"], parser)[-2:] == ["--prompt", "--fast"]

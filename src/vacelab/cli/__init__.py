@@ -35,14 +35,27 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def join_dash_values(argv: list[str]) -> list[str]:
-    """``--key -1=a.png`` -> ``--key=-1=a.png``: argparse takes a value such as ``-1=a.png`` or ``-5,0,9,9``
-    for an unknown option (plain negative numbers it reads right), so the option's own check never ran."""
+def join_dash_values(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``--key -1=a.png`` -> ``--key=-1=a.png`` for every option that takes one value.
+
+    argparse reads a value that starts with ``-`` (``-1=a.png``, ``-5,0,9,9``, ``-blurry``) as an unknown
+    option and stops with its generic message, so the option's own check never ran. A token that is
+    itself one of the parser's options is left alone.
+    """
+    takes_value, options = set(), set()
+    parsers = [parser]
+    while parsers:
+        current = parsers.pop()
+        for action in current._actions:
+            options.update(action.option_strings)
+            if action.option_strings and action.nargs is None and action.const is None:
+                takes_value.update(action.option_strings)  # store / append: exactly one value
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
     out: list[str] = []
     for token in argv:
         previous = out[-1] if out else ""
-        dash_digit = len(token) > 1 and token[0] == "-" and token[1].isdigit()
-        if dash_digit and previous.startswith("--") and "=" not in previous and len(previous) > 2:
+        if previous in takes_value and token[:1] == "-" and token.split("=")[0] not in options:
             out[-1] = f"{previous}={token}"
         else:
             out.append(token)
@@ -51,7 +64,8 @@ def join_dash_values(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vacelab`` console script; returns the exit code."""
-    args = build_parser().parse_args(join_dash_values(sys.argv[1:] if argv is None else list(argv)))
+    parser = build_parser()
+    args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else list(argv), parser))
     try:
         return args.handler(args) or 0
     except InputError as exc:
