@@ -17,11 +17,11 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 
 # 1. kernel floor (the bound on any exact speed-up) and fused QKV on top of --fast, 1.3B at 81x480x832
-timeout 300 python3 benchmarks/gpu_step.py --no-reference --no-batched --offload-modes "" \
+timeout 260 python3 benchmarks/gpu_step.py --no-reference --no-batched --offload-modes "" \
   --extra fused_qkv --out "$OUT/gpu_step_1.3b.json" >"$OUT/gpu_step_1.3b.log" 2>&1
 tail -n 20 "$OUT/gpu_step_1.3b.log"
 
 # 2. the whole 1.3B pipeline (UMT5-XXL, transformer, VAE decode) per offload mode: does group fit 8 GB?
-timeout 300 python3 benchmarks/gpu_pipeline_memory.py --modes none,group,group+tiling \
+timeout 260 python3 benchmarks/gpu_pipeline_memory.py --modes none,group,group+tiling \
   --out "$OUT/pipeline_memory_1.3b.json" >"$OUT/pipeline_memory_1.3b.log" 2>&1
 tail -n 8 "$OUT/pipeline_memory_1.3b.log"

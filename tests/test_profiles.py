@@ -220,6 +220,14 @@ def test_whole_pipeline_memory_script_runs_vacelabs_path_on_the_tiny_configs(tmp
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.read_text())
     assert res["job"]["frames"] == 9 and res["job"]["tokens"] == 3 * 4 * 7
+    # UMT5's input embedding is shared with encoder.embed_tokens, as in the published model: counted once
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    sys.path.insert(0, str(BENCH))
+    import gpu_pipeline_memory
+
+    published = UMT5EncoderModel(UMT5Config(**gpu_pipeline_memory.UMT5_TINY))
+    assert res["parameters_b"]["text_encoder"] == sum(p.numel() for p in published.parameters()) / 1e9
     [row] = res["modes"]  # offload modes need an accelerator: on CPU only "none" runs
     assert row["mode"] == "none" and "error" not in row, row
     assert row["stages_s"]["generate"] > 0 and row["estimate_gib"] > 0
