@@ -133,3 +133,28 @@ def test_bad_files_are_input_errors(tmp_path, loras):
     )
     with pytest.raises(InputError, match="pytorch_lora_weights.safetensors"):
         apply_loras(build_tiny_pipeline(), [str(other / "pytorch_lora_weights.safetensors")])
+
+
+def test_run_json_records_the_loras_and_the_fast_profile(loras, tiny_model_dir, tmp_path):
+    """run.json says what was applied, not only what was asked: adapters with their scales, and what the
+    fast profile set (on CPU: no compile, the attention backend its probe picked)."""
+    import json
+
+    from test_run import make_job
+
+    from vacelab import RunSettings, load_pipeline, run_job
+
+    settings = RunSettings(
+        prompt="a red car", steps=1, model=str(tiny_model_dir), lora=[f"{loras[0]}:0.5"], fast=True
+    )
+    result = run_job(make_job(), tmp_path / "res", settings, pipeline=load_pipeline(settings))
+    used = json.loads((tmp_path / "res" / "run.json").read_text())["used"]
+    assert used == result.run["used"]
+    assert used["loras"] == [{"file": str(loras[0]), "scale": 0.5, "adapter": "lora0"}]
+    profile = used["fast_profile"]
+    assert profile["device"] == "cpu" and profile["compile"] is None and profile["guidance_batching"] is False
+    assert isinstance(profile["attention"], str) and profile["attention"]
+
+    plain = RunSettings(prompt="a red car", steps=1, model=str(tiny_model_dir))
+    used = run_job(make_job(), tmp_path / "plain", plain, pipeline=load_pipeline(plain)).run["used"]
+    assert used["loras"] == [] and used["fast_profile"] is None

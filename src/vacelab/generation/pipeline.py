@@ -136,8 +136,7 @@ def load_pipeline(settings: RunSettings):
             raise InputError(f"--model {model}: cannot load ({str(exc).splitlines()[0][:200]})") from None
         raise _missing_weights(model, exc) from None
     pipe.set_progress_bar_config(disable=True)  # run_job reports steps through its own progress hook
-    if loras:
-        apply_loras(pipe, loras)
+    pipe._vacelab_loras = apply_loras(pipe, loras) if loras else []  # recorded in run.json
     place_pipeline(pipe, settings)
     pipe._vacelab_model = model  # recorded in run.json
     return pipe

@@ -378,6 +378,8 @@ def run_record(
             "vace_control_steps": vace_cut_step(settings.vace_end, settings.steps),
             "reference_order": "as given (first reference = first latent step)",
             "color_match": colour,
+            "fast_profile": getattr(pipe, "_vacelab_profile", None),  # what --fast set, and why
+            "loras": getattr(pipe, "_vacelab_loras", []),
         },
         "job": {"path": str(job.path) if job.path else None, "task": job.task, **job.geometry.as_dict()},
         "output": {"frames": frames, "height": height, "width": width, "fps": job.fps},
