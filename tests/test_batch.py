@@ -13,12 +13,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from vacelab import media
 from vacelab.batch import PipelineCache, Task, job_fingerprint, run_batch, summary_table
@@ -115,9 +117,17 @@ def test_bad_manifests_are_refused_naming_the_key(jobs_dir, capsys):
     # a broken job after a good one: refused before the good one runs (the out folder is never made)
     err = bad(jobs_dir, f'{GOOD_JOB}[[jobs]]\nname = "z"\njob = "jobs/clip1"\nlora = [1]\n', capsys)
     assert "'z'" in err and "lora" in err
+    # a LoRA file is read when the manifest is: a missing one stops the batch before any job starts
+    err = bad(jobs_dir, f'{GOOD_JOB}lora = ["missing.safetensors:0.5"]\n', capsys)
+    assert "'a'" in err and "lora = 'missing.safetensors:0.5': no such file" in err
+    assert str(jobs_dir / "missing.safetensors") in err
 
 
 def test_settings_are_merged_and_coerced(jobs_dir, tmp_path):
+    from safetensors.torch import save_file
+
+    lora = jobs_dir / "style.safetensors"  # beside the manifest: found from any working directory
+    save_file({"blocks.0.attn1.to_q.lora_A.weight": torch.zeros(4, 24)}, str(lora))
     path = write_manifest(
         jobs_dir,
         f"""
@@ -135,7 +145,7 @@ def test_settings_are_merged_and_coerced(jobs_dir, tmp_path):
         "merge.toml",
     )
     a, b = load_manifest(path).jobs
-    assert a.settings == RunSettings(steps=3, guidance=6.5, lora=["style.safetensors:0.8"])
+    assert a.settings == RunSettings(steps=3, guidance=6.5, lora=[f"{lora.resolve()}:0.8"])
     assert b.settings.guidance == 4.0 and isinstance(b.settings.guidance, float) and b.settings.lora == []
     assert a.job == (jobs_dir / "jobs" / "clip0").resolve()
     # a relative model folder is taken from beside the manifest; a hub id is left alone
@@ -222,12 +232,12 @@ def test_rerun_skips_finished_and_redoes_changed_or_half_done(jobs_dir, tmp_path
     run_batch(load_manifest(path), out, runner=fake_runner, loader=lambda s: None)
     (out / "j1" / "run.json").unlink()  # half-done: a folder without run.json
     (out / "j1" / "partial.bin").write_bytes(b"x")
-    (out / ".j2.abc123.part").mkdir()  # a temporary sibling left by a kill
+    left = Path(tempfile.mkdtemp(prefix=".j2.", suffix=".part", dir=out))  # left by a kill (write_folder's)
     before = (out / "j0" / "run.json").stat().st_mtime_ns
     outcomes = run_batch(load_manifest(path), out, runner=fake_runner, loader=lambda s: None)
     assert [o.status for o in outcomes] == ["skipped", "done", "skipped"]
     assert (out / "j0" / "run.json").stat().st_mtime_ns == before
-    assert not (out / "j1" / "partial.bin").exists() and not (out / ".j2.abc123.part").exists()
+    assert not (out / "j1" / "partial.bin").exists() and not left.exists()
     # changed settings -> redone
     path.write_text(body.replace("seed = 2", "seed = 5"))
     outcomes = run_batch(load_manifest(path), out, runner=fake_runner, loader=lambda s: None)
@@ -364,6 +374,8 @@ def test_prepare_entries_are_built_once_and_fail_alone(jobs_dir, tiny_model_dir,
     outcomes = run_batch(load_manifest(path), out)
     assert [(o.name, o.status) for o in outcomes] == [("boxed", "done"), ("offframe", "failed")]
     assert outcomes[1].error.startswith("prepare: --bbox 16,16,480,48")
+    log = (out / ".batch" / "offframe.log").read_text()  # the whole traceback, as for a failed run
+    assert log.startswith("Traceback") and "InputError: --bbox 16,16,480,48" in log
     job = load_job(out / ".batch" / "jobs" / "boxed")
     assert job.mask[:, 16:48, 16:48].all() and job.mask.mean() == 0.25
     assert load_result(out / "boxed").run["job"]["path"] == str(job.path)
@@ -371,3 +383,16 @@ def test_prepare_entries_are_built_once_and_fail_alone(jobs_dir, tiny_model_dir,
     outcomes = run_batch(load_manifest(path), out)
     assert [o.status for o in outcomes] == ["skipped", "failed"]
     assert (job.path / "job.json").stat().st_mtime_ns == stamp  # not prepared again
+
+
+def test_a_job_clears_only_its_own_leftovers(tmp_path):
+    """Job ``a`` starting (on one Ray worker) must not remove what job ``a.b`` is writing (on another)."""
+    from vacelab.batch import _start
+
+    def temp(name: str) -> Path:  # what job.write_folder makes for a results folder NAME
+        return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=tmp_path))
+
+    own, other = temp("a"), temp("a.b")
+    (tmp_path / "a.partial").mkdir()  # a long job's finished windows: kept to resume
+    _start(Task("a", tmp_path / "job", RunSettings(), tmp_path), {"job": "x"})
+    assert not own.exists() and other.is_dir() and (tmp_path / "a.partial").is_dir()

@@ -269,6 +269,11 @@ def test_compile_is_skipped_where_offload_hooks_sit_in_the_blocks():
     info = fast_transformer(hooked, device="cpu", compile=True, attention="native")
     assert info["compile"] is None and "offload" in info["compile_skipped"]
     assert all(b._compiled_call_impl is None for b in hooked.blocks)
+    # --fast alone (compile=None) on a GPU compiles unless hooks are in the blocks: run.json says why not
+    info = fast_transformer(hooked, device="cuda", compile=None, attention="native")
+    assert info["compile"] is None and "offload" in info["compile_skipped"]
+    info = fast_transformer(build_tiny_pipeline().transformer, device="cpu", compile=None, attention="native")
+    assert info["compile"] is None and "compile_skipped" not in info  # CPU: never compiled, nothing skipped
 
 
 def test_a_forced_backend_that_does_not_exist_is_an_input_error():

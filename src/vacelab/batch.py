@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import re
 import shutil
 import sys
 import time
@@ -127,10 +128,23 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _remove_temps(folder: Path, name: str) -> None:
+    """Remove ``folder/.NAME.<8 random>.part``, the temporary sibling ``job.write_folder`` builds NAME in,
+    that a killed run may have left. Exactly that form: job ``a`` must not touch ``.a.b.<random>.part``,
+    which job ``a.b`` may be writing at this moment on another Ray worker."""
+    own = re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.part")
+    for path in folder.glob(f".{name}.*"):
+        if own.fullmatch(path.name):
+            _remove(path)
+
+
 def _clear_temps(task: Task) -> None:
-    """Remove temporary siblings (``OUT/.NAME.*``) that a killed run of ``task`` may have left."""
-    for path in task.out.glob(f".{task.name}.*"):
-        _remove(path)
+    _remove_temps(task.out, task.name)
+
+
+def _log_failure(out: Path, name: str, exc: BaseException) -> None:
+    """``OUT/.batch/NAME.log``: the whole traceback of NAME's failure (batch.json holds one line)."""
+    media.write_text(out / LEDGER / f"{name}.log", "".join(traceback.format_exception(exc)))
 
 
 def _start(task: Task, record: dict) -> None:
@@ -196,8 +210,7 @@ def execute(task: Task, cache: PipelineCache, *, runner=None, progress=None) -> 
     try:
         runner(task.job, task.out / task.name, task.settings, pipeline=cache.get(task), progress=progress)
     except Exception as exc:
-        log = task.out / LEDGER / f"{task.name}.log"
-        media.write_text(log, "".join(traceback.format_exception(exc)))
+        _log_failure(task.out, task.name, exc)
         return Outcome(task.name, "failed", one_line(exc), round(time.perf_counter() - started, 3))
     return Outcome(task.name, "done", None, round(time.perf_counter() - started, 3))
 
@@ -423,8 +436,8 @@ def prepared_job(name: str, options: dict, out: Path) -> Path:
     if (folder / "job.json").is_file() and _read_json(record) == json.loads(json.dumps(stamp)):
         return folder
     record.unlink(missing_ok=True)
-    for path in [folder, *folder.parent.glob(f".{name}.*")]:
-        _remove(path)
+    _remove(folder)
+    _remove_temps(folder.parent, name)
     options = dict(options)
     prepare(options.pop("task"), out=folder, **options)
     media.write_text(record, json.dumps(stamp, indent=2))
@@ -443,6 +456,7 @@ def _run_batch(manifest, out, ray, address, max_parallel, stream, runner, loader
                 job = prepared_job(entry.name, entry.prepare, out)
             except Exception as exc:  # a bad input only building the job reveals: this job fails alone
                 seconds = round(time.perf_counter() - started, 3)
+                _log_failure(out, entry.name, exc)
                 outcomes[entry.name] = Outcome(entry.name, "failed", f"prepare: {one_line(exc)}", seconds)
                 progress.finished(outcomes[entry.name])
                 continue

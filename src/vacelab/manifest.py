@@ -103,6 +103,22 @@ def _resolve_path(value: str, base: Path | None) -> str:
     return str(candidate.resolve()) if candidate.exists() else value
 
 
+def _checked_lora(spec: str, base: Path | None, where: str) -> str:
+    """A ``lora`` entry with its file taken relative to ``base`` (as a job's paths are), read now so that
+    a missing or broken LoRA stops the batch before any job starts."""
+    from .generation.lora import parse_lora_spec, split_lora_spec
+
+    path, scale = split_lora_spec(spec)
+    if base is not None and not os.path.isabs(os.path.expanduser(path)):
+        path = str((base / path).resolve())
+    resolved = path if scale is None else f"{path}:{scale}"
+    try:
+        parse_lora_spec(resolved)
+    except InputError as exc:
+        raise InputError(f"{where}: lora = {spec!r}: {str(exc).split(': ', 1)[-1]}") from None
+    return resolved
+
+
 def check_settings(table: dict, where: str, *, base: Path | None = None) -> dict:
     """Validate a table of run options: names and types against ``RunSettings.field_types()``.
 
@@ -127,6 +143,8 @@ def check_settings(table: dict, where: str, *, base: Path | None = None) -> dict
             raise InputError(f"{where}: {key} = {value!r}: expected one of {', '.join(CHOICES[key])}")
         if key in PATH_OPTIONS and value is not None:
             value = _resolve_path(value, base)
+        if key == "lora":
+            value = [_checked_lora(spec, base, where) for spec in value]
         checked[key] = value
     return checked
 

@@ -22,20 +22,25 @@ class LoraSpec:
     scale: float = 1.0
 
 
-def parse_lora_spec(spec: str) -> LoraSpec:
-    """``"FILE[:SCALE]"`` -> ``LoraSpec``; FILE must exist and hold LoRA weights (.safetensors or a torch
-    checkpoint, read before any model loads); a ``:`` not followed by a number is in FILE."""
-    path, scale = spec, 1.0
+def split_lora_spec(spec: str) -> tuple[str, str | None]:
+    """``"FILE[:SCALE]"`` -> ``(FILE, SCALE or None)``; a ``:`` not followed by a number is in FILE."""
     head, sep, tail = spec.rpartition(":")
     if sep and head:
         try:
-            scale = float(tail)
+            float(tail)
         except ValueError:
-            pass  # e.g. "C:\\loras\\x.safetensors" or a file name with a colon
-        else:
-            path = head
-            if not math.isfinite(scale):
-                raise InputError(f"--lora {spec}: the scale must be a finite number")
+            return spec, None  # e.g. "C:\\loras\\x.safetensors" or a file name with a colon
+        return head, tail
+    return spec, None
+
+
+def parse_lora_spec(spec: str) -> LoraSpec:
+    """``"FILE[:SCALE]"`` -> ``LoraSpec``; FILE must exist and hold LoRA weights (.safetensors or a torch
+    checkpoint, read before any model loads); a ``:`` not followed by a number is in FILE."""
+    path, text = split_lora_spec(spec)
+    scale = 1.0 if text is None else float(text)
+    if not math.isfinite(scale):
+        raise InputError(f"--lora {spec}: the scale must be a finite number")
     file = Path(path).expanduser()
     if not file.is_file():
         raise InputError(f"--lora {spec}: no such file {str(file)!r}")

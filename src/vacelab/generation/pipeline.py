@@ -96,6 +96,42 @@ def _missing_weights(model: str, exc: Exception) -> InputError:
 
 
 # --------------------------------------------------------------------------------------------- loading
+def check_loadable(settings: RunSettings):
+    """Everything about loading ``settings`` that can be refused without loading: ftfy, the LoRA files,
+    the model folder (or, offline, its cache entry), --offload on this device, --dtype, --attention.
+
+    Returns ``(model, path, device, dtype, loras)`` for :func:`load_pipeline`; ``run_job`` calls it before
+    the audit, so that a bad input is the only line the run prints.
+    """
+    from huggingface_hub import constants
+
+    from .lora import parse_lora_spec
+    from .memory import model_folder
+
+    check_ftfy()
+    if settings.attention is not None:
+        from diffusers.models.attention_dispatch import AttentionBackendName
+
+        names = [b.value for b in AttentionBackendName]
+        if settings.attention not in names:
+            raise InputError(
+                f"--attention {settings.attention}: unknown backend; choose from {', '.join(names)}"
+            )
+    device = placement_device(settings)
+    dtype = resolve_dtype(settings.dtype, device)
+    loras = [parse_lora_spec(spec) for spec in settings.lora]
+    model = resolve_model(settings.model)
+    path = Path(model).expanduser()
+    looks_like_path = model.startswith((".", "/", "~")) or model.count("/") != 1
+    if path.exists() and not (path / "model_index.json").is_file():
+        raise InputError(f"--model {model}: folder has no model_index.json (not a diffusers model folder)")
+    if not path.exists() and looks_like_path:
+        raise InputError(f"--model {model}: folder not found")
+    if not path.exists() and constants.HF_HUB_OFFLINE and model_folder(model) is None:
+        raise _missing_weights(model, FileNotFoundError("model_index.json is not in the cache"))
+    return model, path, device, dtype, loras
+
+
 def load_pipeline(settings: RunSettings):
     """Load ``WanVACEPipeline`` for ``settings`` (model, dtype, device, offload, tiling, attention, compile).
 
@@ -104,25 +140,12 @@ def load_pipeline(settings: RunSettings):
     ``generation.profiles``. Missing weights raise a one-line :class:`InputError`.
     """
     import torch
-
-    check_ftfy()
     from diffusers import WanVACEPipeline
-
-    from .lora import apply_loras, parse_lora_spec
-
-    loras = [parse_lora_spec(spec) for spec in settings.lora]  # a bad file is refused before the model loads
-
-    model = resolve_model(settings.model)
-    path = Path(model).expanduser()
-    looks_like_path = model.startswith((".", "/", "~")) or model.count("/") != 1
-    if path.exists() and not (path / "model_index.json").is_file():
-        raise InputError(f"--model {model}: folder has no model_index.json (not a diffusers model folder)")
-    if not path.exists() and looks_like_path:
-        raise InputError(f"--model {model}: folder not found")
-    device = placement_device(settings)  # a bad --offload is refused before the model loads
-    dtype = resolve_dtype(settings.dtype, device)
     from huggingface_hub import constants
 
+    from .lora import apply_loras
+
+    model, path, device, dtype, loras = check_loadable(settings)  # refused before the model loads
     source = str(path) if path.exists() else model
     try:
         pipe = WanVACEPipeline.from_pretrained(

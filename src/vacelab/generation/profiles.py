@@ -139,10 +139,9 @@ def fast_transformer(
         raise InputError(f"--attention {attention}: {str(exc).splitlines()[0]}") from None
     info["attention"] = attention
 
-    hooked = _offload_hooks_in_blocks(transformer)
     if compile is None:
-        compile = device.type == "cuda" and not hooked
-    elif compile and hooked:
+        compile = device.type == "cuda"
+    if compile and _offload_hooks_in_blocks(transformer):
         info["compile_skipped"] = "offload hooks inside the transformer blocks (group/sequential offload)"
         compile = False
     if compile:

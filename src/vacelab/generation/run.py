@@ -309,6 +309,10 @@ def run_job(
         if not prompt:
             raise InputError("--prompt: required (the job suggests none)")
         negative = negative_prompt_for(job, settings)
+        if pipeline is None:
+            from .pipeline import check_loadable
+
+            check_loadable(settings)  # before the audit prints anything: a bad input is the only line
     if job.windows and len(job.windows) > 1:
         from .windows import run_windows
 
@@ -450,7 +454,14 @@ class TqdmProgress:
             self.close()
             self.stage = stage
             unit = "step" if stage == "denoise" else "stage"
-            self.bar = tqdm(total=total, desc=stage, unit=unit, leave=stage == "denoise", file=sys.stderr)
+            self.bar = tqdm(
+                total=total,
+                desc=stage,
+                unit=unit,
+                leave=stage == "denoise",
+                file=sys.stderr,
+                disable=not sys.stderr.isatty(),  # no bar redraws in a log or a pipe
+            )
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
