@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +125,15 @@ def test_polygon_per_frame_range_and_source_coords(clip, tmp_path):
     job = prepare("inpaint", video=str(clip), bbox="115,75,315,225", coords="source", **SMALL)
     rows, cols = np.nonzero(job.mask[0])
     assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (30, 90, 40, 120)
+    # a source box reaching into the 6 cropped pixels keeps what the crop keeps, and says so
+    job = prepare("inpaint", video=str(clip), bbox="5,75,315,225", coords="source", **SMALL)
+    rows, cols = np.nonzero(job.mask[0])
+    assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (30, 90, 0, 120)
+    assert any("--bbox 5,75,315,225: cut to 0,30,120,90" in note for note in job.notes)
+    with pytest.raises(InputError, match=r"--bbox 0,75,10,225: lies in the part of the 832x480 source"):
+        prepare("inpaint", video=str(clip), bbox="0,75,10,225", coords="source", **SMALL)
+    with pytest.raises(InputError, match=r"--bbox 0,75,900,225: .*\(source pixels, 832x480\)"):
+        prepare("inpaint", video=str(clip), bbox="0,75,900,225", coords="source", **SMALL)
 
 
 def test_tracking_options_reach_track_mask(clip, monkeypatch):
@@ -453,3 +464,13 @@ def test_tracked_mask_goes_through_grow_into_the_job_folder(clip, tmp_path, caps
     assert np.array_equal(job.mask, grow(tracked, 8))  # remove's default grow, like any mask
     assert (job.video[job.mask] == 127).all()
     assert len(json.loads((out / "job.json").read_text())["mask_area"]) == 5
+
+
+def test_a_reader_that_leaves_early_is_no_error(clip, tmp_path):
+    """`vacelab prepare ... | head -1`: the job is written and nothing but the first line is printed."""
+    script = f"{sys.executable} -m vacelab prepare inpaint --video {clip} --bbox 10,10,80,60 --size 160x96 "
+    script += f"--frames 9 --out {tmp_path / 'job'} | head -1; exit ${{PIPESTATUS[0]}}"
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 141 and proc.stderr == "", proc.stderr  # 128 + SIGPIPE, no traceback
+    assert proc.stdout.startswith("inpaint: 9 frames") and proc.stdout.count("\n") == 1
+    assert (tmp_path / "job" / "job.json").is_file()

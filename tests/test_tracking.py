@@ -222,8 +222,16 @@ def test_missing_weights_say_where_they_were_looked_for(clip, tmp_path):
     with pytest.raises(InputError, match=r"no weights for 'vacelab-tests/no-sam2' in the Hugging Face cache"):
         track_mask(clip, boxes=box, model="vacelab-tests/no-sam2", progress=False)  # offline, not cached
     with pytest.raises(InputError, match=r"hf download .*--track-model PATH") as info:
+        track_mask(clip, boxes=box, model="vacelab-tests/no-sam2", progress=False)
+    assert "\n" not in str(info.value)
+    # a folder is no hub id: no download advice for it
+    with pytest.raises(
+        InputError, match=r"no model in this folder \(expected one saved with save_pretrained"
+    ) as info:
         track_mask(clip, boxes=box, model=str(tmp_path), progress=False)
-    assert f"the folder {tmp_path}" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(InputError, match=r"/nowhere/sam2: folder not found$") as info:
+        track_mask(clip, boxes=box, model=str(tmp_path / "nowhere" / "sam2"), progress=False)
+    assert "hf download" not in str(info.value)
 
 
 def test_wrong_kind_of_model_is_an_input_error(clip, sam2_dir, sam3_dir):

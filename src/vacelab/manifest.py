@@ -158,13 +158,13 @@ def build_settings(*tables: dict) -> RunSettings:
 
 
 def check_name(value, where: str, seen: set[str]) -> str:
-    """A unique name usable as a folder name (letters, digits, ``._-``; not starting with a dot)."""
+    """A unique name usable as a folder name (letters, digits, ``._-``; starting with a letter or digit)."""
     if not isinstance(value, str):
         raise InputError(f"{where}: name = {value!r}: expected a string")
     if not _NAME.fullmatch(value):
         raise InputError(
-            f"{where}: name = {value!r}: use letters, digits, '.', '_' or '-' (at most 100, not starting"
-            " with '.' or '-'), so that it is a safe folder name"
+            f"{where}: name = {value!r}: use letters, digits, '.', '_' or '-' (at most 100, starting with"
+            " a letter or digit), so that it is a safe folder name"
         )
     if value.lower().endswith(".partial"):
         raise InputError(f"{where}: name = {value!r}: '.partial' ends the folders of unfinished long runs")

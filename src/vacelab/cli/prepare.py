@@ -38,7 +38,12 @@ def register(subparsers) -> None:
     common.add_argument("--start", type=float, help="start at this many seconds into the source")
     common.add_argument("--ref", action="append", help="reference image (repeatable, order kept)")
     common.add_argument("--window", type=int, help="long jobs: frames per window, 4k+1 (default 81)")
-    common.add_argument("--overlap", type=int, help="long jobs: frames shared by windows, 4j+1 (default 17)")
+    common.add_argument(
+        "--overlap",
+        type=int,
+        help="long jobs: frames shared by windows, 4j+1 (default: the fewest whole VAE groups read as "
+        "KEEP to the end, 29 for 81-frame windows)",
+    )
     common.add_argument("--prompt", help="suggested prompt stored in job.json")
     common.add_argument("--negative-prompt", help="suggested negative prompt stored in job.json")
 

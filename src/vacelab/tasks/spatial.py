@@ -84,9 +84,9 @@ def _collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.
             )
         )  # fmt: skip
     if opts.bbox is not None:
-        box = numbers(opts.bbox, 4, "--bbox", kind=float)
-        corners = to_job_coords(np.reshape(box, (2, 2)), opts, clip.source_hw, size).ravel()
-        parts.append(masks.bbox_mask(tuple(corners), frames, size))
+        corners, note = job_box(opts.bbox, "--bbox", opts, clip, size)
+        parts.append(masks.bbox_mask(corners, frames, size))
+        notes += note
     if opts.polygon:
         shapes = [
             (span, to_job_coords(points, opts, clip.source_hw, size))
@@ -107,11 +107,41 @@ def _collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.
     return mask, notes
 
 
+def job_box(text, option: str, opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[tuple, list[str]]:
+    """A box ``"X0,Y0,X1,Y1"`` -> ``((x0, y0, x1, y1) in job pixels, notes)``.
+
+    With ``--coords source`` the box is checked against the source frame, then mapped through the resize
+    and centre crop and cut to what the crop keeps (a note says so); a box the crop removes entirely is
+    refused in the coordinates the user gave. Job coordinates are checked by ``masks.bbox_mask``.
+    """
+    box = numbers(text, 4, option, kind=float)
+    corners = to_job_coords(np.reshape(box, (2, 2)), opts, clip.source_hw, size).ravel()
+    if opts.coords != "source":
+        return tuple(corners), []
+    (src_h, src_w), (height, width) = clip.source_hw, size
+    x0, y0, x1, y1 = box
+    if not (0 <= x0 < x1 <= src_w and 0 <= y0 < y1 <= src_h):
+        raise InputError(
+            f"{option} {text}: must satisfy 0 <= X0 < X1 <= {src_w} and 0 <= Y0 < Y1 <= {src_h} "
+            f"(source pixels, {src_w}x{src_h})"
+        )
+    cut = np.clip(np.round(corners), [0, 0, 0, 0], [width, height, width, height])
+    if cut[0] >= cut[2] or cut[1] >= cut[3]:
+        raise InputError(
+            f"{option} {text}: lies in the part of the {src_w}x{src_h} source that the centre crop to "
+            f"{width}x{height} removes"
+        )
+    notes = []
+    if not np.array_equal(cut, np.round(corners)):
+        x0, y0, x1, y1 = (int(v) for v in cut)
+        notes.append(f"{option} {text}: cut to {x0},{y0},{x1},{y1} in job pixels by the centre crop")
+    return tuple(float(v) for v in cut), notes
+
+
 def parse_track_box(value, opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[tuple, int]:
     """``"X0,Y0,X1,Y1[@FRAME]"`` -> ``((x0, y0, x1, y1), frame)`` in job pixels, validated."""
     text, frame = split_at_frame(value, "--track-box")
-    box = numbers(text, 4, "--track-box", kind=float)
-    x0, y0, x1, y1 = to_job_coords(np.reshape(box, (2, 2)), opts, clip.source_hw, size).ravel()
+    (x0, y0, x1, y1), _ = job_box(text, "--track-box", opts, clip, size)
     masks.bbox_mask((x0, y0, x1, y1), 1, size, option="--track-box")  # validates the box
     return (float(x0), float(y0), float(x1), float(y1)), _prompt_frame(frame, len(clip.frames), "--track-box")
 

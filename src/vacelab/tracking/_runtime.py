@@ -92,9 +92,12 @@ def load_model(model_cls, model: str, model_types: tuple[str, ...], what: str, d
 def _no_weights(model: str, what: str) -> str:
     from huggingface_hub import constants
 
-    where = (
-        f"the folder {model}" if os.path.isdir(model) else f"the Hugging Face cache {constants.HF_HUB_CACHE}"
-    )
+    if os.path.isdir(model):
+        return f"{what}: {model}: no model in this folder (expected one saved with save_pretrained)"
+    if model.startswith((".", "/", "~")) or model.count("/") != 1:  # a folder path, not a hub id
+        return f"{what}: {model}: folder not found"
+
+    where = f"the Hugging Face cache {constants.HF_HUB_CACHE}"
     offline = " (offline: downloads are off)" if constants.HF_HUB_OFFLINE else ""
     return (
         f"{what}: no weights for {model!r} in {where}{offline}; download them once where the hub is "
