@@ -450,7 +450,11 @@ def test_attention_backend_is_pinned_per_pipeline(tiny_model_dir):
             if getattr(m, "processor", None) is not None
         }
 
+    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
+    before = _AttentionBackendRegistry.get_active_backend()[0]
     math_pipe = load_pipeline(RunSettings(model=str(tiny_model_dir), attention="_native_math"))
+    assert _AttentionBackendRegistry.get_active_backend()[0] == before  # other models in the process
     plain = load_pipeline(RunSettings(model=str(tiny_model_dir)))
     assert backends(math_pipe) == {"AttentionBackendName._NATIVE_MATH"}
     assert backends(plain) == {"AttentionBackendName.NATIVE"}

@@ -220,15 +220,18 @@ def set_attention(pipe, backend: str | None) -> None:
     diffusers' ``set_attention_backend`` also sets a process-wide active backend, which every pipeline
     loaded later without one inherits (seen on an H200: a pipeline loaded after one set to
     ``_native_cudnn`` failed with that backend). Pinning the default explicitly keeps each run's
-    attention what its settings say, in batch and UI processes that load several pipelines.
+    attention what its settings say, in batch and UI processes that load several pipelines, and the
+    process-wide backend is put back, so that other diffusers models in the process are untouched.
     """
     from diffusers.utils import logging as diffusers_logging
+
+    from .profiles import set_backend_locally
 
     name = backend or os.environ.get("DIFFUSERS_ATTN_BACKEND", "native")
     verbosity = diffusers_logging.get_verbosity()
     diffusers_logging.set_verbosity_error()  # its "experimental feature" warning on every call
     try:
-        pipe.transformer.set_attention_backend(name)
+        set_backend_locally(pipe.transformer, name)
     except (ValueError, RuntimeError, ImportError) as exc:
         raise InputError(f"--attention {name}: {str(exc).splitlines()[0]}") from None
     finally:
