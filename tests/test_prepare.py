@@ -164,6 +164,11 @@ def test_tracking_options_reach_track_mask(clip, monkeypatch):
         prepare("inpaint", video=str(clip), track_box=["10,20,500,60"], **SMALL)
     with pytest.raises(InputError, match="phrase is empty"):
         prepare("inpaint", video=str(clip), segment="  ", **SMALL)
+    # a --coords source box is cut to the crop like --bbox, and the job says so
+    job = prepare("inpaint", video=str(clip), track_box=["5,75,315,225@0"], coords="source", **SMALL)
+    assert calls["boxes"] == [((0.0, 30.0, 120.0, 90.0), 0)]
+    assert any("--track-box 5,75,315,225: cut to 0,30,120,90" in n for n in job.notes)
+    assert any("mask tracked through the clip from 1 box(es)" in n for n in job.notes)
 
 
 # ------------------------------------------------------------------------------------------------ outpaint

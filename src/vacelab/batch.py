@@ -11,7 +11,8 @@ Layout of ``OUT/``::
 A job is finished when ``NAME/run.json`` exists, its recorded settings are the job's settings and the
 record in ``.batch/`` matches the job's settings and job-folder content. Finished jobs are skipped.
 Anything else under the job's name (a folder without ``run.json``, one made with other settings or from
-another job content, temporary ``.NAME.*`` siblings) is removed and the job is redone from scratch.
+another job content, the temporary sibling ``.NAME.<8 random>.part``) is removed and the job is redone
+from scratch.
 Because ``run_job`` builds ``NAME/`` under a temporary name and renames it when complete, and the
 record is written before the run starts, a kill at any instant leaves either the old state or the
 complete new one.

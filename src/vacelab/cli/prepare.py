@@ -66,8 +66,7 @@ def register(subparsers) -> None:
     masking.add_argument(
         "--track-points",
         action="append",
-        help="X,Y[,X,Y...][@FRAME]: clicks on one object; -X,Y is a negative click "
-        "(write --track-points=-X,Y,... when the first one is negative)",
+        help="X,Y[,X,Y...][@FRAME]: clicks on one object; -X,Y is a negative click",
     )
     masking.add_argument("--segment", help="track every instance of this phrase (SAM 3)")
     masking.add_argument("--track-model", help="SAM 2 / SAM 3 weights: hub id or local folder")

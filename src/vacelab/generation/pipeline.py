@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,12 +149,13 @@ def load_pipeline(settings: RunSettings):
     model, path, device, dtype, loras = check_loadable(settings)  # refused before the model loads
     source = str(path) if path.exists() else model
     try:
-        pipe = WanVACEPipeline.from_pretrained(
-            source,
-            dtype={"default": dtype, "vae": torch.float32},
-            # offline: read the cache directly; asking the hub first prints a "Couldn't connect" warning
-            local_files_only=constants.HF_HUB_OFFLINE,
-        )
+        with loading_bars_on_a_terminal_only():
+            pipe = WanVACEPipeline.from_pretrained(
+                source,
+                dtype={"default": dtype, "vae": torch.float32},
+                # offline: read the cache directly; asking the hub first prints a "Couldn't connect" warning
+                local_files_only=constants.HF_HUB_OFFLINE,
+            )
     except OSError as exc:
         if path.exists():
             raise InputError(f"--model {model}: cannot load ({str(exc).splitlines()[0][:200]})") from None
@@ -163,6 +165,27 @@ def load_pipeline(settings: RunSettings):
     place_pipeline(pipe, settings)
     pipe._vacelab_model = model  # recorded in run.json
     return pipe
+
+
+@contextlib.contextmanager
+def loading_bars_on_a_terminal_only() -> Iterator[None]:
+    """Silence diffusers' and transformers' loading bars while stderr is no terminal (a log, a pipe), so
+    that a run's stderr there holds messages only; on a terminal they show as usual."""
+    if sys.stderr.isatty():
+        yield
+        return
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    libraries = [(lib, lib.is_progress_bar_enabled()) for lib in (diffusers_logging, transformers_logging)]
+    for lib, _ in libraries:
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, enabled in libraries:
+            if enabled:
+                lib.enable_progress_bar()
 
 
 def placement_device(settings: RunSettings) -> str:

@@ -94,9 +94,9 @@ def _collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.
         ]
         parts.append(masks.polygon_mask(shapes, frames, size))
     if opts.track_box or opts.track_points or opts.segment is not None:
-        tracked, note = _track(opts, clip, size)
+        tracked, track_notes = _track(opts, clip, size)
         parts.append(tracked)
-        notes.append(note)
+        notes += track_notes
     if not parts:
         raise InputError(
             "no mask given: use --mask, --bbox, --polygon, --track-box, --track-points or --segment"
@@ -138,12 +138,13 @@ def job_box(text, option: str, opts: Options, clip: Clip, size: tuple[int, int])
     return tuple(float(v) for v in cut), notes
 
 
-def parse_track_box(value, opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[tuple, int]:
-    """``"X0,Y0,X1,Y1[@FRAME]"`` -> ``((x0, y0, x1, y1), frame)`` in job pixels, validated."""
+def parse_track_box(value, opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[tuple, int, list[str]]:
+    """``"X0,Y0,X1,Y1[@FRAME]"`` -> ``((x0, y0, x1, y1), frame, notes)`` in job pixels, validated."""
     text, frame = split_at_frame(value, "--track-box")
-    (x0, y0, x1, y1), _ = job_box(text, "--track-box", opts, clip, size)
+    (x0, y0, x1, y1), notes = job_box(text, "--track-box", opts, clip, size)
     masks.bbox_mask((x0, y0, x1, y1), 1, size, option="--track-box")  # validates the box
-    return (float(x0), float(y0), float(x1), float(y1)), _prompt_frame(frame, len(clip.frames), "--track-box")
+    box = (float(x0), float(y0), float(x1), float(y1))
+    return box, _prompt_frame(frame, len(clip.frames), "--track-box"), notes
 
 
 def parse_track_points(
@@ -174,8 +175,10 @@ def _prompt_frame(frame: int | None, frames: int, option: str) -> int:
     return frame
 
 
-def _track(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.ndarray, str]:
-    boxes = [parse_track_box(v, opts, clip, size) for v in opts.track_box]
+def _track(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+    parsed = [parse_track_box(v, opts, clip, size) for v in opts.track_box]
+    boxes = [(box, frame) for box, frame, _ in parsed]
+    notes = [note for *_, box_notes in parsed for note in box_notes]
     points = [parse_track_points(v, opts, clip, size) for v in opts.track_points]
     text = opts.segment
     if text is not None and not text.strip():
@@ -193,7 +196,7 @@ def _track(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.ndarray
         [f"{len(boxes)} box(es)"] * bool(boxes) + [f"{len(points)} click set(s)"] * bool(points)
         + [f"phrase {text!r}"] * (text is not None)
     )  # fmt: skip
-    return tracked, f"mask tracked through the clip from {what}"
+    return tracked, [*notes, f"mask tracked through the clip from {what}"]
 
 
 def build_outpaint(task: str, opts: Options) -> Job:
