@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
-from gpu_step import CONFIGS, build_transformer  # noqa: E402 - the same published transformer configs
+from gpu_step import CONFIGS, build_transformer, default_dtype  # noqa: E402 - the same published transformer configs
 from tiny_pipeline import word_tokenizer  # noqa: E402 - UMT5's own tokenizer cannot be downloaded
 
 HUB_ID = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"  # whose sizes the preflight estimate uses
@@ -67,13 +67,9 @@ def build_pipeline(tiny: bool, device: str):
     dtype = torch.float32 if tiny else torch.bfloat16
     torch.manual_seed(0)
     transformer = build_transformer(CONFIGS["tiny" if tiny else "1.3b"], device, dtype=dtype).to("cpu")
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)  # bf16 throughout, as transformers loads UMT5 in bf16 (no fp32 islands)
-    try:
-        with torch.device("meta"):
-            text_encoder = UMT5EncoderModel(UMT5Config(**(UMT5_TINY if tiny else UMT5_XXL)))
-    finally:
-        torch.set_default_dtype(default)
+    # bf16 throughout, as transformers loads UMT5 in bf16 (no fp32 islands)
+    with default_dtype(dtype), torch.device("meta"):
+        text_encoder = UMT5EncoderModel(UMT5Config(**(UMT5_TINY if tiny else UMT5_XXL)))
     text_encoder = text_encoder.to_empty(device="cpu").eval()
     text_encoder.tie_weights()  # to_empty untied embed_tokens from shared: 2.1 GB UMT5 does not hold
     with torch.no_grad():  # N(0, 0.02) everywhere: memory and time do not depend on the values

@@ -228,6 +228,19 @@ def peak_tflops(name: str) -> float | None:
     return next((float(p) for key, p in PEAK_BF16_TFLOPS if key in name), None)
 
 
+@contextlib.contextmanager
+def default_dtype(dtype):
+    """Modules built inside get parameters of ``dtype`` directly (a 14B model built in fp32 needs 69 GB)."""
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
 def build_transformer(cfg: dict, device, dtype=None, seed: int = 0):
     """Random-weight transformer on ``device``; a ``dtype`` casts it as ``from_pretrained`` would."""
     import torch
@@ -236,13 +249,8 @@ def build_transformer(cfg: dict, device, dtype=None, seed: int = 0):
     from vacelab.generation.profiles import cast_like_from_pretrained
 
     torch.manual_seed(seed)
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(dtype or torch.float32)  # a 14B model built in fp32 would need 69 GB
-    try:
-        with torch.device(device):
-            model = WanVACETransformer3DModel(**cfg)
-    finally:
-        torch.set_default_dtype(default)
+    with default_dtype(dtype or torch.float32), torch.device(device):
+        model = WanVACETransformer3DModel(**cfg)
     if dtype is not None:
         cast_like_from_pretrained(model, dtype)  # the _keep_in_fp32_modules back to fp32
     return model.eval().requires_grad_(False)

@@ -139,10 +139,6 @@ def _remove_temps(folder: Path, name: str) -> None:
             _remove(path)
 
 
-def _clear_temps(task: Task) -> None:
-    _remove_temps(task.out, task.name)
-
-
 def _log_failure(out: Path, name: str, exc: BaseException) -> None:
     """``OUT/.batch/NAME.log``: the whole traceback of NAME's failure (batch.json holds one line)."""
     media.write_text(out / LEDGER / f"{name}.log", "".join(traceback.format_exception(exc)))
@@ -151,7 +147,7 @@ def _log_failure(out: Path, name: str, exc: BaseException) -> None:
 def _start(task: Task, record: dict) -> None:
     """Clear the job's outputs and write what the batch asks of it, before it runs."""
     _remove(task.out / task.name)
-    _clear_temps(task)
+    _remove_temps(task.out, task.name)
     (task.out / LEDGER).mkdir(parents=True, exist_ok=True)
     (task.out / LEDGER / f"{task.name}.log").unlink(missing_ok=True)
     media.write_text(task.out / LEDGER / f"{task.name}.json", json.dumps(record, indent=2))
@@ -465,7 +461,7 @@ def _run_batch(manifest, out, ray, address, max_parallel, stream, runner, loader
     records = {t.name: _record(t) for t in tasks}
     pending = []
     for task in tasks:
-        _clear_temps(task)
+        _remove_temps(task.out, task.name)
         if is_finished(task, records[task.name]):
             outcomes[task.name] = Outcome(task.name, "skipped")
             progress.finished(outcomes[task.name])

@@ -31,6 +31,11 @@ def resolve_model(model: str) -> str:
     return MODEL_ALIASES.get(model.strip().lower(), model)
 
 
+def names_a_folder(model: str) -> bool:
+    """True when ``model`` can only be a folder path, not a hub id ``owner/name``."""
+    return model.startswith((".", "/", "~")) or model.count("/") != 1
+
+
 def default_shift(height: int, width: int) -> float:
     """Flow shift for a job size: 3.0 up to 480p (area of 832x480), 5.0 above (720p)."""
     return SHIFT_480P if height * width <= 480 * 832 else SHIFT_720P
@@ -123,10 +128,9 @@ def check_loadable(settings: RunSettings):
     loras = [parse_lora_spec(spec) for spec in settings.lora]
     model = resolve_model(settings.model)
     path = Path(model).expanduser()
-    looks_like_path = model.startswith((".", "/", "~")) or model.count("/") != 1
     if path.exists() and not (path / "model_index.json").is_file():
         raise InputError(f"--model {model}: folder has no model_index.json (not a diffusers model folder)")
-    if not path.exists() and looks_like_path:
+    if not path.exists() and names_a_folder(model):
         raise InputError(f"--model {model}: folder not found")
     if not path.exists() and constants.HF_HUB_OFFLINE and model_folder(model) is None:
         raise _missing_weights(model, FileNotFoundError("model_index.json is not in the cache"))

@@ -92,9 +92,11 @@ def load_model(model_cls, model: str, model_types: tuple[str, ...], what: str, d
 def _no_weights(model: str, what: str) -> str:
     from huggingface_hub import constants
 
+    from ..generation.pipeline import names_a_folder
+
     if os.path.isdir(model):
         return f"{what}: {model}: no model in this folder (expected one saved with save_pretrained)"
-    if model.startswith((".", "/", "~")) or model.count("/") != 1:  # a folder path, not a hub id
+    if names_a_folder(model):
         return f"{what}: {model}: folder not found"
 
     where = f"the Hugging Face cache {constants.HF_HUB_CACHE}"
