@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-from ..errors import InputError
+from ..errors import InputError, cli_flag
 
 COMMANDS = ("prepare", "audit", "run", "demo", "experiment", "batch", "ui")
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args) or 0
     except InputError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {exc.render(cli_flag(exc.field) if exc.field else None)}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
