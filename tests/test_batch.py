@@ -91,7 +91,11 @@ def test_bad_manifests_are_refused_naming_the_key(jobs_dir, capsys):
     err = bad(jobs_dir, f"{GOOD_JOB}composite = 1\n", capsys)
     assert "composite" in err and "true or false" in err
     err = bad(jobs_dir, f"[defaults]\nsteps = 0\n{GOOD_JOB}", capsys)
-    assert "'a'" in err and "--steps 0: must be at least 1" in err
+    assert "'a'" in err and "steps = 0: must be at least 1" in err and "--" not in err
+    err = bad(jobs_dir, f"{GOOD_JOB}guidance = inf\n", capsys)
+    assert "'a'" in err and "guidance = inf: must be a finite number" in err
+    err = bad(jobs_dir, f"{GOOD_JOB}seed = -1\n", capsys)
+    assert "seed = -1: must be in 0.." in err
     err = bad(jobs_dir, f'{GOOD_JOB}offload = "gpu"\n', capsys)
     assert "offload" in err and "sequential" in err
     err = bad(jobs_dir, f'{GOOD_JOB}[[jobs]]\nname = "b"\njob = "jobs/nope"\n', capsys)

@@ -113,7 +113,10 @@ model = ["1.3b", "14b"]
         ('[[jobs]]\nname="a"\ntask="inpaint"\n[jobs.grid]\nseed=3', "a grid axis is a non-empty list"),
         ('[[jobs]]\nname="a"\ntask="inpaint"\n[jobs.grid]\nsteps=["x"]', "steps = 'x': expected an integer"),
         ('[[jobs]]\nname="a"\ntask="inpaint"\n[jobs.grid]\nfoo=[1]', "unknown key 'foo'"),
-        ('[[jobs]]\nname="a"\ntask="inpaint"\n[jobs.run]\nsteps=0', "--steps 0: must be at least 1"),
+        (
+            '[[jobs]]\nname="a"\ntask="inpaint"\n[jobs.run]\nsteps=0',
+            "[[jobs]] 'a': steps = 0: must be at least 1",
+        ),
         ('[[jobs]]\nname="a"\ntask="inpaint"\n[[jobs]]\nname="A"\ntask="inpaint"', "duplicate name"),
         ("title = 3\n[oops]\n", "unknown key 'oops'"),
         ("title = [", "not valid TOML"),

@@ -186,6 +186,10 @@ def test_bad_lora_scale_and_attention_are_refused_before_the_model_loads(job_dir
         (["--lora", str(tmp_path / "missing.safetensors")], "--lora", "no such file"),
         (["--lora", str(garbage)], "--lora", "not a readable .safetensors file"),
         (["--conditioning-scale", "inf"], "--conditioning-scale inf", "finite"),
+        (["--guidance", "inf"], "--guidance inf", "finite"),
+        (["--shift", "nan"], "--shift nan", "finite"),
+        (["--seed", str(2**64)], f"--seed {2**64}", "64 bits"),
+        (["--steps", "0"], "--steps 0", "at least 1"),
         (["--attention", "bogus"], "--attention bogus", "unknown backend; choose from"),
     ]
     for i, (extra, option, what) in enumerate(cases):

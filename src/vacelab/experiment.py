@@ -48,7 +48,7 @@ from .errors import InputError
 from .generation.settings import RunSettings
 from .geometry import target_size
 from .job import TASKS, Job, load_job, save_job, write_folder
-from .manifest import build_settings, check_settings, job_tables, read_toml
+from .manifest import build_settings, check_settings, job_tables, read_toml, validate_settings
 
 SAMPLE_PREFIX = "sample:"
 SAMPLE_INPUTS = {
@@ -244,8 +244,6 @@ def _unique(name: str, taken: set[str]) -> str:
 
 def expand(plan: Plan) -> tuple[list[Variant], list[RunSpec]]:
     """The jobs to prepare and the runs to make, in plan order (overrides applied, duplicates dropped)."""
-    from .generation.run import check_settings as check_run_settings
-
     run_fields = _run_fields()
     prepare_over = {k: plan.overrides[k] for k in ("size", "frames") if k in plan.overrides}
     run_over = {k: plan.overrides[k] for k in ("model", "steps") if k in plan.overrides}
@@ -270,10 +268,7 @@ def expand(plan: Plan) -> tuple[list[Variant], list[RunSpec]]:
             combos = [dict(zip(run_axes, c, strict=True)) for c in itertools.product(*run_axes.values())]
             for values in combos:
                 settings = build_settings(plan.run, job.run, values, run_over)
-                try:
-                    check_run_settings(settings)
-                except InputError as exc:
-                    raise InputError(f"{plan.source}: [[jobs]] {job.name!r}: {exc}") from None
+                validate_settings(settings, f"{plan.source}: [[jobs]] {job.name!r}")
                 if settings in seen_settings:
                     continue
                 seen_settings.append(settings)

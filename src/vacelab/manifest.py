@@ -33,11 +33,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import InputError
-from .generation.run import check_settings as check_run_settings
-from .generation.settings import DTYPES, MASK_ENCODINGS, OFFLOAD_MODES, RunSettings
+from .generation.settings import RunSettings
 
-# Run options whose value must be one of a few words (checked here so a typo stops the batch up front).
-CHOICES = {"offload": OFFLOAD_MODES, "dtype": DTYPES, "mask_encoding": MASK_ENCODINGS}
 # Run options that may name a local file or folder; a relative one that exists beside the manifest is
 # taken relative to the manifest (a hub id such as "Wan-AI/..." is left alone when no such path exists).
 PATH_OPTIONS = ("model",)
@@ -139,14 +136,23 @@ def check_settings(table: dict, where: str, *, base: Path | None = None) -> dict
             raise InputError(
                 f"{where}: {key} = {value!r}: expected {_describe(kinds[key])}, got {type(value).__name__}"
             ) from None
-        if key in CHOICES and value not in CHOICES[key]:
-            raise InputError(f"{where}: {key} = {value!r}: expected one of {', '.join(CHOICES[key])}")
+        choices = RunSettings.choices(key)
+        if choices and value not in choices:
+            raise InputError(f"{where}: {key} = {value!r}: expected one of {', '.join(choices)}")
         if key in PATH_OPTIONS and value is not None:
             value = _resolve_path(value, base)
         if key == "lora":
             value = [_checked_lora(spec, base, where) for spec in value]
         checked[key] = value
     return checked
+
+
+def validate_settings(settings: RunSettings, where: str) -> None:
+    """``settings.validate()`` with an error worded for a TOML file: ``WHERE: steps = 0: must be ...``."""
+    try:
+        settings.validate()
+    except InputError as exc:
+        raise InputError(f"{where}: {exc.render(f'{exc.field} =') if exc.field else exc}") from None
 
 
 def build_settings(*tables: dict) -> RunSettings:
@@ -285,10 +291,7 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
         else:
             resolved = _job_folder(entry.pop("job"), where, base)
         settings = build_settings(defaults, check_settings(entry, where, base=base))
-        try:
-            check_run_settings(settings)
-        except InputError as exc:
-            raise InputError(f"{where}: {exc}") from None
+        validate_settings(settings, where)
         jobs.append(ManifestJob(name=name, job=resolved, settings=settings, prepare=prepare))
     return Manifest(path=path, jobs=jobs)
 

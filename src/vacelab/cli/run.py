@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..generation.settings import DTYPES, MASK_ENCODINGS, MODEL_ALIASES, OFFLOAD_MODES, RunSettings
+from ..generation.settings import MODEL_ALIASES, RunSettings
 
 DEFAULTS = RunSettings()
 
@@ -39,9 +39,16 @@ def register(subparsers) -> None:
     p.add_argument(
         "--conditioning-scale", type=float, default=DEFAULTS.conditioning_scale, help="VACE hint strength"
     )
-    p.add_argument("--dtype", choices=DTYPES, default=DEFAULTS.dtype, help="auto: bf16 on GPU, fp32 on CPU")
+    p.add_argument(
+        "--dtype",
+        choices=RunSettings.choices("dtype"),
+        default=DEFAULTS.dtype,
+        help="auto: bf16 on GPU, fp32 on CPU",
+    )
     p.add_argument("--device", default=DEFAULTS.device, help="auto, cuda, cuda:1, cpu ... (default auto)")
-    p.add_argument("--offload", choices=OFFLOAD_MODES, default=DEFAULTS.offload, help="CPU offload mode")
+    p.add_argument(
+        "--offload", choices=RunSettings.choices("offload"), default=DEFAULTS.offload, help="CPU offload mode"
+    )
     p.add_argument("--vae-tiling", action="store_true", help="decode the VAE in tiles (less memory)")
     p.add_argument("--attention", help="diffusers attention backend, e.g. flash, _native_cudnn, sage")
     p.add_argument("--compile", action="store_true", help="torch.compile the repeated transformer blocks")
@@ -74,7 +81,7 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--mask-encoding",
-        choices=MASK_ENCODINGS,
+        choices=RunSettings.choices("mask_encoding"),
         default=DEFAULTS.mask_encoding,
         help="reference: diffusers' nearest-exact read; aligned (experimental): each latent's own VAE group",
     )

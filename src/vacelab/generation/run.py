@@ -19,7 +19,6 @@ What vacelab hands diffusers, and why:
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import sys
@@ -35,41 +34,13 @@ from .. import __version__
 from ..errors import InputError
 from ..job import Job, check_new_folder, load_job
 from ..result import Result, write_result
-from .settings import DTYPES, MASK_ENCODINGS, OFFLOAD_MODES, WAN_NEGATIVE_PROMPT, RunSettings
+from .settings import OFFLOAD_MODES, WAN_NEGATIVE_PROMPT, RunSettings
 
 Progress = Callable[[str, int, int], None]  # progress(stage, done, total)
-OFFLOAD_ORDER = ("none", "model", "group", "sequential")
 RUN_FORMAT = 1
 
 
 # ------------------------------------------------------------------------------------------ settings
-def check_settings(settings: RunSettings) -> None:
-    """Refuse out-of-range settings with a one-line :class:`InputError` naming the option."""
-    checks = [
-        (settings.steps >= 1, f"--steps {settings.steps}: must be at least 1"),
-        (settings.guidance >= 0, f"--guidance {settings.guidance}: must be >= 0"),
-        (settings.shift is None or settings.shift > 0, f"--shift {settings.shift}: must be > 0"),
-        (0 < settings.vace_end <= 1, f"--vace-end {settings.vace_end}: must be in (0, 1]"),
-        (0 <= settings.feather <= 16, f"--feather {settings.feather}: must be 0..16 px"),
-        (
-            math.isfinite(settings.conditioning_scale),
-            f"--conditioning-scale {settings.conditioning_scale}: must be a finite number",
-        ),
-        (
-            settings.mask_encoding in MASK_ENCODINGS,
-            f"--mask-encoding {settings.mask_encoding}: choose from {', '.join(MASK_ENCODINGS)}",
-        ),
-        (
-            settings.offload in OFFLOAD_MODES,
-            f"--offload {settings.offload}: choose from {', '.join(OFFLOAD_MODES)}",
-        ),
-        (settings.dtype in DTYPES, f"--dtype {settings.dtype}: choose from {', '.join(DTYPES)}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise InputError(message)
-
-
 def negative_prompt_for(job: Job, settings: RunSettings) -> str:
     """``--negative-prompt`` if given, else Wan's standard negative prompt plus the job's suggested terms."""
     if settings.negative_prompt is not None:
@@ -79,8 +50,8 @@ def negative_prompt_for(job: Job, settings: RunSettings) -> str:
 
 def lighter_offload(mode: str) -> str | None:
     """The next offload mode that keeps less on the accelerator (``None`` after ``sequential``)."""
-    index = OFFLOAD_ORDER.index(mode)
-    return OFFLOAD_ORDER[index + 1] if index + 1 < len(OFFLOAD_ORDER) else None
+    index = OFFLOAD_MODES.index(mode)
+    return OFFLOAD_MODES[index + 1] if index + 1 < len(OFFLOAD_MODES) else None
 
 
 # ------------------------------------------------------------------------------------------ preflight
@@ -303,11 +274,11 @@ def run_job(
     started, run_start = datetime.now(UTC), time.perf_counter()
     with clock("read_job"):
         job = job_or_path if isinstance(job_or_path, Job) else load_job(job_or_path)
-        check_settings(settings)
+        settings.validate()
         out = check_new_folder(out, [job.path] if job.path else [])
         prompt = settings.prompt or job.prompt
         if not prompt:
-            raise InputError("--prompt: required (the job suggests none)")
+            raise InputError("required (the job suggests none)", field="prompt")
         negative = negative_prompt_for(job, settings)
         if pipeline is None:
             from .pipeline import check_loadable

@@ -6,7 +6,10 @@ Field names are the ``vacelab run`` long option names with dashes as underscores
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
+
+from ..errors import InputError
 
 DEFAULT_MODEL = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
 MODEL_ALIASES = {
@@ -20,36 +23,61 @@ WAN_NEGATIVE_PROMPT = (
     "poorly drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, fused fingers, still "
     "picture, messy background, three legs, many people in the background, walking backwards"
 )
-OFFLOAD_MODES = ("none", "model", "group", "sequential")
+OFFLOAD_MODES = ("none", "model", "group", "sequential")  # in order: each keeps less on the accelerator
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 MASK_ENCODINGS = ("reference", "aligned")
+SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes 0 .. 2**64 - 1
+
+
+def _finite(value) -> bool:
+    return value is None or math.isfinite(value)
+
+
+def _setting(default=None, *, choices: tuple[str, ...] | None = None, check=None, factory=None):
+    """A RunSettings field with its rule: ``choices`` (allowed words) or ``check`` (``(ok(value), why)``)."""
+    metadata = {"choices": choices, "check": check}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class RunSettings:
-    """Settings of one generation. ``None`` means "the documented default for this job/device"."""
+    """Settings of one generation. ``None`` means "the documented default for this job/device".
+
+    Each field declares its rule once (choices or a range); :meth:`validate` applies them, and argparse,
+    manifests, plans and the UI read the same rules through :meth:`choices`.
+    """
 
     prompt: str = ""
     negative_prompt: str | None = None  # None: Wan's standard negative prompt + the job's suggested terms
     model: str = DEFAULT_MODEL
-    steps: int = 50
-    guidance: float = 5.0
-    shift: float | None = None  # None: 3.0 at 480p, 5.0 at 720p and above
-    seed: int = 2025
-    conditioning_scale: float = 1.0
-    dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    steps: int = _setting(50, check=(lambda v: v >= 1, "must be at least 1"))
+    guidance: float = _setting(
+        5.0, check=(lambda v: math.isfinite(v) and v >= 0, "must be a finite number >= 0")
+    )
+    # None: 3.0 at 480p, 5.0 at 720p and above
+    shift: float | None = _setting(
+        check=(lambda v: v is None or (math.isfinite(v) and v > 0), "must be a finite number > 0")
+    )
+    seed: int = _setting(
+        2025, check=(lambda v: 0 <= v < SEED_LIMIT, f"must be in 0..{SEED_LIMIT - 1} (64 bits)")
+    )
+    conditioning_scale: float = _setting(1.0, check=(_finite, "must be a finite number"))
+    dtype: str = _setting("auto", choices=DTYPES)  # auto: bf16 on GPU, fp32 on CPU
     device: str = "auto"
-    offload: str = "none"
+    offload: str = _setting("none", choices=OFFLOAD_MODES)
     vae_tiling: bool = False
     attention: str | None = None  # diffusers attention backend name, e.g. "flash", "_native_cudnn"
     compile: bool = False
     fast: bool = False
     composite: bool = True
-    feather: int = 16  # width in pixels of the blend band at the mask border (composite)
+    # width in pixels of the blend band at the mask border (composite)
+    feather: int = _setting(16, check=(lambda v: 0 <= v <= 16, "must be 0..16 px"))
     color_match: bool = False
-    vace_end: float = 1.0
-    mask_encoding: str = "reference"
-    lora: list[str] = field(default_factory=list)  # FILE[:SCALE]
+    vace_end: float = _setting(1.0, check=(lambda v: 0 < v <= 1, "must be in (0, 1]"))
+    mask_encoding: str = _setting("reference", choices=MASK_ENCODINGS)
+    lora: list[str] = _setting(factory=list)  # FILE[:SCALE]
 
     @classmethod
     def field_types(cls) -> dict[str, type]:
@@ -58,6 +86,21 @@ class RunSettings:
 
         hints = typing.get_type_hints(cls)
         return {f.name: hints[f.name] for f in fields(cls)}
+
+    @classmethod
+    def choices(cls, name: str) -> tuple[str, ...] | None:
+        """The words field ``name`` accepts, or ``None`` when it is not a choice."""
+        return next((f.metadata.get("choices") for f in fields(cls) if f.name == name), None)
+
+    def validate(self) -> None:
+        """Refuse an out-of-range or unknown value with an :class:`InputError` naming the field."""
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            choices, check = spec.metadata.get("choices"), spec.metadata.get("check")
+            if choices and value not in choices:
+                raise InputError(f"choose from {', '.join(choices)}", field=spec.name, value=value)
+            if check and not check[0](value):
+                raise InputError(check[1], field=spec.name, value=value)
 
     def as_dict(self) -> dict:
         return asdict(self)
