@@ -19,7 +19,6 @@ import argparse
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,15 +26,13 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from tiny_pipeline import save_tiny_pipeline  # noqa: E402
 
 from vacelab import Job, RunSettings, save_job  # noqa: E402
 from vacelab.batch import job_fingerprint, run_batch  # noqa: E402
 from vacelab.generation.pipeline import load_pipeline  # noqa: E402
 from vacelab.generation.run import run_job  # noqa: E402
 from vacelab.manifest import load_manifest  # noqa: E402
+from vacelab.testing.tiny import save_tiny_pipeline  # noqa: E402
 
 FRAMES, HEIGHT, WIDTH = 17, 192, 320
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,13 +25,11 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from tiny_pipeline import save_tiny_pipeline  # noqa: E402
 
 from vacelab import Job, RunSettings, save_job  # noqa: E402
 from vacelab.generation.pipeline import load_pipeline  # noqa: E402
 from vacelab.generation.run import pipeline_inputs, run_job  # noqa: E402
+from vacelab.testing.tiny import save_tiny_pipeline  # noqa: E402
 
 FRAMES, HEIGHT, WIDTH = 17, 192, 320
 

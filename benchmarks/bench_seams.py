@@ -28,14 +28,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from vacelab import Job, RunSettings  # noqa: E402
 from vacelab.generation.pipeline import load_pipeline  # noqa: E402
@@ -125,7 +123,7 @@ def main() -> None:
         tmp = Path(tmp)
         model = args.model
         if model is None:
-            from tiny_pipeline import save_tiny_pipeline
+            from vacelab.testing.tiny import save_tiny_pipeline
 
             model = str(save_tiny_pipeline(tmp / "model"))
         settings = RunSettings(

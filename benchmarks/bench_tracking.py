@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -63,8 +62,7 @@ def random_model(kind: str, folder: Path) -> str:
     import torch
     from transformers import Sam2VideoConfig, Sam2VideoModel
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from tiny_sam import tiny_sam2_config
+    from vacelab.testing.sam import tiny_sam2_config
 
     torch.manual_seed(0)
     config = tiny_sam2_config() if kind == "tiny" else Sam2VideoConfig()

@@ -45,10 +45,8 @@ def vacelab(*args) -> None:
 
 def setup(base: Path) -> None:
     """The saved tiny model, a clip, a reference image, two job folders and a manifest."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from tiny_pipeline import save_tiny_pipeline
-
     from vacelab import media
+    from vacelab.testing.tiny import save_tiny_pipeline
 
     base.mkdir(parents=True)
     save_tiny_pipeline(base / "model")

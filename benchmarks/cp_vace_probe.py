@@ -12,9 +12,6 @@ Prints per rank the tokens each attention layer saw and max |difference| to the 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 import torch.distributed as dist
 from diffusers.models._modeling_parallel import (
@@ -23,8 +20,7 @@ from diffusers.models._modeling_parallel import (
     ContextParallelOutput,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from tiny_pipeline import build_tiny_pipeline  # noqa: E402
+from vacelab.testing.tiny import build_tiny_pipeline  # noqa: E402
 
 SPLIT = ContextParallelInput(split_dim=1, expected_dims=3, split_output=False)
 VACE_CP_PLAN = {

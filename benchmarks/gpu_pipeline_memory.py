@@ -31,26 +31,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT / "src"))
 
-from gpu_step import CONFIGS, build_transformer, default_dtype  # noqa: E402 - the same published transformer configs
-from tiny_pipeline import word_tokenizer  # noqa: E402 - UMT5's own tokenizer cannot be downloaded
+from vacelab.testing.models import (  # noqa: E402 - the same published configs as gpu_step.py
+    CONFIGS,
+    UMT5_TINY,
+    UMT5_XXL,
+    VAE_TINY,
+    build_transformer,
+    default_dtype,
+)
+from vacelab.testing.tiny import word_tokenizer  # noqa: E402 - UMT5's own tokenizer cannot be downloaded
 
 HUB_ID = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"  # whose sizes the preflight estimate uses
-UMT5_XXL = dict(  # google/umt5-xxl, the encoder Wan2.1 ships (text_encoder/config.json)
-    vocab_size=256384,
-    d_model=4096,
-    d_kv=64,
-    d_ff=10240,
-    num_layers=24,
-    num_heads=64,
-    relative_attention_num_buckets=32,
-    relative_attention_max_distance=128,
-    feed_forward_proj="gated-gelu",
-    tie_word_embeddings=False,
-)
-UMT5_TINY = dict(UMT5_XXL, vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4)
-VAE_TINY = dict(base_dim=8, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1)  # Wan VAE: the defaults
 MODES = ("none", "model", "group", "group+tiling", "sequential+tiling")
 GIB = 2**30
 PROMPT = "an empty street at dusk"

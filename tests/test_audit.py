@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_geometry import prepare_masks
+from helpers import prepare_masks
 
 from vacelab import geometry as geo
 from vacelab import media
@@ -22,7 +22,7 @@ H, W = 64, 96  # small but token-aligned (4 x 6 tokens)
 
 @pytest.fixture(scope="module")
 def pipe():
-    from tiny_pipeline import build_tiny_pipeline
+    from vacelab.testing.tiny import build_tiny_pipeline
 
     return build_tiny_pipeline()
 
@@ -321,7 +321,7 @@ def test_long_job_is_audited_window_by_window(tmp_path, capsys):
     # what the runner gives the model: the 5 frames shared with window 0 are the kept head, KEEP
     seen = mask[12:29].copy()
     seen[:5] = False
-    np.testing.assert_array_equal(geo.window_mask(mask, [(0, 17), (12, 29)], 1), seen)
+    np.testing.assert_array_equal(geo.WindowPlan.of([(0, 17), (12, 29)], 29).window(1).mask(mask), seen)
     assert [s["keep_fraction"] for s in data["latents"]] == [
         s.keep_fraction for s in audit_arrays(seen).latents
     ]

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from vacelab import media
-from vacelab.batch import PipelineCache, Task, job_fingerprint, run_batch, summary_table
+from vacelab.batch import job_fingerprint, run_batch, summary_table
 from vacelab.cli import main
 from vacelab.errors import InputError
 from vacelab.generation.settings import RunSettings
@@ -214,6 +214,8 @@ def test_scheduling_loads_each_model_once_and_isolates_failures(jobs_dir, tmp_pa
 
 
 def test_pipeline_cache_remembers_a_failed_load():
+    from vacelab.generation.cache import PipelineCache
+
     calls = []
 
     def loader(settings):
@@ -221,10 +223,9 @@ def test_pipeline_cache_remembers_a_failed_load():
         raise OSError("no weights")
 
     cache = PipelineCache(loader)
-    task = Task("a", Path("."), RunSettings(model="x"), Path("."))
     for _ in range(2):
         with pytest.raises(OSError, match="no weights"):
-            cache.get(task)
+            cache.get(RunSettings(model="x"))
     assert len(calls) == 1
 
 
@@ -382,7 +383,7 @@ def test_prepare_entries_are_built_once_and_fail_alone(jobs_dir, tiny_model_dir,
     assert log.startswith("Traceback") and "InputError: --bbox 16,16,480,48" in log
     job = load_job(out / ".batch" / "jobs" / "boxed")
     assert job.mask[:, 16:48, 16:48].all() and job.mask.mean() == 0.25
-    assert load_result(out / "boxed").run["job"]["path"] == str(job.path)
+    assert load_result(out / "boxed").job_path == job.path.resolve()
     stamp = (job.path / "job.json").stat().st_mtime_ns
     outcomes = run_batch(load_manifest(path), out)
     assert [o.status for o in outcomes] == ["skipped", "failed"]
@@ -391,7 +392,7 @@ def test_prepare_entries_are_built_once_and_fail_alone(jobs_dir, tiny_model_dir,
 
 def test_a_job_clears_only_its_own_leftovers(tmp_path):
     """Job ``a`` starting (on one Ray worker) must not remove what job ``a.b`` is writing (on another)."""
-    from vacelab.batch import _start
+    from vacelab.batch import Task, _start
 
     def temp(name: str) -> Path:  # what job.write_folder makes for a results folder NAME
         return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=tmp_path))

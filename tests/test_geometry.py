@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import prepare_masks
 
 from vacelab import geometry as geo
 
@@ -13,23 +14,9 @@ FIELD_REPORT_READS_81 = [1, 5, 9, 13, 17, 21, 25, 28, 32, 36, 40, 44, 48, 52, 55
 
 @pytest.fixture(scope="module")
 def pipe():
-    from tiny_pipeline import build_tiny_pipeline
+    from vacelab.testing.tiny import build_tiny_pipeline
 
     return build_tiny_pipeline()
-
-
-def prepare_masks(pipe, mask: np.ndarray, ref_frames: int) -> np.ndarray:
-    """diffusers' mask tensor for a bool mask [F, H, W], as ``__call__`` builds it.
-
-    ``__call__`` passes the mask as a float [1, 3, F, H, W] tensor in [0, 1] and the preprocessed
-    reference list ``[[ref, ...]]`` (``[[]]`` without references; only its length matters here).
-    """
-    import torch
-
-    tensor = torch.from_numpy(mask.astype(np.float32))[None, None].expand(1, 3, *mask.shape).contiguous()
-    refs = [[torch.zeros(3, *mask.shape[1:]) for _ in range(ref_frames)]]
-    with torch.no_grad():
-        return pipe.prepare_masks(tensor, refs)[0].numpy()
 
 
 def irregular_mask(frames: int, height: int, width: int, seed: int) -> np.ndarray:

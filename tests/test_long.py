@@ -54,11 +54,11 @@ class Recorder:
         self.finished: list[np.ndarray] = []
         self.fail_after = fail_after
 
-        def counting_generate(pipe, job, settings, **kw):
+        def counting_generate(ctx, clip, **kw):
             if self.fail_after is not None and len(self.conditioning) == self.fail_after:
                 raise KeyboardInterrupt  # as if the user stopped the run between windows
-            self.conditioning.append(job)
-            return GENERATE(pipe, job, settings, **kw)
+            self.conditioning.append(clip)
+            return GENERATE(ctx, clip, **kw)
 
         def recording_save(store, window, frames, record):
             self.finished.append(frames.copy())
@@ -207,7 +207,7 @@ def short_job(frames: int = 45) -> Job:
     return Job("inpaint", video, mask, 16.0, original=source, windows=plan_windows(frames, 17, 5))
 
 
-def test_resume_after_an_interruption(tmp_path, tiny_model_dir, monkeypatch, capsys):
+def test_resume_after_an_interruption(tmp_path, tiny_model_dir, monkeypatch, caplog):
     job = short_job()
     assert job.windows == [(0, 17), (12, 29), (24, 41), (36, 45)]  # the last one 9 frames, not 17
     settings = RunSettings(prompt="a wall", model=str(tiny_model_dir), steps=2, color_match=True)
@@ -224,9 +224,10 @@ def test_resume_after_an_interruption(tmp_path, tiny_model_dir, monkeypatch, cap
     assert saved == ["000.json", "000.npy", "001.json", "001.npy"] and not out.exists()
 
     second = Recorder(monkeypatch)
-    result = run_job(job, out, settings, pipeline=pipe)
+    with caplog.at_level("INFO", logger="vacelab"):
+        result = run_job(job, out, settings, pipeline=pipe)
     assert len(first.conditioning) == 2 and len(second.conditioning) == 2  # windows 3 and 4 only
-    assert "reused" in capsys.readouterr().err
+    assert "reused" in caplog.text
     assert [w["resumed"] for w in result.run["windows"]] == [True, True, False, False]
     assert np.array_equal(result.video, reference)  # bit-identical to an uninterrupted run
     assert not engine.partial_folder(out).exists()

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_profiles import run_tiny
-from tiny_pipeline import build_tiny_pipeline
+from helpers import make_job, run_tiny
 
 from vacelab.errors import InputError
 from vacelab.generation.lora import LoraSpec, apply_loras, parse_lora_spec
+from vacelab.testing.tiny import build_tiny_pipeline
 
 
 def make_lora(folder: Path, seed: int, targets=("to_q", "to_k", "to_v", "to_out.0")) -> Path:
@@ -139,8 +139,6 @@ def test_run_json_records_the_loras_and_the_fast_profile(loras, tiny_model_dir, 
     """run.json says what was applied, not only what was asked: adapters with their scales, and what the
     fast profile set (on CPU: no compile, the attention backend its probe picked)."""
     import json
-
-    from test_run import make_job
 
     from vacelab import RunSettings, load_pipeline, run_job
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import run_tiny
 
 from vacelab.generation.profiles import (
     EXACT_BACKENDS,
@@ -18,35 +20,16 @@ from vacelab.generation.profiles import (
     cast_like_from_pretrained,
     pick_attention_backend,
 )
+from vacelab.testing import models
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-import gpu_step  # noqa: E402
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"  # the scripts run as the user runs them
 
 
-def run_tiny(pipe, seed: int = 3) -> np.ndarray:
-    """Two denoising steps of the tiny pipeline on a fixed 9x32x48 clip with a box mask."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    video = [Image.fromarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)) for _ in range(9)]
-    box = np.zeros((32, 48), np.uint8)
-    box[8:24, 16:40] = 255
-    mask = [Image.fromarray(box, "L")] * 9
-    out = pipe(
-        video=video,
-        mask=mask,
-        prompt="a red car",
-        negative_prompt="gray",
-        height=32,
-        width=48,
-        num_frames=9,
-        num_inference_steps=2,
-        guidance_scale=5.0,
-        generator=torch.Generator().manual_seed(seed),
-        output_type="np",
-    )
-    return out.frames[0]
+def script(name: str, *args, cuda: bool = True) -> subprocess.CompletedProcess:
+    """Run ``benchmarks/NAME`` with ``args`` (``cuda=False``: with every CUDA device hidden)."""
+    env = {**os.environ, **({} if cuda else {"CUDA_VISIBLE_DEVICES": ""})}
+    command = [sys.executable, str(BENCH / name), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_probe_falls_back_past_backends_that_cannot_run_here():
@@ -74,7 +57,7 @@ def test_probe_rejects_a_backend_that_is_not_exact(monkeypatch):
 
 
 def test_cast_keeps_the_fp32_modules_diffusers_keeps():
-    from tiny_pipeline import build_tiny_pipeline
+    from vacelab.testing.tiny import build_tiny_pipeline
 
     model = build_tiny_pipeline().transformer
     cast_like_from_pretrained(model, torch.bfloat16)
@@ -86,7 +69,7 @@ def test_cast_keeps_the_fp32_modules_diffusers_keeps():
 
 
 def test_fast_profile_agrees_with_defaults_on_the_tiny_pipeline():
-    from tiny_pipeline import build_tiny_pipeline
+    from vacelab.testing.tiny import build_tiny_pipeline
 
     pipe = build_tiny_pipeline()
     default = run_tiny(pipe)
@@ -104,12 +87,12 @@ def test_fast_profile_agrees_with_defaults_on_the_tiny_pipeline():
 
 
 def test_batched_guidance_equals_two_passes():
-    cfg = gpu_step.CONFIGS["tiny"]
-    model = gpu_step.build_transformer(cfg, "cpu")
-    inp = gpu_step.make_inputs(cfg, (3, 8, 8), 16, "cpu")
+    cfg = models.CONFIGS["tiny"]
+    model = models.build_transformer(cfg, "cpu")
+    inp = models.make_inputs(cfg, (3, 8, 8), 16, "cpu")
     with torch.inference_mode():
-        two = gpu_step.guided_step(model, inp, torch.float32, batched=False)
-        one = gpu_step.guided_step(model, inp, torch.float32, batched=True)
+        two = models.guided_step(model, inp, torch.float32, batched=False)
+        one = models.guided_step(model, inp, torch.float32, batched=True)
     assert two.shape == (1, 16, 3, 8, 8)
     torch.testing.assert_close(one, two, rtol=1e-4, atol=1e-4)
 
@@ -118,9 +101,9 @@ def test_analytic_flops_match_torch_flop_counter(monkeypatch):
     from diffusers.models.attention_dispatch import _AttentionBackendRegistry
     from torch.utils.flop_counter import FlopCounterMode
 
-    cfg = gpu_step.CONFIGS["tiny"]
-    model = gpu_step.build_transformer(cfg, "cpu")
-    inp = gpu_step.make_inputs(cfg, (3, 8, 8), 16, "cpu")
+    cfg = models.CONFIGS["tiny"]
+    model = models.build_transformer(cfg, "cpu")
+    inp = models.make_inputs(cfg, (3, 8, 8), 16, "cpu")
     # restored after the test: set_attention_backend also changes diffusers' process-wide default
     monkeypatch.setattr(
         _AttentionBackendRegistry, "_active_backend", _AttentionBackendRegistry._active_backend
@@ -134,24 +117,24 @@ def test_analytic_flops_match_torch_flop_counter(monkeypatch):
             control_hidden_states=inp["control"],
             return_dict=False,
         )
-    assert gpu_step.forward_flops(cfg, tokens=3 * 4 * 4, text_len=16) == counter.get_total_flops()
+    assert models.forward_flops(cfg, tokens=3 * 4 * 4, text_len=16) == counter.get_total_flops()
 
 
 @pytest.mark.parametrize("model", ["1.3b", "14b"])
 def test_kernel_floor_covers_the_step(model):
     """The floor's kernels hold all the step's FLOPs but the embeddings: a floor that left work out would
     flatter every profile measured against it."""
-    cfg, tokens, text_len = gpu_step.CONFIGS[model], 21 * 30 * 52, 512
+    cfg, tokens, text_len = models.CONFIGS[model], 21 * 30 * 52, 512
     counted = sum(
-        gpu_step.op_flops(kind, shape) * n for _, kind, shape, n in gpu_step.floor_ops(cfg, tokens, 512)
+        models.op_flops(kind, shape) * n for _, kind, shape, n in models.floor_ops(cfg, tokens, 512)
     )
-    total = gpu_step.forward_flops(cfg, tokens, text_len)
+    total = models.forward_flops(cfg, tokens, text_len)
     assert 0.99 * total < counted < total
 
 
 def test_published_configs_build_the_published_sizes():
     def count(key):
-        model = gpu_step.build_transformer(gpu_step.CONFIGS[key], "meta")
+        model = models.build_transformer(models.CONFIGS[key], "meta")
         dit = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("vace_"))
         return dit, sum(p.numel() for p in model.parameters())
 
@@ -164,20 +147,7 @@ def test_published_configs_build_the_published_sizes():
 
 def test_gpu_step_tiny_runs_end_to_end(tmp_path):
     out = tmp_path / "gpu_step.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "gpu_step.py"),
-            "--tiny",
-            "--extra",
-            "fused_qkv,autotune",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = script("gpu_step.py", "--tiny", "--extra", "fused_qkv,autotune", "--out", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.read_text())
     assert res["tokens"] == 48 and res["latent_thw"] == [3, 8, 8]
@@ -195,7 +165,7 @@ def test_gpu_step_tiny_runs_end_to_end(tmp_path):
         assert res["variants"][name]["s_per_step"] > 0
     assert set(res["agreement"]) == set(names[2:])
     assert all(v["agrees"] for v in res["agreement"].values()), res["agreement"]
-    cfg = gpu_step.CONFIGS["tiny"]
+    cfg = models.CONFIGS["tiny"]
     blocks = cfg["num_layers"] + len(cfg["vace_layers"])
     assert res["extras"]["fast_fused_qkv"] == {"fused_attention_modules": 2 * blocks}  # self + cross
     floor = res["kernel_floor"]
@@ -211,22 +181,14 @@ def test_gpu_step_tiny_runs_end_to_end(tmp_path):
 
 def test_whole_pipeline_memory_script_runs_vacelabs_path_on_the_tiny_configs(tmp_path):
     out = tmp_path / "memory.json"
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "gpu_pipeline_memory.py"), "--tiny", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = script("gpu_pipeline_memory.py", "--tiny", "--out", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.read_text())
     assert res["job"]["frames"] == 9 and res["job"]["tokens"] == 3 * 4 * 7
     # UMT5's input embedding is shared with encoder.embed_tokens, as in the published model: counted once
     from transformers import UMT5Config, UMT5EncoderModel
 
-    sys.path.insert(0, str(BENCH))
-    import gpu_pipeline_memory
-
-    published = UMT5EncoderModel(UMT5Config(**gpu_pipeline_memory.UMT5_TINY))
+    published = UMT5EncoderModel(UMT5Config(**models.UMT5_TINY))
     assert res["parameters_b"]["text_encoder"] == sum(p.numel() for p in published.parameters()) / 1e9
     [row] = res["modes"]  # offload modes need an accelerator: on CPU only "none" runs
     assert row["mode"] == "none" and "error" not in row, row
@@ -234,28 +196,22 @@ def test_whole_pipeline_memory_script_runs_vacelabs_path_on_the_tiny_configs(tmp
     assert "none" in proc.stdout.splitlines()[-1]
 
 
-def test_whole_pipeline_memory_script_skips_cleanly_without_cuda(monkeypatch, capsys):
-    import gpu_pipeline_memory
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert gpu_pipeline_memory.main([]) == 0
-    assert "no CUDA device" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as exc:
-        gpu_pipeline_memory.main(["--modes", "group,fast"])
-    assert exc.value.code == 2 and "unknown fast" in capsys.readouterr().err
+def test_whole_pipeline_memory_script_skips_cleanly_without_cuda():
+    proc = script("gpu_pipeline_memory.py", cuda=False)
+    assert proc.returncode == 0 and "no CUDA device" in proc.stdout, proc.stderr[-2000:]
+    proc = script("gpu_pipeline_memory.py", "--modes", "group,fast", cuda=False)
+    assert proc.returncode == 2 and "unknown fast" in proc.stderr
 
 
 @pytest.mark.parametrize("argv", [[], ["--model", "14b"]])
-def test_gpu_step_skips_cleanly_without_cuda(argv, monkeypatch, capsys):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert gpu_step.main(argv) == 0
-    assert "no CUDA device" in capsys.readouterr().out
+def test_gpu_step_skips_cleanly_without_cuda(argv):
+    proc = script("gpu_step.py", *argv, cuda=False)
+    assert proc.returncode == 0 and "no CUDA device" in proc.stdout, proc.stderr[-2000:]
 
 
 def test_compile_is_skipped_where_offload_hooks_sit_in_the_blocks():
-    from tiny_pipeline import build_tiny_pipeline
-
     from vacelab.generation.profiles import fast_transformer
+    from vacelab.testing.tiny import build_tiny_pipeline
 
     plain = build_tiny_pipeline().transformer
     info = fast_transformer(plain, device="cpu", compile=True, attention="native")
@@ -277,10 +233,9 @@ def test_compile_is_skipped_where_offload_hooks_sit_in_the_blocks():
 
 
 def test_a_forced_backend_that_does_not_exist_is_an_input_error():
-    from tiny_pipeline import build_tiny_pipeline
-
     from vacelab.errors import InputError
     from vacelab.generation.profiles import fast_transformer
+    from vacelab.testing.tiny import build_tiny_pipeline
 
-    with pytest.raises(InputError, match="--attention warp"):
+    with pytest.raises(InputError, match="attention warp"):
         fast_transformer(build_tiny_pipeline().transformer, device="cpu", attention="warp")

@@ -5,48 +5,22 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import F, H, W, make_job
 
 from vacelab import InputError, Job, RunSettings, load_result, save_job
 from vacelab.cli import main
-from vacelab.generation.pipeline import load_pipeline, vace_end_hook
+from vacelab.generation.hooks import vace_end_hook
+from vacelab.generation.pipeline import load_pipeline
 from vacelab.generation.run import run_job
 from vacelab.generation.settings import WAN_NEGATIVE_PROMPT
 from vacelab.geometry import mask_latent
 
-F, H, W = 9, 96, 160  # small: 3 latent steps, 6 x 10 latents
 STEPS = 2
-
-
-def make_job(frames=F, refs=(), negative="gun, weapon") -> Job:
-    x = np.linspace(0, 255, W, dtype=np.float32)
-    y = np.linspace(0, 255, H, dtype=np.float32)
-    t = np.arange(frames, dtype=np.float32)[:, None, None]
-    source = np.stack(
-        [
-            np.broadcast_to(x[None, None, :] + 0 * t, (frames, H, W)),
-            np.broadcast_to(y[None, :, None] + 0 * t, (frames, H, W)),
-            np.broadcast_to(8 * t, (frames, H, W)),
-        ],
-        -1,
-    ).astype(np.uint8)
-    mask = np.zeros((frames, H, W), bool)
-    mask[:, 32:64, 48:112] = True
-    mask[1:4] = True  # frames 1-3 fully GENERATE: the reference and aligned mask encodings differ
-    video = source.copy()
-    video[mask] = 127
-    return Job(
-        task="inpaint",
-        video=video,
-        mask=mask,
-        fps=16.0,
-        refs=list(refs),
-        original=source,
-        negative_prompt=negative,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +29,14 @@ def job_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pipe(tiny_model_dir):
+def loaded(tiny_model_dir):
     return load_pipeline(RunSettings(model=str(tiny_model_dir)))
+
+
+@pytest.fixture(scope="module")
+def pipe(loaded):
+    """The bare ``WanVACEPipeline`` (run_job takes it as well as the LoadedPipeline around it)."""
+    return loaded.pipe
 
 
 def settings(**kw) -> RunSettings:
@@ -271,27 +251,24 @@ def test_identical_to_a_direct_diffusers_call(pipe, tmp_path):
 def test_a_pipeline_built_in_memory_runs_like_the_loaded_one(pipe, tmp_path):
     """``place_pipeline`` gives a pipeline the user built (their own components) what ``load_pipeline``
     gives a loaded one; the tiny folder was saved from the same seed, so the outputs are the same."""
-    from tiny_pipeline import build_tiny_pipeline
-
     from vacelab import place_pipeline
+    from vacelab.testing.tiny import build_tiny_pipeline
 
     job = make_job()
-    own = build_tiny_pipeline()
-    place_pipeline(own, settings(steps=1))
-    assert own._vacelab_profile is None and own._execution_device.type == "cpu"
+    own = place_pipeline(build_tiny_pipeline(), settings(steps=1))
+    assert own.profile is None and own.device == "cpu" and own.experts == ("transformer",)
     loaded = run_job(job, tmp_path / "loaded", settings(steps=1), pipeline=pipe).video
     built = run_job(job, tmp_path / "built", settings(steps=1), pipeline=own).video
     assert np.array_equal(built, loaded)
-    with pytest.raises(InputError, match="--offload group: offloading moves weights"):
+    with pytest.raises(InputError, match="offload group: offloading moves weights"):
         place_pipeline(build_tiny_pipeline(), settings(offload="group", device="cpu"))
 
 
 def test_group_offload_prefetches_on_a_cuda_stream(monkeypatch):
     """What docs/performance.md measured (group offload 6% slower than none on an H200) is with the next
     block copied on a side stream; without it every block waits for its own weights."""
-    from tiny_pipeline import build_tiny_pipeline
-
     from vacelab import place_pipeline
+    from vacelab.testing.tiny import build_tiny_pipeline
 
     calls = []
     for device, stream in [("cuda", True), ("cuda:1", True), ("mps", False)]:
@@ -427,25 +404,25 @@ def test_run_json_is_complete_json(pipe, tmp_path):
     assert 0 < run["timings"]["wrapper_overhead_fraction"] < 1
 
 
-def test_memory_preflight_suggests_an_offload_mode(monkeypatch, capsys):
-    import vacelab.generation.pipeline as pipeline_module
+def test_memory_preflight_suggests_an_offload_mode(monkeypatch, caplog):
     from vacelab import InputError
-    from vacelab.generation.run import memory_preflight
+    from vacelab.generation.pipeline import LoadRequest, resolve_model
+    from vacelab.generation.preflight import memory_preflight
+    from vacelab.geometry import Geometry
 
-    job = Job(
-        task="inpaint", video=np.zeros((1, 1, 1, 3), np.uint8), mask=np.zeros((81, 480, 832), bool), fps=16
-    )
-    monkeypatch.setattr(pipeline_module, "resolve_device", lambda device: "cuda")
+    geometry = Geometry(frames=81, height=480, width=832)
     gib = 1024**3
-    hub = RunSettings(model="1.3b")  # not cached here: the known size of the public checkpoint is used
+    # not cached here: the known size of the public checkpoint is used; bf16 on a GPU
+    hub = LoadRequest(resolve_model("1.3b"), Path("1.3b"), device="cuda", dtype=torch.bfloat16)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (12 * gib, 24 * gib))
-    with pytest.raises(InputError, match="--offload none: this run needs about .* use --offload model"):
-        memory_preflight(hub, job)
-    record = memory_preflight(RunSettings(model="1.3b", offload="model"), job)
+    with pytest.raises(InputError, match="offload none: this run needs about .* use --offload model"):
+        memory_preflight(hub, RunSettings(model="1.3b"), geometry)
+    record = memory_preflight(hub, RunSettings(model="1.3b", offload="model"), geometry)
     assert record["estimate"]["per_mode_gib"]["model"] < 12 < record["estimate"]["per_mode_gib"]["none"]
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * gib, 24 * gib))
-    memory_preflight(RunSettings(model="1.3b", offload="sequential"), job)  # weights fit, activations may not
-    assert "warning: --offload sequential" in capsys.readouterr().err
+    with caplog.at_level("WARNING", logger="vacelab"):  # weights fit, activations may not
+        memory_preflight(hub, RunSettings(model="1.3b", offload="sequential"), geometry)
+    assert "warning: --offload sequential" in caplog.text
 
 
 def test_attention_backend_is_pinned_per_pipeline(tiny_model_dir):
@@ -461,9 +438,9 @@ def test_attention_backend_is_pinned_per_pipeline(tiny_model_dir):
     from diffusers.models.attention_dispatch import _AttentionBackendRegistry
 
     before = _AttentionBackendRegistry.get_active_backend()[0]
-    math_pipe = load_pipeline(RunSettings(model=str(tiny_model_dir), attention="_native_math"))
+    math_pipe = load_pipeline(RunSettings(model=str(tiny_model_dir), attention="_native_math")).pipe
     assert _AttentionBackendRegistry.get_active_backend()[0] == before  # other models in the process
-    plain = load_pipeline(RunSettings(model=str(tiny_model_dir)))
+    plain = load_pipeline(RunSettings(model=str(tiny_model_dir))).pipe
     assert backends(math_pipe) == {"AttentionBackendName._NATIVE_MATH"}
     assert backends(plain) == {"AttentionBackendName.NATIVE"}
 

@@ -13,9 +13,9 @@ import sys
 
 import numpy as np
 import pytest
-from tiny_sam import IMAGE_SIZE, save_tiny_sam2, save_tiny_sam3
 
 from vacelab.errors import InputError
+from vacelab.testing.sam import IMAGE_SIZE, save_tiny_sam2, save_tiny_sam3
 from vacelab.tracking import Prompt, track_mask
 
 FRAMES, HEIGHT, WIDTH = 7, 96, 160

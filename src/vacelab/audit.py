@@ -181,15 +181,6 @@ def audit_job(job, *, encoding: str = "reference", window: int | None = None) ->
     return report
 
 
-def window_range(windows, frames: int, window: int | None) -> tuple[int, int]:
-    """Frames ``(start, stop)`` of ``window`` of a long job (the whole clip when there are no windows)."""
-    windows = [tuple(w) for w in windows] if windows else [(0, frames)]
-    index = 0 if window is None else window
-    if not 0 <= index < len(windows):
-        raise InputError(f"--window {window}: the job has {len(windows)} window(s), 0-{len(windows) - 1}")
-    return windows[index]
-
-
 def audit_arrays(
     mask: np.ndarray,
     *,
@@ -205,18 +196,19 @@ def audit_arrays(
     A bad geometry is reported as ``BAD_GEOMETRY``; the other findings then describe the part the model
     could use (the first 4k+1 frames, the top-left multiple of 16 pixels). ``windows`` (a long job's
     ``[(start, stop), ...]``) and ``window`` audit one window exactly as ``vacelab run`` conditions it
-    (``geometry.window_mask``: the kept head KEEP); its frames are counted from its start.
+    (``geometry.Window.mask``: the kept head KEEP); its frames are counted from its start.
     """
     if encoding not in geo.MASK_ENCODINGS:
-        raise InputError(f"--mask-encoding {encoding!r}: choose from {', '.join(geo.MASK_ENCODINGS)}")
+        raise InputError(
+            f"choose from {', '.join(geo.MASK_ENCODINGS)}", field="mask_encoding", value=encoding
+        )
     mask = _as_bool_mask(mask)
     source, extra = {}, []
-    if windows and len(windows) > 1 or window is not None:
-        start, stop = window_range(windows, mask.shape[0], window)
-        index = 0 if window is None else window
-        count = len(windows) if windows else 1
-        head = geo.kept_heads([tuple(w) for w in windows])[index] if windows else 0
-        mask = geo.window_mask(mask, windows, index)  # exactly what `vacelab run` gives the model
+    plan = geo.WindowPlan.of(windows, mask.shape[0])
+    if plan.is_long or window is not None:
+        part = plan.window(window)
+        index, count, start, stop, head = part.index, part.count, part.start, part.stop, part.head
+        mask = part.mask(mask)  # exactly what `vacelab run` gives the model
         if video_shape is not None:
             video_shape = (min(video_shape[0], stop) - start, *video_shape[1:])
         kept = f"; kept head frames 0-{head - 1} (clip {start}-{start + head - 1}) KEEP" if head else ""

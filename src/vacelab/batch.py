@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -34,23 +34,13 @@ from pathlib import Path
 
 from . import media
 from .errors import InputError
+from .fingerprint import fingerprint
+from .generation.cache import PipelineCache
 from .generation.settings import RunSettings
 from .manifest import Manifest
 
 LEDGER = ".batch"
 STATUSES = ("done", "failed", "skipped")
-# Settings that change the loaded pipeline object: jobs that share them share one loaded model.
-PIPELINE_FIELDS = (
-    "model",
-    "dtype",
-    "device",
-    "offload",
-    "vae_tiling",
-    "attention",
-    "compile",
-    "fast",
-    "lora",
-)
 
 
 @dataclass
@@ -64,7 +54,8 @@ class Task:
 
     @property
     def pipeline_key(self) -> tuple:
-        return tuple(str(getattr(self.settings, f)) for f in PIPELINE_FIELDS)
+        """Jobs with equal keys share one loaded pipeline (``RunSettings.loading_key``)."""
+        return self.settings.loading_key()
 
 
 @dataclass
@@ -81,23 +72,19 @@ class Outcome:
 def job_fingerprint(folder: str | Path) -> str:
     """Content hash of what a run reads from a job folder (job.json, the lossless arrays, the references)."""
     folder = Path(folder)
-    digest = hashlib.blake2b(digest_size=16)
     files = (
         [folder / "job.json"]
         + sorted((folder / "arrays").glob("*"))
         + sorted((folder / "src_ref_images").glob("*"))
     )
-    for path in files:
-        if path.is_file():
-            digest.update(str(path.relative_to(folder)).encode() + b"\0")
-            with path.open("rb") as handle:
-                while chunk := handle.read(1 << 22):
-                    digest.update(chunk)
-    return digest.hexdigest()
+    return fingerprint(files=[path for path in files if path.is_file()], root=folder)
 
 
 def _record(task: Task) -> dict:
-    return {"settings": task.settings.as_dict(), "job_hash": job_fingerprint(task.job), "job": str(task.job)}
+    """What ``.batch/NAME.json`` records: the settings, the job's fingerprint and its folder (relative to
+    ``.batch``, so the record stays true when OUT moves with its jobs)."""
+    job = os.path.relpath(Path(task.job).resolve(), (task.out / LEDGER).resolve())
+    return {"settings": task.settings.as_dict(), "job_hash": job_fingerprint(task.job), "job": job}
 
 
 def _read_json(path: Path) -> dict | None:
@@ -162,50 +149,14 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-class PipelineCache:
-    """Keeps the last loaded pipeline; loads a new one (dropping the old) only when the key changes.
-
-    A failed load is remembered too, so every job needing that model fails at once with the same error.
-    """
-
-    def __init__(self, loader=None):
-        self.loader = loader
-        self.key: tuple | None = None
-        self.value = None
-
-    def get(self, task: Task):
-        if task.pipeline_key != self.key:
-            self.key, self.value = None, None
-            _free_memory()
-            loader = self.loader
-            if loader is None:
-                from .generation.pipeline import load_pipeline as loader
-            self.key = task.pipeline_key
-            try:
-                self.value = loader(task.settings)
-            except Exception as exc:
-                self.value = exc
-        if isinstance(self.value, Exception):
-            raise self.value
-        return self.value
-
-
-def _free_memory() -> None:
-    import gc
-
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 def execute(task: Task, cache: PipelineCache, *, runner=None, progress=None) -> Outcome:
     """Run one job into ``OUT/NAME`` with a cached pipeline; any failure becomes a failed :class:`Outcome`."""
     if runner is None:
         from .generation.run import run_job as runner
     started = time.perf_counter()
     try:
-        runner(task.job, task.out / task.name, task.settings, pipeline=cache.get(task), progress=progress)
+        pipeline = cache.get(task.settings)
+        runner(task.job, task.out / task.name, task.settings, pipeline=pipeline, progress=progress)
     except Exception as exc:
         _log_failure(task.out, task.name, exc)
         return Outcome(task.name, "failed", one_line(exc), round(time.perf_counter() - started, 3))

@@ -8,11 +8,9 @@ the report (and stdout) say in one line how to add one; no output is ever made u
 from __future__ import annotations
 
 import copy
-import json
 import os
 from pathlib import Path
 
-from . import media
 from .errors import InputError
 from .experiment import plan_from_dict, run_plan, with_overrides
 from .job import check_new_folder, write_folder
@@ -94,7 +92,7 @@ def demo_plan(
 
     length = frame_count(frames) or DEMO_FRAMES
     if length == "all" or length < 5:
-        raise InputError(f"--frames {frames}: the demo needs at least 5 frames (4k+1)")
+        raise InputError("the demo needs at least 5 frames (4k+1)", field="frames", value=frames)
     data = copy.deepcopy(DEMO_PLAN)
     extend = next(job for job in data["jobs"] if job["task"] == "extend")
     extend["keep"] = (length - 1) // 8 * 4 + 1  # about half the clip, in whole VAE groups (4k+1 frames)
@@ -121,35 +119,15 @@ def run_demo(
     loader = None
     if model is not None:
         from .experiment import expand
-        from .generation.pipeline import load_pipeline
+        from .generation.cache import PipelineCache
 
-        pipe = load_pipeline(expand(plan)[1][0].settings)  # every demo run shares the model settings
-        loader = lambda settings: pipe  # noqa: E731 - run_batch's loader hook
+        cache = PipelineCache()
+        cache.get(expand(plan)[1][0].settings)  # loaded before anything is written: every run shares it
+        loader = cache.get
     notice = None if model is not None else ADD_MODEL
 
-    def fill(folder: Path) -> None:
+    def fill(folder: Path) -> None:  # the run records name their jobs relative to themselves
         run_plan(plan, folder, generate=model is not None, loader=loader, stream=stream, notice=notice)
-        _point_records_at(folder, out.resolve())
 
     write_folder(out, fill)
     return out / "report.html"
-
-
-def _point_records_at(folder: Path, final: Path) -> None:
-    """The run records name the job folders they ran, inside the temporary ``folder`` that becomes
-    ``final``: make them name the jobs where they will be."""
-    old = str(folder.resolve())
-
-    def moved(value):
-        if isinstance(value, dict):
-            return {k: moved(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [moved(v) for v in value]
-        if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
-            return str(final) + value[len(old) :]
-        return value
-
-    for record in sorted(folder.glob("runs/**/*.json")):
-        data = json.loads(record.read_text())
-        if (fixed := moved(data)) != data:
-            media.write_text(record, json.dumps(fixed, indent=2))

@@ -31,7 +31,6 @@ Layout of ``OUT/``::
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
@@ -45,6 +44,7 @@ import numpy as np
 
 from . import media
 from .errors import InputError
+from .fingerprint import fingerprint as _fingerprint
 from .generation.settings import RunSettings
 from .geometry import target_size
 from .job import TASKS, Job, load_job, save_job, write_folder
@@ -316,7 +316,7 @@ class SampleInputs:
         try:
             hw = target_size(str(size), (HEIGHT, WIDTH))
         except ValueError as exc:
-            raise InputError(f"--size: {exc}") from None
+            raise InputError(str(exc), field="size") from None
         if (kind, hw) not in self.made:
             mask = np.stack([media.cover_crop(m, hw, nearest=True) for m in sample_mask_of(kind)])
             target = self.folder / f"sample-{kind}-{hw[1]}x{hw[0]}.mp4"
@@ -378,18 +378,13 @@ def key_frames(job: Job) -> list[int] | None:
 # ------------------------------------------------------------------------------------------- running
 def fingerprint(variants: list[Variant], plan: Plan) -> str:
     """What the prepared jobs depend on (a resumed experiment must match it)."""
-    text = json.dumps(
-        [[v.name, v.plan_job.task, v.options] for v in variants] + [str(plan.base)],
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return _fingerprint([[v.name, v.plan_job.task, v.options] for v in variants] + [str(plan.base)])
 
 
 def _check_out(out: Path, stamp: str) -> bool:
     """True to resume (same plan); refuse a folder that holds anything else."""
     if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: is an existing file")
+        raise InputError("is an existing file", field="out", value=out)
     if not out.is_dir() or not any(out.iterdir()):
         return False
     try:
@@ -398,8 +393,10 @@ def _check_out(out: Path, stamp: str) -> bool:
         record = None
     if not isinstance(record, dict) or record.get("jobs_fingerprint") != stamp:
         raise InputError(
-            f"--out {out}: folder exists and is not empty (nothing is overwritten); it holds no unfinished "
-            "run of this plan to resume"
+            "folder exists and is not empty (nothing is overwritten); it holds no unfinished run of this "
+            "plan to resume",
+            field="out",
+            value=out,
         )
     return True
 

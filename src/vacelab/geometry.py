@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .errors import InputError
+
 VAE_STRIDE_T = 4
 VAE_STRIDE_S = 8
 PATCH_S = 2
@@ -236,15 +238,85 @@ def kept_heads(windows: list[tuple[int, int]]) -> list[int]:
     return heads
 
 
-def window_mask(mask: np.ndarray, windows, index: int) -> np.ndarray:
-    """The mask the model gets for window ``index`` of a long job, bool [N, H, W] (True = GENERATE).
+@dataclass(frozen=True)
+class Window:
+    """Window ``index`` of ``count``: clip frames ``start .. stop - 1``. Its first ``head`` frames are kept
+    from the output so far (KEEP, :func:`kept_heads`); its first ``shared`` frames are shared with the
+    previous window (cross-faded when stitched). A job that fits one window is window 0 of 1."""
 
-    The job's ``mask`` over the window's frames with its kept head (:func:`kept_heads`) KEEP: the runner
-    fills those frames with the output so far. ``windows`` is the job's ``[(start, stop), ...]`` (None or
-    empty: the whole clip, the mask unchanged). The one definition the runner and the audit both use.
-    """
-    bounds = [tuple(w) for w in windows] if windows else [(0, mask.shape[0])]
-    start, stop = bounds[index]
-    out = np.array(mask[start:stop], dtype=bool)
-    out[: kept_heads(bounds)[index]] = False
-    return out
+    index: int
+    count: int
+    start: int
+    stop: int
+    head: int
+    shared: int
+
+    @property
+    def frames(self) -> slice:
+        """The window's clip frames, for indexing a job's arrays."""
+        return slice(self.start, self.stop)
+
+    def mask(self, mask: np.ndarray) -> np.ndarray:
+        """The mask the model gets for this window, bool [N, H, W] (True = GENERATE): the job's ``mask``
+        over the window's frames with the kept head KEEP (the runner fills it with the output so far). The
+        one definition the runner and the audit both use."""
+        out = np.array(mask[self.frames], dtype=bool)
+        out[: self.head] = False
+        return out
+
+    def as_dict(self) -> dict:
+        """Where the window, its kept head and its blended frames lie (clip frame numbers, inclusive)."""
+        return {
+            "index": self.index,
+            "frames": [self.start, self.stop - 1],
+            "kept_head": [self.start, self.start + self.head - 1] if self.head else None,
+            "blended": [self.start, self.start + self.shared - 1] if self.shared else None,
+        }
+
+    def describe(self) -> str:
+        """One line: ``window 2/5: frames 64-144, kept head 64-80 (...), blended 64-80``."""
+        text = f"window {self.index + 1}/{self.count}: frames {self.start}-{self.stop - 1}"
+        if self.head:
+            text += (
+                f", kept head {self.start}-{self.start + self.head - 1} (output so far, KEEP), "
+                f"blended {self.start}-{self.start + self.shared - 1}"
+            )
+        return text
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """The windows a job is generated in, in order (one window for a job that fits one)."""
+
+    frames: int
+    windows: tuple[Window, ...]
+
+    @classmethod
+    def of(cls, bounds, frames: int) -> WindowPlan:
+        """The plan of a job of ``frames`` frames whose windows are ``bounds`` ``[(start, stop), ...]``
+        (as :func:`plan_windows` makes and ``job.json`` stores; ``None``: one window, the whole clip)."""
+        spans = [(int(a), int(b)) for a, b in bounds] if bounds else [(0, frames)]
+        heads = kept_heads(spans)
+        shared = [0] + [prev[1] - cur[0] for prev, cur in zip(spans, spans[1:], strict=False)]
+        count = len(spans)
+        windows = tuple(Window(i, count, a, b, heads[i], shared[i]) for i, (a, b) in enumerate(spans))
+        return cls(frames, windows)
+
+    @property
+    def is_long(self) -> bool:
+        """True for a long job: more than one window."""
+        return len(self.windows) > 1
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __iter__(self):
+        return iter(self.windows)
+
+    def window(self, index: int | None) -> Window:
+        """Window ``index`` (``None``: the first); an index outside the plan is an :class:`InputError`."""
+        index = 0 if index is None else index
+        if not 0 <= index < len(self.windows):
+            count = len(self.windows)
+            raise InputError(f"the job has {count} window(s), 0-{count - 1}", field="window", value=index)
+        return self.windows[index]

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import media
 from .errors import InputError
-from .geometry import Geometry
+from .geometry import Geometry, Window, WindowPlan
 
 JOB_FORMAT = 1
 TASKS = ("inpaint", "remove", "outpaint", "firstframe", "lastframe", "firstlast", "keyframes", "extend")
@@ -61,6 +61,15 @@ class Job:
     def geometry(self) -> Geometry:
         frames, height, width = self.mask.shape
         return Geometry(frames=frames, height=height, width=width, ref_frames=len(self.refs))
+
+    @property
+    def plan(self) -> WindowPlan:
+        """The windows the job is generated in (one for a job that fits one window)."""
+        return WindowPlan.of(self.windows, self.mask.shape[0])
+
+    def window(self, index: int | None) -> Window:
+        """Window ``index`` of :attr:`plan` (``None``: the first)."""
+        return self.plan.window(index)
 
     def manifest(self) -> dict:
         """The content of ``job.json``."""

@@ -112,7 +112,7 @@ def _checked_lora(spec: str, base: Path | None, where: str) -> str:
     try:
         parse_lora_spec(resolved)
     except InputError as exc:
-        raise InputError(f"{where}: lora = {spec!r}: {str(exc).split(': ', 1)[-1]}") from None
+        raise InputError(f"{where}: lora = {spec!r}: {exc.message if exc.field else exc}") from None
     return resolved
 
 

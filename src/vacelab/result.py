@@ -37,6 +37,15 @@ class Result:
     run: dict
     path: Path | None = None
 
+    @property
+    def job_path(self) -> Path | None:
+        """The job folder the run generated, resolved (``run.json`` names it relative to the results
+        folder; an older, absolute record reads the same)."""
+        recorded = (self.run.get("job") or {}).get("path")
+        if recorded is None:
+            return None
+        return (self.path / recorded).resolve() if self.path is not None else Path(recorded)
+
 
 # compare.mp4 is a viewing aid next to the exact outputs (out_video.mp4, arrays/video.npy): x264's fastest
 # preset at its default quality encodes its three panels about 2.5x faster than out_video.mp4's settings,

@@ -8,7 +8,9 @@ so that light commands such as ``audit`` start fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
 import sys
 
@@ -63,12 +65,39 @@ def join_dash_values(argv: list[str], parser: argparse.ArgumentParser) -> list[s
     return out
 
 
+class StderrHandler(logging.Handler):
+    """Shows the library's log records on stderr, one message a line, as the CLI's own messages are.
+
+    Writes to ``sys.stderr`` as it is at each record (so a redirected stderr gets them too)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def library_messages_on_stderr(level: int = logging.INFO):
+    """While the block runs, the ``vacelab`` logger's records of ``level`` and above go to stderr."""
+    logger, handler = logging.getLogger("vacelab"), StderrHandler()
+    saved = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vacelab`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else list(argv), parser))
     try:
-        return args.handler(args) or 0
+        with library_messages_on_stderr():
+            return args.handler(args) or 0
     except InputError as exc:
         sys.stderr.write(f"error: {exc.render(cli_flag(exc.field) if exc.field else None)}\n")
         return 2

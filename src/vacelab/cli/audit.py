@@ -76,12 +76,11 @@ def handle(args) -> int:
     )
     report.source = {**source, **report.source}
     if args.save_mask_latent:
-        from ..geometry import window_mask
+        from ..geometry import WindowPlan
 
-        index = 0 if args.window is None else args.window  # in range: audit_arrays checked it
         audit.save_mask_latent(
             args.save_mask_latent,
-            window_mask(mask, windows, index),
+            WindowPlan.of(windows, len(mask)).window(args.window).mask(mask),
             ref_frames=refs,
             encoding=args.mask_encoding,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..generation.settings import MODEL_ALIASES, RunSettings
@@ -105,10 +106,39 @@ def default_out(job: Path) -> Path:
     return candidate
 
 
-def handle(args: argparse.Namespace) -> int:
-    import sys
+class TqdmProgress:
+    """A ``progress`` callable drawing one tqdm bar per stage (denoising steps counted) on stderr."""
 
-    from ..generation.run import TqdmProgress, run_job
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.bar = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm.auto import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            unit = "step" if stage == "denoise" else "stage"
+            self.bar = tqdm(
+                total=total,
+                desc=stage,
+                unit=unit,
+                leave=stage == "denoise",
+                file=sys.stderr,
+                disable=not sys.stderr.isatty(),  # no bar redraws in a log or a pipe
+            )
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        """Close the open bar (call it also when the run fails, so the error line stands alone)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def handle(args: argparse.Namespace) -> int:
+    from ..generation.run import run_job
 
     out = args.out or default_out(args.job)
     progress = TqdmProgress()

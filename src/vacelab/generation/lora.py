@@ -40,13 +40,13 @@ def parse_lora_spec(spec: str) -> LoraSpec:
     path, text = split_lora_spec(spec)
     scale = 1.0 if text is None else float(text)
     if not math.isfinite(scale):
-        raise InputError(f"--lora {spec}: the scale must be a finite number")
+        raise InputError("the scale must be a finite number", field="lora", value=spec)
     file = Path(path).expanduser()
     if not file.is_file():
-        raise InputError(f"--lora {spec}: no such file {str(file)!r}")
+        raise InputError(f"no such file {str(file)!r}", field="lora", value=spec)
     # read the keys now, not after minutes of model loading
     if not any("lora" in key for key in _state_dict_keys(file, spec)):
-        raise InputError(f"--lora {spec}: no LoRA weights in this file (no key names 'lora')")
+        raise InputError("no LoRA weights in this file (no key names 'lora')", field="lora", value=spec)
     return LoraSpec(file, scale)
 
 
@@ -59,7 +59,7 @@ def _state_dict_keys(file: Path, spec: str) -> list[str]:
             with safe_open(str(file), framework="numpy") as fh:
                 return list(fh.keys())
         except Exception as exc:  # SafetensorError for a truncated or foreign file
-            raise InputError(f"--lora {spec}: not a readable .safetensors file ({exc})") from None
+            raise InputError(f"not a readable .safetensors file ({exc})", field="lora", value=spec) from None
     import torch
 
     try:
@@ -67,9 +67,11 @@ def _state_dict_keys(file: Path, spec: str) -> list[str]:
     except Exception as exc:  # UnpicklingError, RuntimeError, EOFError ... for what is no torch file
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         reason = f"not a readable .safetensors or torch file ({first[:160]})"
-        raise InputError(f"--lora {spec}: {reason}") from None
+        raise InputError(reason, field="lora", value=spec) from None
     if not isinstance(state, dict):
-        raise InputError(f"--lora {spec}: holds a {type(state).__name__}, not a dict of LoRA weights")
+        raise InputError(
+            f"holds a {type(state).__name__}, not a dict of LoRA weights", field="lora", value=spec
+        )
     return [str(key) for key in state]
 
 
@@ -88,7 +90,8 @@ def apply_loras(pipe, specs) -> list[dict]:
             pipe.load_lora_weights(str(spec.path), adapter_name=name)
         except Exception as exc:  # diffusers/peft/safetensors raise many kinds for a file that is no Wan LoRA
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(f"--lora {spec.path}: not a LoRA this model can load ({first[:200]})") from exc
+            reason = f"not a LoRA this model can load ({first[:200]})"
+            raise InputError(reason, field="lora", value=spec.path) from exc
         applied.append({"file": str(spec.path), "scale": spec.scale, "adapter": name})
     if applied:
         pipe.set_adapters([a["adapter"] for a in applied], adapter_weights=[a["scale"] for a in applied])

@@ -1,28 +1,83 @@
-"""Loading diffusers' ``WanVACEPipeline`` and the two documented hooks vacelab adds to it.
+"""The pipeline of a run: diffusers' ``WanVACEPipeline`` loaded, placed, and described.
 
-Nothing here re-implements Wan: the model is ``WanVACEPipeline.from_pretrained`` and every change of
-behaviour is a context manager that patches ONE pipeline instance for the duration of one call and
-restores it afterwards:
+Nothing here re-implements Wan: the model is ``WanVACEPipeline.from_pretrained``. The stages, each once
+per run:
 
-- :func:`mask_encoding_hook` swaps the bound ``prepare_masks`` method (``--mask-encoding aligned``);
-- :func:`vace_end_hook` registers a transformer forward pre-hook that zeroes
-  ``control_hidden_states_scale`` from step ``ceil(F * steps)`` on (``--vace-end F``).
+1. :func:`check_loadable`: everything about loading that can be refused without loading (ftfy, LoRA
+   files, the model folder or cache entry, offload on this device, dtype, attention backend); it resolves
+   the model, device and dtype into a :class:`LoadRequest`.
+2. :func:`load_pipeline`: ``from_pretrained``, LoRAs, then :func:`place_pipeline`.
+3. :func:`place_pipeline`: device or offload, VAE tiling, attention backend, compile or the fast profile,
+   applied to every expert (:mod:`~vacelab.generation.experts`).
+
+Both return a :class:`LoadedPipeline`: the pipeline with what vacelab knows of it (model, device, dtype,
+experts, LoRAs, fast profile), the one object the rest of a run reads. ``pipe`` itself carries nothing
+of vacelab's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from .experts import expert_names, experts
 from .settings import DTYPES, MODEL_ALIASES, OFFLOAD_MODES, RunSettings
 
-SHIFT_480P = 3.0  # diffusers' WanVACEPipeline docstring: 3.0 for 480p, 5.0 for 720p
-SHIFT_720P = 5.0
+
+@dataclass
+class LoadRequest:
+    """What :func:`check_loadable` resolved: the model (hub id or folder), its local ``path`` (which may
+    not exist), the device, the torch dtype and the parsed LoRA files."""
+
+    model: str
+    path: Path
+    device: str
+    dtype: object  # torch.dtype
+    loras: list = field(default_factory=list)
+
+
+@dataclass
+class LoadedPipeline:
+    """A placed ``WanVACEPipeline`` and what vacelab knows of it (all of it recorded in ``run.json``).
+
+    ``device`` is the execution device; ``dtype`` the first expert's; ``experts`` the names of the
+    pipeline's transformers (``transformer``, and ``transformer_2`` for a two-expert model); ``loras``
+    the adapters loaded; ``profile`` what the fast profile set (``None`` without ``fast``).
+    """
+
+    pipe: object
+    model: str
+    device: str
+    dtype: object
+    experts: tuple[str, ...]
+    loras: list[dict] = field(default_factory=list)
+    profile: dict | None = None
+
+    @classmethod
+    def describe(cls, pipe, model: str, *, loras=(), profile=None) -> LoadedPipeline:
+        """The record of ``pipe`` as it is placed now (device and dtype read from the pipeline)."""
+        return cls(
+            pipe=pipe,
+            model=model,
+            device=str(pipe._execution_device),
+            dtype=pipe.transformer.dtype,
+            experts=expert_names(pipe),
+            loras=list(loras),
+            profile=profile,
+        )
+
+
+def as_loaded(pipeline, settings: RunSettings) -> LoadedPipeline:
+    """``pipeline`` as a :class:`LoadedPipeline`: itself, or a bare ``WanVACEPipeline`` the caller placed
+    (described as it is, under ``settings.model``)."""
+    if isinstance(pipeline, LoadedPipeline):
+        return pipeline
+    return LoadedPipeline.describe(pipeline, settings.model)
 
 
 # ---------------------------------------------------------------------------------------- resolution
@@ -34,11 +89,6 @@ def resolve_model(model: str) -> str:
 def names_a_folder(model: str) -> bool:
     """True when ``model`` can only be a folder path, not a hub id ``owner/name``."""
     return model.startswith((".", "/", "~")) or model.count("/") != 1
-
-
-def default_shift(height: int, width: int) -> float:
-    """Flow shift for a job size: 3.0 up to 480p (area of 832x480), 5.0 above (720p)."""
-    return SHIFT_480P if height * width <= 480 * 832 else SHIFT_720P
 
 
 def resolve_device(device: str) -> str:
@@ -59,7 +109,7 @@ def resolve_dtype(dtype: str, device: str):
     import torch
 
     if dtype not in DTYPES:
-        raise InputError(f"--dtype {dtype}: choose from {', '.join(DTYPES)}")
+        raise InputError(f"choose from {', '.join(DTYPES)}", field="dtype", value=dtype)
     if dtype == "auto":
         dtype = "fp32" if device == "cpu" else "bf16"
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
@@ -94,19 +144,21 @@ def _missing_weights(model: str, exc: Exception) -> InputError:
     offline = "offline (HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else "the hub did not provide them"
     detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
     return InputError(
-        f"--model {model}: no weights found: not a local folder, not in the Hugging Face cache "
+        f"no weights found: not a local folder, not in the Hugging Face cache "
         f"({constants.HF_HUB_CACHE}), and {offline} ({detail}). Download them with "
         f"`hf download {model}` (or `huggingface-cli download {model}`), or point --model at a folder "
-        f"holding model_index.json"
+        f"holding model_index.json",
+        field="model",
+        value=model,
     )
 
 
 # --------------------------------------------------------------------------------------------- loading
-def check_loadable(settings: RunSettings):
+def check_loadable(settings: RunSettings) -> LoadRequest:
     """Everything about loading ``settings`` that can be refused without loading: ftfy, the LoRA files,
-    the model folder (or, offline, its cache entry), --offload on this device, --dtype, --attention.
+    the model folder (or, offline, its cache entry), offload on this device, dtype, attention backend.
 
-    Returns ``(model, path, device, dtype, loras)`` for :func:`load_pipeline`; ``run_job`` calls it before
+    Returns the resolved :class:`LoadRequest` for :func:`load_pipeline`; ``run_job`` calls it once, before
     the audit, so that a bad input is the only line the run prints.
     """
     from huggingface_hub import constants
@@ -121,7 +173,9 @@ def check_loadable(settings: RunSettings):
         names = [b.value for b in AttentionBackendName]
         if settings.attention not in names:
             raise InputError(
-                f"--attention {settings.attention}: unknown backend; choose from {', '.join(names)}"
+                f"unknown backend; choose from {', '.join(names)}",
+                field="attention",
+                value=settings.attention,
             )
     device = placement_device(settings)
     dtype = resolve_dtype(settings.dtype, device)
@@ -129,17 +183,20 @@ def check_loadable(settings: RunSettings):
     model = resolve_model(settings.model)
     path = Path(model).expanduser()
     if path.exists() and not (path / "model_index.json").is_file():
-        raise InputError(f"--model {model}: folder has no model_index.json (not a diffusers model folder)")
+        raise InputError(
+            "folder has no model_index.json (not a diffusers model folder)", field="model", value=model
+        )
     if not path.exists() and names_a_folder(model):
-        raise InputError(f"--model {model}: folder not found")
+        raise InputError("folder not found", field="model", value=model)
     if not path.exists() and constants.HF_HUB_OFFLINE and model_folder(model) is None:
         raise _missing_weights(model, FileNotFoundError("model_index.json is not in the cache"))
-    return model, path, device, dtype, loras
+    return LoadRequest(model=model, path=path, device=device, dtype=dtype, loras=loras)
 
 
-def load_pipeline(settings: RunSettings):
+def load_pipeline(settings: RunSettings, request: LoadRequest | None = None) -> LoadedPipeline:
     """Load ``WanVACEPipeline`` for ``settings`` (model, dtype, device, offload, tiling, attention, compile).
 
+    ``request``: what :func:`check_loadable` already resolved for ``settings`` (checked here otherwise).
     The VAE stays fp32 whatever the dtype (as diffusers' Wan examples load it). Offload modes need an
     accelerator. ``settings.lora`` / ``settings.fast`` hand the loaded pipeline to ``generation.lora`` /
     ``generation.profiles``. Missing weights raise a one-line :class:`InputError`.
@@ -150,25 +207,25 @@ def load_pipeline(settings: RunSettings):
 
     from .lora import apply_loras
 
-    model, path, device, dtype, loras = check_loadable(settings)  # refused before the model loads
+    request = request or check_loadable(settings)  # refused before the model loads
+    model, path = request.model, request.path
     source = str(path) if path.exists() else model
     try:
         with loading_bars_on_a_terminal_only():
             pipe = WanVACEPipeline.from_pretrained(
                 source,
-                dtype={"default": dtype, "vae": torch.float32},
+                dtype={"default": request.dtype, "vae": torch.float32},
                 # offline: read the cache directly; asking the hub first prints a "Couldn't connect" warning
                 local_files_only=constants.HF_HUB_OFFLINE,
             )
     except OSError as exc:
         if path.exists():
-            raise InputError(f"--model {model}: cannot load ({str(exc).splitlines()[0][:200]})") from None
+            reason = f"cannot load ({str(exc).splitlines()[0][:200]})"
+            raise InputError(reason, field="model", value=model) from None
         raise _missing_weights(model, exc) from None
     pipe.set_progress_bar_config(disable=True)  # run_job reports steps through its own progress hook
-    pipe._vacelab_loras = apply_loras(pipe, loras) if loras else []  # recorded in run.json
-    place_pipeline(pipe, settings)
-    pipe._vacelab_model = model  # recorded in run.json
-    return pipe
+    loras = apply_loras(pipe, request.loras) if request.loras else []
+    return place_pipeline(pipe, settings, request=request, loras=loras)
 
 
 @contextlib.contextmanager
@@ -196,22 +253,30 @@ def placement_device(settings: RunSettings) -> str:
     """The device ``settings`` resolve to, after checking that their offload mode can work there."""
     device = resolve_device(settings.device)
     if settings.offload not in OFFLOAD_MODES:
-        raise InputError(f"--offload {settings.offload}: choose from {', '.join(OFFLOAD_MODES)}")
+        raise InputError(f"choose from {', '.join(OFFLOAD_MODES)}", field="offload", value=settings.offload)
     if settings.offload != "none" and device == "cpu":
         raise InputError(
-            f"--offload {settings.offload}: offloading moves weights between CPU and an accelerator, "
-            "and none is in use (device cpu); use --offload none"
+            "offloading moves weights between CPU and an accelerator, and none is in use (device cpu); "
+            "use --offload none",
+            field="offload",
+            value=settings.offload,
         )
     return device
 
 
-def place_pipeline(pipe, settings: RunSettings) -> None:
-    """Put a loaded pipeline (LoRAs already in) where ``settings`` say: on the device or offloaded, VAE
-    tiling, attention backend, compile or the fast profile, in that order (compile sees the final modules).
+def place_pipeline(
+    pipe, settings: RunSettings, *, request: LoadRequest | None = None, loras=()
+) -> LoadedPipeline:
+    """Put a pipeline (LoRAs already in) where ``settings`` say: on the device or offloaded, VAE tiling,
+    attention backend, compile or the fast profile, in that order (compile sees the final modules), on
+    every expert. Works as well for a pipeline built in memory as for a loaded one.
+
+    ``request`` (from :func:`check_loadable`) gives the device and model name already resolved; ``loras``
+    what was loaded into ``pipe``. Returns the :class:`LoadedPipeline`.
     """
     import torch
 
-    device = placement_device(settings)
+    device = request.device if request is not None else placement_device(settings)
     if settings.offload == "none":
         pipe.to(device)
     elif settings.offload == "model":
@@ -228,21 +293,24 @@ def place_pipeline(pipe, settings: RunSettings) -> None:
         )
     if settings.vae_tiling:
         pipe.vae.enable_tiling()
-    pipe._vacelab_profile = None  # recorded in run.json
+    profile = None
     if settings.fast:
         from .profiles import apply_fast_profile
 
-        pipe._vacelab_profile = apply_fast_profile(
+        profile = apply_fast_profile(
             pipe, device=device, compile=settings.compile or None, attention=settings.attention
         )
     else:
-        set_attention(pipe, settings.attention)
-        if settings.compile:
-            pipe.transformer.compile_repeated_blocks(fullgraph=True)
+        for _, module in experts(pipe):
+            set_attention(module, settings.attention)
+            if settings.compile:
+                module.compile_repeated_blocks(fullgraph=True)
+    model = request.model if request is not None else settings.model
+    return LoadedPipeline.describe(pipe, model, loras=loras, profile=profile)
 
 
-def set_attention(pipe, backend: str | None) -> None:
-    """Pin the transformer's attention backend: ``backend``, or diffusers' default when ``None``.
+def set_attention(transformer, backend: str | None) -> None:
+    """Pin an expert's attention backend: ``backend``, or diffusers' default when ``None``.
 
     diffusers' ``set_attention_backend`` also sets a process-wide active backend, which every pipeline
     loaded later without one inherits (seen on an H200: a pipeline loaded after one set to
@@ -258,78 +326,8 @@ def set_attention(pipe, backend: str | None) -> None:
     verbosity = diffusers_logging.get_verbosity()
     diffusers_logging.set_verbosity_error()  # its "experimental feature" warning on every call
     try:
-        set_backend_locally(pipe.transformer, name)
+        set_backend_locally(transformer, name)
     except (ValueError, RuntimeError, ImportError) as exc:
-        raise InputError(f"--attention {name}: {str(exc).splitlines()[0]}") from None
+        raise InputError(str(exc).splitlines()[0], field="attention", value=name) from None
     finally:
         diffusers_logging.set_verbosity(verbosity)
-
-
-def set_flow_shift(pipe, shift: float) -> None:
-    """Give ``pipe`` a scheduler of the same kind with ``flow_shift = shift`` (nothing changes if equal)."""
-    if pipe.scheduler.config.get("flow_shift") != shift:
-        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, flow_shift=shift)
-
-
-# ----------------------------------------------------------------------------------------------- hooks
-@contextlib.contextmanager
-def mask_encoding_hook(pipe, mask_latent) -> Iterator[None]:
-    """Within the block, ``pipe.prepare_masks`` returns ``mask_latent`` (float [64, R+T, h, w], numpy).
-
-    Used by ``--mask-encoding aligned``: the transformer is conditioned on a mask built from each latent
-    step's own VAE group (``geometry.mask_latent(..., "aligned")``) instead of diffusers' nearest-exact
-    read. Only this instance is patched; the bound method is restored on exit.
-    """
-    import torch
-
-    tensor = torch.from_numpy(mask_latent)[None]
-
-    def prepare_masks(mask, reference_images=None, generator=None):
-        if (mask.shape[-2] // 8, mask.shape[-1] // 8) != tuple(tensor.shape[-2:]):
-            raise ValueError("mask_encoding_hook: the mask latent does not match the video size")
-        return tensor.to(device=mask.device, dtype=mask.dtype)
-
-    had_own = "prepare_masks" in vars(pipe)
-    saved = vars(pipe).get("prepare_masks")
-    pipe.prepare_masks = prepare_masks
-    try:
-        yield
-    finally:
-        if had_own:
-            pipe.prepare_masks = saved
-        else:
-            del pipe.prepare_masks
-
-
-def vace_cut_step(fraction: float, steps: int) -> int:
-    """First denoising step without VACE control for ``--vace-end fraction``: ``ceil(fraction * steps)``."""
-    return math.ceil(fraction * steps - 1e-9)
-
-
-@contextlib.contextmanager
-def vace_end_hook(pipe, fraction: float, steps: int) -> Iterator[None]:
-    """Within the block, the VACE control is applied only for the first ``ceil(fraction * steps)`` steps.
-
-    A forward pre-hook on the transformer replaces ``control_hidden_states_scale`` by zeros from that step
-    on (the hints are added with weight 0, so the base Wan model finishes freely). The step is the
-    scheduler's ``step_index`` (``None`` before the first step). ``fraction >= 1`` installs nothing: the
-    call is exactly the plain one.
-    """
-    if fraction >= 1.0:
-        yield
-        return
-    cut = vace_cut_step(fraction, steps)
-
-    def pre_hook(module, args, kwargs):
-        step = pipe.scheduler.step_index or 0
-        scale = kwargs.get("control_hidden_states_scale")
-        if step >= cut and scale is not None:
-            kwargs = {**kwargs, "control_hidden_states_scale": scale * 0}
-            return args, kwargs
-        return None
-
-    handle = pipe.transformer.register_forward_pre_hook(pre_hook, with_kwargs=True)
-    try:
-        yield
-    finally:
-        handle.remove()

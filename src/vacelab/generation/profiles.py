@@ -136,7 +136,7 @@ def fast_transformer(
     try:
         set_backend_locally(transformer, attention)
     except (ValueError, RuntimeError, ImportError) as exc:
-        raise InputError(f"--attention {attention}: {str(exc).splitlines()[0]}") from None
+        raise InputError(str(exc).splitlines()[0], field="attention", value=attention) from None
     info["attention"] = attention
 
     if compile is None:
@@ -152,9 +152,16 @@ def fast_transformer(
 
 
 def apply_fast_profile(pipe, *, device, compile: bool | None = None, attention: str | None = None) -> dict:
-    """Apply the fast profile to ``pipe.transformer`` (call after LoRAs are loaded); return what was set.
+    """Apply the fast profile to every expert of ``pipe`` (call after LoRAs are loaded); return what was set.
 
     The dict is meant for ``run.json``: device, dtype, attention backend (and the rejected candidates with
-    their reasons), compile, guidance_batching.
+    their reasons), compile, guidance_batching; for a two-expert pipeline, one such dict per expert. The
+    backend picked for the first expert is used for the others (same dtype, same head size).
     """
-    return fast_transformer(pipe.transformer, device=device, compile=compile, attention=attention)
+    from .experts import experts
+
+    profiles = {}
+    for name, module in experts(pipe):
+        profiles[name] = fast_transformer(module, device=device, compile=compile, attention=attention)
+        attention = profiles[name]["attention"]
+    return profiles["transformer"] if len(profiles) == 1 else profiles

@@ -27,15 +27,23 @@ OFFLOAD_MODES = ("none", "model", "group", "sequential")  # in order: each keeps
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 MASK_ENCODINGS = ("reference", "aligned")
 SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes 0 .. 2**64 - 1
+SHIFT_480P = 3.0  # diffusers' WanVACEPipeline docstring: 3.0 for 480p, 5.0 for 720p
+SHIFT_720P = 5.0
 
 
 def _finite(value) -> bool:
     return value is None or math.isfinite(value)
 
 
-def _setting(default=None, *, choices: tuple[str, ...] | None = None, check=None, factory=None):
-    """A RunSettings field with its rule: ``choices`` (allowed words) or ``check`` (``(ok(value), why)``)."""
-    metadata = {"choices": choices, "check": check}
+def _setting(
+    default=None, *, choices: tuple[str, ...] | None = None, check=None, factory=None, loads: bool = False
+):
+    """A RunSettings field with its rule: ``choices`` (allowed words) or ``check`` (``(ok(value), why)``).
+
+    ``loads``: the field changes the loaded pipeline object (model, dtype, placement, adapters, compile):
+    runs that agree on every such field can share one loaded pipeline (:meth:`RunSettings.loading_key`).
+    """
+    metadata = {"choices": choices, "check": check, "loads": loads}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -51,7 +59,7 @@ class RunSettings:
 
     prompt: str = ""
     negative_prompt: str | None = None  # None: Wan's standard negative prompt + the job's suggested terms
-    model: str = DEFAULT_MODEL
+    model: str = _setting(DEFAULT_MODEL, loads=True)
     steps: int = _setting(50, check=(lambda v: v >= 1, "must be at least 1"))
     guidance: float = _setting(
         5.0, check=(lambda v: math.isfinite(v) and v >= 0, "must be a finite number >= 0")
@@ -64,20 +72,21 @@ class RunSettings:
         2025, check=(lambda v: 0 <= v < SEED_LIMIT, f"must be in 0..{SEED_LIMIT - 1} (64 bits)")
     )
     conditioning_scale: float = _setting(1.0, check=(_finite, "must be a finite number"))
-    dtype: str = _setting("auto", choices=DTYPES)  # auto: bf16 on GPU, fp32 on CPU
-    device: str = "auto"
-    offload: str = _setting("none", choices=OFFLOAD_MODES)
-    vae_tiling: bool = False
-    attention: str | None = None  # diffusers attention backend name, e.g. "flash", "_native_cudnn"
-    compile: bool = False
-    fast: bool = False
+    dtype: str = _setting("auto", choices=DTYPES, loads=True)  # auto: bf16 on GPU, fp32 on CPU
+    device: str = _setting("auto", loads=True)
+    offload: str = _setting("none", choices=OFFLOAD_MODES, loads=True)
+    vae_tiling: bool = _setting(False, loads=True)
+    # diffusers attention backend name, e.g. "flash", "_native_cudnn"
+    attention: str | None = _setting(None, loads=True)
+    compile: bool = _setting(False, loads=True)
+    fast: bool = _setting(False, loads=True)
     composite: bool = True
     # width in pixels of the blend band at the mask border (composite)
     feather: int = _setting(16, check=(lambda v: 0 <= v <= 16, "must be 0..16 px"))
     color_match: bool = False
     vace_end: float = _setting(1.0, check=(lambda v: 0 < v <= 1, "must be in (0, 1]"))
     mask_encoding: str = _setting("reference", choices=MASK_ENCODINGS)
-    lora: list[str] = _setting(factory=list)  # FILE[:SCALE]
+    lora: list[str] = _setting(factory=list, loads=True)  # FILE[:SCALE]
 
     @classmethod
     def field_types(cls) -> dict[str, type]:
@@ -101,6 +110,17 @@ class RunSettings:
                 raise InputError(f"choose from {', '.join(choices)}", field=spec.name, value=value)
             if check and not check[0](value):
                 raise InputError(check[1], field=spec.name, value=value)
+
+    def loading_key(self) -> tuple:
+        """The values of the fields that change the loaded pipeline (``loads``): equal keys, one load."""
+        return tuple(str(getattr(self, f.name)) for f in fields(self) if f.metadata.get("loads"))
+
+    def flow_shift(self, height: int, width: int) -> float:
+        """``shift``, or the documented default for a job of this size: 3.0 up to 480p (the area of
+        832x480), 5.0 above (720p)."""
+        if self.shift is not None:
+            return self.shift
+        return SHIFT_480P if height * width <= 480 * 832 else SHIFT_720P
 
     def as_dict(self) -> dict:
         return asdict(self)

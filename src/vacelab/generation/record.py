@@ -1,0 +1,148 @@
+"""The run record, ``run.json``: what was asked, what was used, what it cost; and writing the results.
+
+Paths in the record are relative to the results folder that holds it (``job.path``: ``../jobs/a``), so a
+results folder built inside a temporary folder and moved with it still names its job correctly;
+:attr:`vacelab.result.Result.job_path` resolves it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..result import Result, write_result
+from .context import RunContext
+from .hooks import vace_cut_step
+from .pipeline import model_revision
+
+RUN_FORMAT = 1
+WRAPPER_STAGES = ("read_job", "audit", "inputs", "composite", "write")
+
+
+def versions() -> dict:
+    """The versions of vacelab and of the libraries a run depends on."""
+    import diffusers
+    import torch
+    import transformers
+
+    return {
+        "vacelab": __version__,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def reset_peak_memory(device: str) -> None:
+    """Start counting the accelerator's peak memory from here (what :func:`peak_memory` reports)."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory(device: str) -> dict:
+    import resource
+
+    out = {"cpu_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    if device.startswith("cuda"):
+        import torch
+
+        out["accelerator_peak_bytes"] = torch.cuda.max_memory_allocated()
+    return out
+
+
+def relative_to(path: Path | None, folder: Path) -> str | None:
+    """``path`` written relative to ``folder`` (``None`` stays ``None``)."""
+    return None if path is None else os.path.relpath(Path(path).resolve(), Path(folder).resolve())
+
+
+def run_record(ctx: RunContext, out: Path, windows: list[dict], memory: dict) -> dict:
+    """The content of ``run.json`` for the results folder ``out`` (timings are added by :func:`write_run`).
+
+    ``windows``: each window's record; a long job's are kept under ``windows``, a one-window job's
+    colour match and audit stand alone.
+    """
+    job, settings, loaded = ctx.job, ctx.settings, ctx.loaded
+    frames, height, width = job.mask.shape
+    if ctx.plan.is_long:
+        colour = [w["color_match"] for w in windows] if settings.color_match else None
+        audit = _audit_total(ctx.audits)
+    else:
+        colour, audit = windows[0]["color_match"], ctx.audits[0]
+    run = {
+        "vacelab_run": RUN_FORMAT,
+        "settings": settings.as_dict(),
+        "used": {
+            "prompt": ctx.prompt,
+            "negative_prompt": ctx.negative,
+            "model": loaded.model,
+            "model_revision": model_revision(loaded.model),
+            "seed": settings.seed,
+            "shift": ctx.shift,
+            "device": loaded.device,
+            "dtype": str(loaded.dtype).removeprefix("torch."),
+            "vae_dtype": str(loaded.pipe.vae.dtype).removeprefix("torch."),
+            "vace_control_steps": vace_cut_step(settings.vace_end, settings.steps),
+            "reference_order": "as given (first reference = first latent step)",
+            "color_match": colour,
+            "fast_profile": loaded.profile,  # what --fast set, and why
+            "loras": loaded.loras,
+        },
+        "job": {"path": relative_to(job.path, out), "task": job.task, **job.geometry.as_dict()},
+        "output": {"frames": frames, "height": height, "width": width, "fps": job.fps},
+        "audit": audit,
+        "memory": {**memory, **peak_memory(loaded.device)},
+        "versions": versions(),
+        "started": ctx.started.isoformat(timespec="seconds"),
+    }
+    if ctx.plan.is_long:
+        run["windows"] = windows
+    return run
+
+
+def write_run(ctx: RunContext, out: Path, video: np.ndarray, run: dict) -> Result:
+    """Write the results folder (``run.json`` last, with the timings) and return the Result."""
+    ctx.report("write", 0, 1)
+    write_start = time.perf_counter()
+
+    def finish(run: dict) -> None:  # called by write_result just before run.json
+        now = time.perf_counter()
+        ctx.clock.seconds.update(write=now - write_start, total=now - ctx.run_start)
+        run["timings"] = _timings(ctx.clock.seconds)
+        run["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+
+    job = ctx.job
+    path = write_result(
+        out, video, run, fps=job.fps, source=job.source_frames(), mask=job.mask, finish=finish
+    )
+    ctx.report("write", 1, 1)
+    return Result(video=video, run=run, path=Path(path))
+
+
+def _timings(seconds: dict[str, float]) -> dict:
+    overhead = sum(seconds.get(stage, 0.0) for stage in WRAPPER_STAGES)
+    total = seconds.get("total", 0.0)
+    return {
+        **{k: round(v, 4) for k, v in seconds.items()},
+        "wrapper_overhead": round(overhead, 4),
+        "wrapper_overhead_fraction": round(overhead / total, 4) if total else None,
+    }
+
+
+def _audit_total(audits: list[dict]) -> dict:
+    """All windows' findings (each tagged with its window) and their counts, for run.json's ``audit``."""
+    findings = [{**f, "window": i} for i, audit in enumerate(audits) for f in audit["findings"]]
+    summary: dict[str, int] = {}
+    for audit in audits:
+        for key, value in (audit.get("summary") or {}).items():
+            summary[key] = summary.get(key, 0) + value
+    return {"findings": findings, "summary": summary, "windows": len(audits)}

@@ -1,0 +1,78 @@
+"""Helpers shared by several test modules (test modules never import each other)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vacelab.job import Job
+
+F, H, W = 9, 96, 160  # small: 3 latent steps, 6 x 10 latents
+
+
+def make_job(frames=F, refs=(), negative="gun, weapon") -> Job:
+    """An inpaint job of ``frames`` frames at H x W: a gradient clip, a box mask, frames 1-3 all GENERATE."""
+    x = np.linspace(0, 255, W, dtype=np.float32)
+    y = np.linspace(0, 255, H, dtype=np.float32)
+    t = np.arange(frames, dtype=np.float32)[:, None, None]
+    source = np.stack(
+        [
+            np.broadcast_to(x[None, None, :] + 0 * t, (frames, H, W)),
+            np.broadcast_to(y[None, :, None] + 0 * t, (frames, H, W)),
+            np.broadcast_to(8 * t, (frames, H, W)),
+        ],
+        -1,
+    ).astype(np.uint8)
+    mask = np.zeros((frames, H, W), bool)
+    mask[:, 32:64, 48:112] = True
+    mask[1:4] = True  # frames 1-3 fully GENERATE: the reference and aligned mask encodings differ
+    video = source.copy()
+    video[mask] = 127
+    return Job(
+        task="inpaint",
+        video=video,
+        mask=mask,
+        fps=16.0,
+        refs=list(refs),
+        original=source,
+        negative_prompt=negative,
+    )
+
+
+def run_tiny(pipe, seed: int = 3) -> np.ndarray:
+    """Two denoising steps of the tiny pipeline on a fixed 9x32x48 clip with a box mask."""
+    import torch
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    video = [Image.fromarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)) for _ in range(9)]
+    box = np.zeros((32, 48), np.uint8)
+    box[8:24, 16:40] = 255
+    mask = [Image.fromarray(box, "L")] * 9
+    out = pipe(
+        video=video,
+        mask=mask,
+        prompt="a red car",
+        negative_prompt="gray",
+        height=32,
+        width=48,
+        num_frames=9,
+        num_inference_steps=2,
+        guidance_scale=5.0,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="np",
+    )
+    return out.frames[0]
+
+
+def prepare_masks(pipe, mask: np.ndarray, ref_frames: int) -> np.ndarray:
+    """diffusers' mask tensor for a bool mask [F, H, W], as ``__call__`` builds it.
+
+    ``__call__`` passes the mask as a float [1, 3, F, H, W] tensor in [0, 1] and the preprocessed
+    reference list ``[[ref, ...]]`` (``[[]]`` without references; only its length matters here).
+    """
+    import torch
+
+    tensor = torch.from_numpy(mask.astype(np.float32))[None, None].expand(1, 3, *mask.shape).contiguous()
+    refs = [[torch.zeros(3, *mask.shape[1:]) for _ in range(ref_frames)]]
+    with torch.no_grad():
+        return pipe.prepare_masks(tensor, refs)[0].numpy()
