@@ -27,8 +27,9 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from vacelab import Job, RunSettings, save_job  # noqa: E402
+from vacelab.generation.passes import pipeline_inputs  # noqa: E402
 from vacelab.generation.pipeline import load_pipeline  # noqa: E402
-from vacelab.generation.run import pipeline_inputs, run_job  # noqa: E402
+from vacelab.generation.run import run_job  # noqa: E402
 from vacelab.testing.tiny import save_tiny_pipeline  # noqa: E402
 
 FRAMES, HEIGHT, WIDTH = 17, 192, 320
@@ -67,7 +68,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = save_tiny_pipeline(tmp / "model")
-        pipe = load_pipeline(RunSettings(model=str(model)))
+        pipe = load_pipeline(RunSettings(model=str(model))).pipe
         job_dir = save_job(make_job(), tmp / "job")
         job = make_job()
         settings = RunSettings(prompt="an empty street", steps=args.steps)

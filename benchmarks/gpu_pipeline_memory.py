@@ -100,10 +100,10 @@ def measure_mode(base, job, mode: str, device: str, out: Path, steps: int) -> di
         prompt=PROMPT, steps=steps, seed=0, device=device, offload=offload, vae_tiling=bool(tiling)
     )
     pipe = copy.deepcopy(base)  # offload hooks stay on a pipeline: each mode gets a fresh copy
-    place_pipeline(pipe, settings)
-    pipe._vacelab_model = "random weights, published configs (benchmark)"
+    loaded = place_pipeline(pipe, settings)
+    loaded.model = "random weights, published configs (benchmark)"
     start = time.perf_counter()
-    result = run_job(job, out / mode, settings, pipeline=pipe)
+    result = run_job(job, out / mode, settings, pipeline=loaded)
     row = {"mode": mode, "seconds": round(time.perf_counter() - start, 2), "stages_s": result.run["timings"]}
     peak = result.run["memory"].get("accelerator_peak_bytes")
     if peak is not None:
@@ -111,7 +111,7 @@ def measure_mode(base, job, mode: str, device: str, out: Path, steps: int) -> di
         row["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / GIB
     estimate = estimate_memory(HUB_ID, job.geometry, dtype_bytes=2, vae_tiling=bool(tiling))
     row["estimate_gib"] = estimate.per_mode[offload] / GIB
-    del pipe, result
+    del pipe, loaded, result
     gc.collect()
     if device == "cuda":
         torch.cuda.empty_cache()

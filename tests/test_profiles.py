@@ -29,7 +29,7 @@ def script(name: str, *args, cuda: bool = True) -> subprocess.CompletedProcess:
     """Run ``benchmarks/NAME`` with ``args`` (``cuda=False``: with every CUDA device hidden)."""
     env = {**os.environ, **({} if cuda else {"CUDA_VISIBLE_DEVICES": ""})}
     command = [sys.executable, str(BENCH / name), *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
 
 
 def test_probe_falls_back_past_backends_that_cannot_run_here():

@@ -51,7 +51,7 @@ def test_open_path_only_inside_allowed_folders(policy, tmp_path):
         policy.open_path("clip.mp4")
     with pytest.raises(InputError, match="--allow"):
         Policy.create([], root=tmp_path / "app2").open_path(str(inside))
-    with pytest.raises(InputError, match="--allow .*not an existing folder"):
+    with pytest.raises(InputError, match="allow .*not an existing folder"):
         Policy.create([tmp_path / "missing"], root=tmp_path / "app3")
 
 

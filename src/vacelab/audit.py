@@ -266,7 +266,9 @@ def save_mask_latent(path: str | Path, mask: np.ndarray, *, ref_frames: int = 0,
     mask = _as_bool_mask(mask)
     problems = geo.Geometry(*mask.shape).problems()
     if problems:
-        raise InputError(f"--save-mask-latent {path}: bad geometry, nothing written ({problems[0]})")
+        raise InputError(
+            f"bad geometry, nothing written ({problems[0]})", field="save_mask_latent", value=path
+        )
     media.save_array(path, geo.mask_latent(mask, ref_frames=ref_frames, encoding=encoding))
 
 

@@ -46,17 +46,10 @@ from . import media
 from .errors import InputError
 from .fingerprint import fingerprint as _fingerprint
 from .generation.settings import RunSettings
-from .geometry import target_size
 from .job import TASKS, Job, load_job, save_job, write_folder
 from .manifest import build_settings, check_settings, job_tables, read_toml, validate_settings
+from .sample import SAMPLE_PREFIX, SampleInputs
 
-SAMPLE_PREFIX = "sample:"
-SAMPLE_INPUTS = {
-    "": "the bundled sample clip (97 frames, 832x480, 16 fps)",
-    "clip": "the bundled sample clip (97 frames, 832x480, 16 fps)",
-    "object": "the true mask of the sample's moving object (a mask video)",
-    "beams": "an irregular mask over part of the sample's steel roof lattice (a mask video)",
-}
 PATH_OPTIONS = ("video", "mask", "polygon", "image", "image2")  # prepare options naming one input file
 EXPERIMENT_FORMAT = 1
 PLAN_KEYS = {"title", "about", "prepare", "run", "grid", "jobs"}
@@ -276,53 +269,6 @@ def expand(plan: Plan) -> tuple[list[Variant], list[RunSpec]]:
                 run_name = "-".join([variant.name, *map(_slug, shown.values())])
                 runs.append(RunSpec(_unique(run_name, run_names), variant, settings, {**axes, **shown}))
     return variants, runs
-
-
-# ---------------------------------------------------------------------------------------- sample inputs
-def sample_mask_of(kind: str) -> np.ndarray:
-    """A mask on the bundled sample clip, bool [97, 480, 832]: ``object`` or ``beams`` (see SAMPLE_INPUTS)."""
-    from .sample import sample_clip, sample_mask
-
-    if kind == "object":
-        return sample_mask()
-    frames, _ = sample_clip()
-    rows, cols = slice(20, 132), slice(150, 450)  # two and a half bays of the lattice, chords included
-    luma = frames[:, rows, cols].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    mask = np.zeros(frames.shape[:3], bool)
-    mask[:, rows, cols] = luma < 110  # the dark steel, following its shape as the camera pans
-    return mask
-
-
-class SampleInputs:
-    """Resolves ``sample:...`` references to files; a sample mask is written on first use as a lossless
-    H.264 video at the job's size with the clip's own timing, so that ``--fps`` / ``--start`` / ``--frames``
-    pick the same frames of the mask as of the clip (and nothing large is decoded again)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.made: dict[tuple, Path] = {}
-
-    def resolve(self, value: str, where: str, size: str = "480p") -> str:
-        kind = value[len(SAMPLE_PREFIX) :]
-        if kind not in SAMPLE_INPUTS:
-            choices = ", ".join(f"{SAMPLE_PREFIX}{k}" for k in SAMPLE_INPUTS if k)
-            raise InputError(
-                f"{where}: {value!r}: unknown sample input; choose from {SAMPLE_PREFIX}, {choices}"
-            )
-        from .sample import FPS, HEIGHT, WIDTH, sample_path
-
-        if kind in ("", "clip"):
-            return str(sample_path())
-        try:
-            hw = target_size(str(size), (HEIGHT, WIDTH))
-        except ValueError as exc:
-            raise InputError(str(exc), field="size") from None
-        if (kind, hw) not in self.made:
-            mask = np.stack([media.cover_crop(m, hw, nearest=True) for m in sample_mask_of(kind)])
-            target = self.folder / f"sample-{kind}-{hw[1]}x{hw[0]}.mp4"
-            media.write_mp4(target, mask, FPS, crf=0)  # crf 0: lossless, the mask stays binary
-            self.made[kind, hw] = target
-        return str(self.made[kind, hw])
 
 
 def _resolve_inputs(options: dict, base: Path | None, samples: SampleInputs, where: str) -> dict:

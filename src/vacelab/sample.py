@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
+
 FRAMES, HEIGHT, WIDTH, FPS = 97, 480, 832, 16
 PAN_PX = 1  # camera pan per frame (the world moves left)
 SEED = 2025
@@ -128,6 +130,62 @@ def write_sample(path: str | Path = ASSET, *, crf: int = 23) -> Path:
     frames, _ = make_sample()
     write_mp4(path, frames, FPS, crf=crf)
     return Path(path)
+
+
+# ------------------------------------------------------------------------------ sample inputs of plans
+SAMPLE_PREFIX = "sample:"
+SAMPLE_INPUTS = {
+    "": "the bundled sample clip (97 frames, 832x480, 16 fps)",
+    "clip": "the bundled sample clip (97 frames, 832x480, 16 fps)",
+    "object": "the true mask of the sample's moving object (a mask video)",
+    "beams": "an irregular mask over part of the sample's steel roof lattice (a mask video)",
+}
+
+
+def sample_mask_of(kind: str) -> np.ndarray:
+    """A mask on the bundled sample clip, bool [97, 480, 832]: ``object`` or ``beams`` (see SAMPLE_INPUTS)."""
+    if kind == "object":
+        return sample_mask()
+    frames, _ = sample_clip()
+    rows, cols = slice(20, 132), slice(150, 450)  # two and a half bays of the lattice, chords included
+    luma = frames[:, rows, cols].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    mask = np.zeros(frames.shape[:3], bool)
+    mask[:, rows, cols] = luma < 110  # the dark steel, following its shape as the camera pans
+    return mask
+
+
+class SampleInputs:
+    """Resolves ``sample:...`` references to files; a sample mask is written on first use as a lossless
+    H.264 video at the job's size with the clip's own timing, so that ``--fps`` / ``--start`` / ``--frames``
+    pick the same frames of the mask as of the clip (and nothing large is decoded again)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.made: dict[tuple, Path] = {}
+
+    def resolve(self, value: str, where: str, size: str = "480p") -> str:
+        kind = value[len(SAMPLE_PREFIX) :]
+        if kind not in SAMPLE_INPUTS:
+            choices = ", ".join(f"{SAMPLE_PREFIX}{k}" for k in SAMPLE_INPUTS if k)
+            raise InputError(
+                f"{where}: {value!r}: unknown sample input; choose from {SAMPLE_PREFIX}, {choices}"
+            )
+        if kind in ("", "clip"):
+            return str(sample_path())
+        from .geometry import target_size
+
+        try:
+            hw = target_size(str(size), (HEIGHT, WIDTH))
+        except ValueError as exc:
+            raise InputError(str(exc), field="size") from None
+        if (kind, hw) not in self.made:
+            from . import media
+
+            mask = np.stack([media.cover_crop(m, hw, nearest=True) for m in sample_mask_of(kind)])
+            target = self.folder / f"sample-{kind}-{hw[1]}x{hw[0]}.mp4"
+            media.write_mp4(target, mask, FPS, crf=0)  # crf 0: lossless, the mask stays binary
+            self.made[kind, hw] = target
+        return str(self.made[kind, hw])
 
 
 if __name__ == "__main__":

@@ -163,28 +163,18 @@ def guided_step(model, inp: dict, dtype, batched: bool):
 
     x, control, cond, uncond = (inp[k].to(dtype) for k in ("x", "control", "cond", "uncond"))
     t = inp["t"]
+
+    def forward(copies: int, text):
+        return model(
+            hidden_states=torch.cat([x] * copies),
+            timestep=torch.cat([t] * copies),
+            encoder_hidden_states=text,
+            control_hidden_states=torch.cat([control] * copies),
+            return_dict=False,
+        )[0]
+
     if batched:
-        out = model(
-            hidden_states=torch.cat([x, x]),
-            timestep=torch.cat([t, t]),
-            encoder_hidden_states=torch.cat([cond, uncond]),
-            control_hidden_states=torch.cat([control, control]),
-            return_dict=False,
-        )[0]
-        noise_cond, noise_uncond = out.chunk(2)
+        noise_cond, noise_uncond = forward(2, torch.cat([cond, uncond])).chunk(2)
     else:
-        noise_cond = model(
-            hidden_states=x,
-            timestep=t,
-            encoder_hidden_states=cond,
-            control_hidden_states=control,
-            return_dict=False,
-        )[0]
-        noise_uncond = model(
-            hidden_states=x,
-            timestep=t,
-            encoder_hidden_states=uncond,
-            control_hidden_states=control,
-            return_dict=False,
-        )[0]
+        noise_cond, noise_uncond = forward(1, cond), forward(1, uncond)
     return noise_uncond + GUIDANCE * (noise_cond - noise_uncond)

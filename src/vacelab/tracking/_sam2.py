@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from . import Prompt
 from ._runtime import load_model, read_json
+from .prompts import Prompt
 
 MODEL_TYPES = ("sam2_video", "sam2")
 WHAT = "--track-model (SAM 2 video)"

@@ -375,7 +375,9 @@ def serve(
         )
     except OSError:
         raise InputError(
-            f"--port {port}: cannot listen on {host}:{port} (in use or not allowed); choose another --port"
+            f"cannot listen on {host}:{port} (in use or not allowed); choose another --port",
+            field="port",
+            value=port,
         ) from None
     if block:
         app.block_thread()

@@ -55,7 +55,7 @@ class Policy:
         for folder in allowed:
             path = Path(folder).expanduser()
             if not path.is_dir():
-                raise InputError(f"--allow {folder}: not an existing folder")
+                raise InputError("not an existing folder", field="allow", value=folder)
             folders.append(path.resolve())
         size = max_upload if isinstance(max_upload, int) else parse_size(max_upload)
         return cls(allowed=tuple(folders), root=Path(root).resolve(), max_upload=size)
