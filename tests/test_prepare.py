@@ -453,9 +453,8 @@ def test_cli_errors_one_line_exit_2_nothing_written(clip, images, tmp_path, caps
 
 
 def test_tracked_mask_goes_through_grow_into_the_job_folder(clip, tmp_path, capsys):
-    from tiny_sam import save_tiny_sam2
-
     from vacelab.tasks.masks import grow
+    from vacelab.testing.sam import save_tiny_sam2
     from vacelab.tracking import track_mask
 
     model = save_tiny_sam2(tmp_path / "sam2")
