@@ -2,7 +2,8 @@
 
 `gpu_step.py` measures the transformer alone. This script answers the user's question instead: does the
 1.3B job at 81x480x832 fit my GPU with `--offload group`? It builds the full-size Wan2.1 VACE 1.3B pipeline
-with random weights from the published configs (the VACE transformer, the UMT5-XXL text encoder, the Wan
+(`--model a14b`: Wan2.2 VACE-Fun A14B, two 14B experts and the 0.875 boundary) with random weights from
+the published configs (the VACE transformer, the UMT5-XXL text encoder, the Wan
 VAE; a word-level tokenizer stands in for UMT5's, and the pipeline pads every prompt to the same 512
 tokens either way), prepares an 81x480x832 inpaint job from the bundled sample, and runs it through
 vacelab's own path (`place_pipeline` + `run_job`, 2 steps) once per mode. Per mode it prints:
@@ -33,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from vacelab.generation.settings import MODEL_ALIASES  # noqa: E402 - whose sizes the estimate uses
 from vacelab.testing.models import (  # noqa: E402 - the same published configs as gpu_step.py
     CONFIGS,
     UMT5_TINY,
@@ -43,13 +45,12 @@ from vacelab.testing.models import (  # noqa: E402 - the same published configs 
 )
 from vacelab.testing.tiny import word_tokenizer  # noqa: E402 - UMT5's own tokenizer cannot be downloaded
 
-HUB_ID = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"  # whose sizes the preflight estimate uses
 MODES = ("none", "model", "group", "group+tiling", "sequential+tiling")
 GIB = 2**30
 PROMPT = "an empty street at dusk"
 
 
-def build_pipeline(tiny: bool, device: str):
+def build_pipeline(tiny: bool, device: str, experts: int = 1):
     """The full-size (or tiny) WanVACEPipeline with random weights, on the CPU, dtypes as load_pipeline
     gives them on a GPU: bf16 (fp32 islands kept) but the VAE in fp32. The random numbers are drawn on
     ``device`` (a CPU draws 7.8 B of them single-threaded, for minutes) and the weights moved to the CPU."""
@@ -59,7 +60,12 @@ def build_pipeline(tiny: bool, device: str):
 
     dtype = torch.float32 if tiny else torch.bfloat16
     torch.manual_seed(0)
-    transformer = build_transformer(CONFIGS["tiny" if tiny else "1.3b"], device, dtype=dtype).to("cpu")
+    config = CONFIGS["tiny" if tiny else "1.3b" if experts == 1 else "a14b"]
+    transformer = build_transformer(config, device, dtype=dtype).to("cpu")
+    second = {}
+    if experts == 2:  # Wan2.2 A14B: the low-noise expert and the boundary of the published model_index.json
+        second = {"transformer_2": build_transformer(config, device, dtype=dtype, seed=1).to("cpu")}
+        second["boundary_ratio"] = 0.875
     # bf16 throughout, as transformers loads UMT5 in bf16 (no fp32 islands)
     with default_dtype(dtype), torch.device("meta"):
         text_encoder = UMT5EncoderModel(UMT5Config(**(UMT5_TINY if tiny else UMT5_XXL)))
@@ -81,12 +87,13 @@ def build_pipeline(tiny: bool, device: str):
         vae=vae,
         transformer=transformer,
         scheduler=scheduler,
+        **second,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-def measure_mode(base, job, mode: str, device: str, out: Path, steps: int) -> dict:
+def measure_mode(base, job, mode: str, device: str, out: Path, steps: int, hub_id: str) -> dict:
     """One `vacelab run` of ``job`` on a copy of ``base`` placed as ``mode`` says."""
     import torch
 
@@ -109,7 +116,7 @@ def measure_mode(base, job, mode: str, device: str, out: Path, steps: int) -> di
     if peak is not None:
         row["peak_allocated_gib"] = peak / GIB
         row["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / GIB
-    estimate = estimate_memory(HUB_ID, job.geometry, dtype_bytes=2, vae_tiling=bool(tiling))
+    estimate = estimate_memory(hub_id, job.geometry, dtype_bytes=2, vae_tiling=bool(tiling))
     row["estimate_gib"] = estimate.per_mode[offload] / GIB
     del pipe, loaded, result
     gc.collect()
@@ -122,6 +129,9 @@ def measure_mode(base, job, mode: str, device: str, out: Path, steps: int) -> di
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny configs on CPU: checks the script")
+    parser.add_argument(
+        "--model", choices=["1.3b", "a14b"], default="1.3b", help="a14b: Wan2.2 A14B, two 14B experts"
+    )
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma list from {', '.join(MODES)}")
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
@@ -145,7 +155,9 @@ def main(argv=None) -> int:
     size, frames, bbox = ("112x64", 9, "40,16,88,48") if args.tiny else ("480p", 81, "300,150,560,370")
     job = prepare("inpaint", video=str(sample_path()), bbox=bbox, size=size, frames=frames)
     start = time.perf_counter()
-    base = build_pipeline(args.tiny, device)
+    experts = 2 if args.model == "a14b" else 1
+    base = build_pipeline(args.tiny, device, experts)
+    hub_id = MODEL_ALIASES["2.2-a14b" if experts == 2 else "1.3b"]
     res = {
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "torch": torch.__version__,
@@ -154,7 +166,8 @@ def main(argv=None) -> int:
         "build_s": round(time.perf_counter() - start, 1),
         "parameters_b": {
             name: sum(p.numel() for p in getattr(base, name).parameters()) / 1e9
-            for name in ("transformer", "text_encoder", "vae")
+            for name in ("transformer", "transformer_2", "text_encoder", "vae")
+            if getattr(base, name, None) is not None
         },
         "modes": [],
     }
@@ -162,7 +175,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="vacelab-memory-") as scratch:
         for mode in modes:
             try:
-                row = measure_mode(base, job, mode, device, Path(scratch), args.steps)
+                row = measure_mode(base, job, mode, device, Path(scratch), args.steps, hub_id)
             except Exception as exc:  # one mode failing (e.g. out of memory) leaves the others measured
                 row = {"mode": mode, "error": f"{type(exc).__name__}: {exc}"[:300]}
             res["modes"].append(row)
@@ -170,7 +183,7 @@ def main(argv=None) -> int:
             if args.out:
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(res, indent=2, default=str))
-    print(f"\nwhole 1.3B pipeline, {res['job']}, {args.steps} steps, {res['device']}")
+    print(f"\nwhole {args.model} pipeline, {res['job']}, {args.steps} steps, {res['device']}")
     print(f"{'mode':<20}{'allocated GiB':>15}{'reserved GiB':>14}{'estimate GiB':>14}{'seconds':>9}")
     for row in res["modes"]:
         if "error" in row:

@@ -326,6 +326,10 @@ def run(args) -> dict:
     summarize(res, outputs)
     save(res, args.out)
 
+    if args.model == "a14b":  # the low-noise expert, built beside the first as a two-expert pipeline holds it
+        res["second_expert"] = second_expert(args, cfg, device, inp, record)
+        save(res, args.out)
+
     model = None  # free the GPU for the offload measurements
     gc.collect()
     torch._dynamo.reset()
@@ -343,6 +347,28 @@ def run(args) -> dict:
         model = None
         summarize(res, outputs)
     return res
+
+
+def second_expert(args, cfg, device, inp, record) -> dict:
+    """Wan2.2 A14B's low-noise expert (same architecture, other random weights): the memory of both experts
+    resident, one guided step with diffusers' defaults (``low_noise_default``) and with the fast profile
+    (``low_noise_fast``)."""
+    import torch
+
+    from vacelab.generation.profiles import fast_transformer
+
+    bf16 = torch.bfloat16
+    model = build_transformer(cfg, device, dtype=bf16, seed=1)
+    info = {"parameters_b": sum(p.numel() for p in model.parameters()) / 1e9}
+    if device.type == "cuda":
+        info["both_experts_allocated_gib"] = torch.cuda.memory_allocated(device) / 2**30
+    log(f"second expert: {info}")
+    step = lambda: guided_step(model, inp, bf16, False)  # noqa: E731
+    with torch.inference_mode():
+        record("low_noise_default", step, args.warmup, args.steps_measured)
+        info["profile"] = fast_transformer(model, device=device, compile=False if args.no_compile else None)
+        record("low_noise_fast", step, args.warmup + 1, args.steps_measured)
+    return info
 
 
 def summarize(res: dict, outputs: dict) -> None:
@@ -477,7 +503,9 @@ def report(res: dict) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=["1.3b", "14b"], default="1.3b")
+    parser.add_argument(
+        "--model", choices=["1.3b", "14b", "a14b"], default="1.3b", help="a14b: Wan2.2 A14B, both experts"
+    )
     parser.add_argument(
         "--tiny", action="store_true", help="tiny config on CPU: checks the script in seconds"
     )
@@ -521,6 +549,8 @@ def main(argv=None) -> int:
         and torch.cuda.get_device_properties(0).total_memory < 100 * 2**30
     ):
         args.no_reference = True  # the fp32 14B model alone is 69 GB: an H200 (141 GB) holds it, an H100 not
+    if args.model == "a14b" and not args.tiny:
+        args.no_reference = True  # two bf16 experts (68 GB) and an fp32 one (69 GB) exceed an H200
     if args.tiny:
         torch.set_num_threads(min(4, torch.get_num_threads()))
     # batch 2 (fast_batched) recompiles for its own static shape instead of a slower dynamic-shape graph

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from vacelab.job import Job
@@ -76,3 +78,38 @@ def prepare_masks(pipe, mask: np.ndarray, ref_frames: int) -> np.ndarray:
     refs = [[torch.zeros(3, *mask.shape[1:]) for _ in range(ref_frames)]]
     with torch.no_grad():
         return pipe.prepare_masks(tensor, refs)[0].numpy()
+
+
+def diffusers_inputs(job: Job, seed=2025, steps=2):
+    """What a careful user would hand WanVACEPipeline directly (built here without vacelab's helpers)."""
+    import torch
+    from PIL import Image
+
+    return dict(
+        video=[Image.fromarray(f) for f in job.video],
+        mask=[Image.fromarray(np.where(m, 255, 0).astype(np.uint8), "L") for m in job.mask],
+        height=H,
+        width=W,
+        num_frames=job.video.shape[0],
+        num_inference_steps=steps,
+        generator=torch.Generator("cpu").manual_seed(seed),
+        output_type="np",
+    )
+
+
+def make_lora(folder: Path, seed: int, targets=("to_q", "to_k", "to_v", "to_out.0")) -> Path:
+    """A peft LoRA with random A and B on a tiny transformer (untrained), saved as diffusers saves one."""
+    import torch
+    from diffusers import WanVACEPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from vacelab.testing.tiny import build_tiny_pipeline
+
+    transformer = build_tiny_pipeline(seed=seed).transformer
+    torch.manual_seed(seed)
+    transformer.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, target_modules=list(targets), init_lora_weights=False)
+    )
+    WanVACEPipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(transformer))
+    return folder / "pytorch_lora_weights.safetensors"

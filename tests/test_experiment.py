@@ -37,8 +37,9 @@ def test_shipped_plan_end_to_end(tmp_path, tiny_model_dir, capsys):
     assert main(args) == 0
     record = json.loads((out / "experiment.json").read_text())
     runs = {r["name"]: r for r in record["runs"]}
-    # the model axis (1.3b vs 14b) collapses onto the model given; keyframes: 3 strategies x 2 encodings
-    assert len(runs) == 9
+    # the model axes (1.3b vs 14b vs 2.2-a14b) collapse onto the model given; keyframes: 3 strategies x
+    # 2 encodings; extension: one run
+    assert len(runs) == 10
     assert all(r["status"] == "done" for r in runs.values()), [r["error"] for r in runs.values()]
     crossed = {
         (r["axes"]["strategy"], r["axes"]["mask_encoding"]) for r in runs.values() if "strategy" in r["axes"]
@@ -63,7 +64,7 @@ def test_shipped_plan_end_to_end(tmp_path, tiny_model_dir, capsys):
     assert_self_contained(html)
     for name in runs:
         assert name in html
-    assert html.count("source | given | output</figcaption>") == 9
+    assert html.count("source | given | output</figcaption>") == 10
 
     # the same plan into the same folder resumes: nothing is redone, the report is rebuilt
     plan = load_plan("field_report", model=str(tiny_model_dir), **TINY)

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-from helpers import make_job, run_tiny
+from helpers import make_job, make_lora, run_tiny
 
 from vacelab.errors import InputError
 from vacelab.generation.lora import LoraSpec, apply_loras, parse_lora_spec
 from vacelab.testing.tiny import build_tiny_pipeline
-
-
-def make_lora(folder: Path, seed: int, targets=("to_q", "to_k", "to_v", "to_out.0")) -> Path:
-    """A peft LoRA with random A and B on a tiny transformer (untrained), saved as diffusers saves one."""
-    from diffusers import WanVACEPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-
-    transformer = build_tiny_pipeline(seed=seed).transformer
-    torch.manual_seed(seed)
-    transformer.add_adapter(
-        LoraConfig(r=4, lora_alpha=4, target_modules=list(targets), init_lora_weights=False)
-    )
-    WanVACEPipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(transformer))
-    return folder / "pytorch_lora_weights.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +58,7 @@ def first_output(loras):
     """The tiny pipeline's output with the first LoRA at scale 1."""
     pipe = build_tiny_pipeline()
     applied = apply_loras(pipe, [f"{loras[0]}:1.0"])
-    assert applied == [{"file": str(loras[0]), "scale": 1.0, "adapter": "lora0"}]
+    assert applied == [{"file": str(loras[0]), "scale": 1.0, "adapter": "lora0", "experts": ["transformer"]}]
     return run_tiny(pipe)
 
 
@@ -148,7 +131,9 @@ def test_run_json_records_the_loras_and_the_fast_profile(loras, tiny_model_dir, 
     result = run_job(make_job(), tmp_path / "res", settings, pipeline=load_pipeline(settings))
     used = json.loads((tmp_path / "res" / "run.json").read_text())["used"]
     assert used == result.run["used"]
-    assert used["loras"] == [{"file": str(loras[0]), "scale": 0.5, "adapter": "lora0"}]
+    assert used["loras"] == [
+        {"file": str(loras[0]), "scale": 0.5, "adapter": "lora0", "experts": ["transformer"]}
+    ]
     profile = used["fast_profile"]
     assert profile["device"] == "cpu" and profile["compile"] is None and profile["guidance_batching"] is False
     assert isinstance(profile["attention"], str) and profile["attention"]

@@ -147,7 +147,7 @@ def test_published_configs_build_the_published_sizes():
 
 def test_gpu_step_tiny_runs_end_to_end(tmp_path):
     out = tmp_path / "gpu_step.json"
-    proc = script("gpu_step.py", "--tiny", "--extra", "fused_qkv,autotune", "--out", out)
+    proc = script("gpu_step.py", "--tiny", "--model", "a14b", "--extra", "fused_qkv,autotune", "--out", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.read_text())
     assert res["tokens"] == 48 and res["latent_thw"] == [3, 8, 8]
@@ -176,12 +176,19 @@ def test_gpu_step_tiny_runs_end_to_end(tmp_path):
         res["variants"]["default"]["s_per_step"] / floor["s_per_step"]
     )
     assert res["offload"] == {"skipped": "no CUDA device"}
+    # --model a14b: the second (low-noise) expert built beside the first, one step on each
+    second = res["second_expert"]
+    assert second["parameters_b"] == pytest.approx(
+        sum(p.numel() for p in models.build_transformer(cfg, "cpu").parameters()) / 1e9
+    )
+    for name in ("low_noise_default", "low_noise_fast"):
+        assert res["variants"][name]["s_per_step"] > 0, res["variants"][name]
     assert "fast" in proc.stdout and "agreement" in proc.stdout
 
 
 def test_whole_pipeline_memory_script_runs_vacelabs_path_on_the_tiny_configs(tmp_path):
     out = tmp_path / "memory.json"
-    proc = script("gpu_pipeline_memory.py", "--tiny", "--out", out)
+    proc = script("gpu_pipeline_memory.py", "--tiny", "--model", "a14b", "--out", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.read_text())
     assert res["job"]["frames"] == 9 and res["job"]["tokens"] == 3 * 4 * 7
@@ -190,6 +197,7 @@ def test_whole_pipeline_memory_script_runs_vacelabs_path_on_the_tiny_configs(tmp
 
     published = UMT5EncoderModel(UMT5Config(**models.UMT5_TINY))
     assert res["parameters_b"]["text_encoder"] == sum(p.numel() for p in published.parameters()) / 1e9
+    assert res["parameters_b"]["transformer_2"] == res["parameters_b"]["transformer"] > 0  # two experts
     [row] = res["modes"]  # offload modes need an accelerator: on CPU only "none" runs
     assert row["mode"] == "none" and "error" not in row, row
     assert row["stages_s"]["generate"] > 0 and row["estimate_gib"] > 0

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import F, H, W, make_job
+from helpers import F, H, W, diffusers_inputs, make_job
 
-from vacelab import InputError, Job, RunSettings, load_result, save_job
+from vacelab import InputError, RunSettings, load_result, save_job
 from vacelab.cli import main
 from vacelab.generation.hooks import vace_end_hook
 from vacelab.generation.pipeline import load_pipeline
@@ -41,22 +41,6 @@ def pipe(loaded):
 
 def settings(**kw) -> RunSettings:
     return RunSettings(**{"prompt": "an empty street", "steps": STEPS, **kw})
-
-
-def diffusers_inputs(job: Job, seed=2025):
-    """What a careful user would hand WanVACEPipeline directly (built here without vacelab's helpers)."""
-    from PIL import Image
-
-    return dict(
-        video=[Image.fromarray(f) for f in job.video],
-        mask=[Image.fromarray(np.where(m, 255, 0).astype(np.uint8), "L") for m in job.mask],
-        height=H,
-        width=W,
-        num_frames=job.video.shape[0],
-        num_inference_steps=STEPS,
-        generator=torch.Generator("cpu").manual_seed(seed),
-        output_type="np",
-    )
 
 
 # ------------------------------------------------------------------------------------------- the CLI

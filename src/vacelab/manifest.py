@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import InputError
+from .generation.lora import LORA_FIELDS
 from .generation.settings import RunSettings
 
 # Run options that may name a local file or folder; a relative one that exists beside the manifest is
@@ -100,9 +101,9 @@ def _resolve_path(value: str, base: Path | None) -> str:
     return str(candidate.resolve()) if candidate.exists() else value
 
 
-def _checked_lora(spec: str, base: Path | None, where: str) -> str:
-    """A ``lora`` entry with its file taken relative to ``base`` (as a job's paths are), read now so that
-    a missing or broken LoRA stops the batch before any job starts."""
+def _checked_lora(spec: str, base: Path | None, where: str, key: str) -> str:
+    """A ``lora`` (``lora_high``, ``lora_low``) entry with its file taken relative to ``base`` (as a job's
+    paths are), read now so that a missing or broken LoRA stops the batch before any job starts."""
     from .generation.lora import parse_lora_spec, split_lora_spec
 
     path, scale = split_lora_spec(spec)
@@ -112,7 +113,7 @@ def _checked_lora(spec: str, base: Path | None, where: str) -> str:
     try:
         parse_lora_spec(resolved)
     except InputError as exc:
-        raise InputError(f"{where}: lora = {spec!r}: {exc.message if exc.field else exc}") from None
+        raise InputError(f"{where}: {key} = {spec!r}: {exc.message if exc.field else exc}") from None
     return resolved
 
 
@@ -141,8 +142,8 @@ def check_settings(table: dict, where: str, *, base: Path | None = None) -> dict
             raise InputError(f"{where}: {key} = {value!r}: expected one of {', '.join(choices)}")
         if key in PATH_OPTIONS and value is not None:
             value = _resolve_path(value, base)
-        if key == "lora":
-            value = [_checked_lora(spec, base, where) for spec in value]
+        if key in LORA_FIELDS:
+            value = [_checked_lora(spec, base, where, key) for spec in value]
         checked[key] = value
     return checked
 

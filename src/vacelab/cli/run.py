@@ -33,6 +33,17 @@ def register(subparsers) -> None:
     p.add_argument(
         "--guidance", type=float, default=DEFAULTS.guidance, help="CFG scale (default %(default)s)"
     )
+    p.add_argument(
+        "--guidance-2",
+        type=float,
+        help="two-expert models (--model 2.2-a14b): CFG scale of the low-noise expert (default --guidance)",
+    )
+    p.add_argument(
+        "--boundary",
+        type=float,
+        help="two-expert models: where the low-noise expert takes over, 0 < R < 1 of the training "
+        "timesteps (default the model's boundary_ratio, 0.875 for 2.2-a14b)",
+    )
     p.add_argument("--shift", type=float, help="scheduler flow shift (default 3.0 up to 480p, 5.0 at 720p)")
     p.add_argument(
         "--seed", type=int, default=DEFAULTS.seed, help="noise seed (default %(default)s, as VACE)"
@@ -60,8 +71,23 @@ def register(subparsers) -> None:
         "~25 s once per process: pays off for 14B, and for 1.3B from the second job of a batch",
     )
     p.add_argument(
-        "--lora", action="append", default=[], metavar="FILE[:SCALE]", help="LoRA weights (repeatable)"
+        "--lora",
+        action="append",
+        default=[],
+        metavar="FILE[:SCALE]",
+        help="LoRA weights (repeatable), into every expert",
     )
+    for option, expert in (
+        ("--lora-high", "transformer, the high-noise"),
+        ("--lora-low", "transformer_2, the low-noise"),
+    ):
+        p.add_argument(
+            option,
+            action="append",
+            default=[],
+            metavar="FILE[:SCALE]",
+            help=f"two-expert models: LoRA weights into {expert} expert only (repeatable)",
+        )
     p.add_argument(
         "--composite",
         action=argparse.BooleanOptionalAction,

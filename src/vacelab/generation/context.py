@@ -55,6 +55,7 @@ class RunContext:
     clock: Stopwatch = field(default_factory=Stopwatch)
     loaded: LoadedPipeline | None = None  # set once the pipeline is loaded
     audits: list[dict] = field(default_factory=list)  # each window's audit summary, once audited
+    expert_steps: dict[str, list[int]] = field(default_factory=dict)  # the steps each expert ran
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     run_start: float = field(default_factory=time.perf_counter)
 

@@ -6,7 +6,9 @@ the duration of one call and restores it afterwards, and each applies to every e
 
 - :func:`mask_encoding_hook` swaps the bound ``prepare_masks`` method (``mask_encoding = "aligned"``);
 - :func:`vace_end_hook` registers a forward pre-hook on each expert that zeroes
-  ``control_hidden_states_scale`` from step ``ceil(F * steps)`` on (``vace_end = F``).
+  ``control_hidden_states_scale`` from step ``ceil(F * steps)`` on (``vace_end = F``);
+- :func:`boundary_hook` sets the step where a two-expert model switches experts (``boundary``);
+- :func:`expert_steps_hook` records which steps each expert ran.
 
 :func:`set_flow_shift` gives the pipeline the scheduler a run's flow shift asks for.
 """
@@ -83,6 +85,44 @@ def vace_end_hook(pipe, fraction: float, steps: int) -> Iterator[None]:
         return None
 
     handles = [module.register_forward_pre_hook(pre_hook, with_kwargs=True) for _, module in experts(pipe)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextlib.contextmanager
+def boundary_hook(pipe, ratio: float | None) -> Iterator[None]:
+    """Within the block, the pipeline switches to ``transformer_2`` at ``ratio`` of the training timesteps
+    (its ``boundary_ratio``); ``None`` keeps the model's own. Restored on exit."""
+    if ratio is None:
+        yield
+        return
+    saved = pipe.config.get("boundary_ratio")
+    pipe.register_to_config(boundary_ratio=ratio)
+    try:
+        yield
+    finally:
+        pipe.register_to_config(boundary_ratio=saved)
+
+
+@contextlib.contextmanager
+def expert_steps_hook(pipe, seen: dict[str, list[int]]) -> Iterator[None]:
+    """Within the block, ``seen[expert]`` collects the denoising steps each expert ran, as observed (a
+    forward pre-hook on each expert reads the scheduler's step), for ``run.json``."""
+
+    def recorder(name: str):
+        def pre_hook(module, args, kwargs):
+            step = pipe.scheduler.step_index or 0
+            if step not in seen.setdefault(name, []):
+                seen[name].append(step)
+
+        return pre_hook
+
+    handles = [
+        module.register_forward_pre_hook(recorder(name), with_kwargs=True) for name, module in experts(pipe)
+    ]
     try:
         yield
     finally:

@@ -6,8 +6,10 @@ known sizes of the public checkpoints are used. Activations are estimated from t
 (``Geometry.tokens``), the model width and the number of VACE hint tensors the transformer keeps, plus
 a VAE decode workspace. What each offload mode keeps resident:
 
-- ``none``: all weights (text encoder, transformer, VAE) + activations;
-- ``model``: one component at a time (the largest: for Wan the UMT5 text encoder) + activations;
+- ``none``: all weights (text encoder, the transformer - both experts of a two-expert model - and the
+  VAE) + activations;
+- ``model``: one component at a time (the largest: the UMT5 text encoder, or one 14B expert; diffusers'
+  offload order moves ``transformer`` out before ``transformer_2`` comes in) + activations;
 - ``group``: two transformer blocks (one runs, the next is prefetched) + activations; ``sequential``:
   activations only.
 
@@ -45,8 +47,20 @@ KNOWN_MODELS = {
         "blocks": 40,
         "vace_blocks": 8,
     },
+    # Wan2.2 VACE-Fun A14B: two experts of the 14B VACE architecture (VACE blocks every 5th layer), the
+    # same UMT5 encoder and Wan2.1 VAE (64 GB in bf16 as published)
+    "linoyts/Wan2.2-VACE-Fun-14B-diffusers": {
+        "transformer": 16.9e9,
+        "transformer_2": 16.9e9,
+        "text_encoder": 5.7e9,
+        "vae": 0.127e9,
+        "dim": 5120,
+        "blocks": 40,
+        "vace_blocks": 8,
+    },
 }
 COMPONENTS = ("transformer", "text_encoder", "vae")
+EXPERT_2 = "transformer_2"  # the second expert of a two-expert model, counted when its folder exists
 ACTIVATION_COPIES = (
     12  # live [tokens, dim] tensors in one block: qkv, attention out, FFN (x ffn/dim), residual
 )
@@ -107,6 +121,8 @@ def model_size(model: str) -> dict | None:
     folder = model_folder(model)
     if folder is not None:
         info = {name: _safetensors_params(folder / name) for name in COMPONENTS}
+        if (folder / EXPERT_2).is_dir():
+            info[EXPERT_2] = _safetensors_params(folder / EXPERT_2)
         config_path = folder / "transformer" / "config.json"
         if None not in info.values() and config_path.is_file():
             config = json.loads(config_path.read_text())
@@ -131,6 +147,8 @@ def estimate_memory(
         "text_encoder": int(info["text_encoder"] * dtype_bytes),
         "vae": int(info["vae"] * 4),  # kept fp32
     }
+    if EXPERT_2 in info:
+        weights[EXPERT_2] = int(info[EXPERT_2] * dtype_bytes)
     # The VACE hints (one [tokens, dim] tensor per VACE block) live through the whole forward pass.
     activations = int(geometry.tokens * info["dim"] * dtype_bytes * (ACTIVATION_COPIES + info["vace_blocks"]))
     # Wan VAE decode: 96-384 channels at full resolution over a few cached frames; tiling bounds it.
@@ -148,11 +166,10 @@ def estimate_memory(
 
 def _per_mode(weights: dict[str, int], block: int, activations: int, vae_workspace: int) -> dict[str, int]:
     compute = max(activations, vae_workspace)
+    expert = max(weights["transformer"], weights.get(EXPERT_2, 0))  # model offload: one expert at a time
     return {
         "none": sum(weights.values()) + compute,
-        "model": max(
-            weights["text_encoder"], weights["transformer"] + activations, weights["vae"] + vae_workspace
-        ),
+        "model": max(weights["text_encoder"], expert + activations, weights["vae"] + vae_workspace),
         "group": 2 * block + weights["vae"] + compute,  # the running block and the one being prefetched
         "sequential": compute,
     }

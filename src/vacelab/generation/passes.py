@@ -11,7 +11,9 @@ What vacelab hands diffusers, and why:
   first; reversed, the first latent step is the user's first reference, as in official VACE.
 - ``generator``: a CPU ``torch.Generator`` seeded with the pass's seed (the same noise on every device).
 
-The hooks of :mod:`~vacelab.generation.hooks` (``mask_encoding``, ``vace_end``) are on for the call only.
+The hooks of :mod:`~vacelab.generation.hooks` (``mask_encoding``, ``vace_end``; with two experts
+``boundary`` and the record of each expert's steps) are on for the call only. A two-expert model gets
+``guidance_scale_2`` (``guidance_2``; diffusers uses ``guidance`` when it is ``None``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 from ..errors import InputError
 from ..job import Job
 from .context import Progress, RunContext, Stopwatch
-from .hooks import mask_encoding_hook, set_flow_shift, vace_end_hook
+from .hooks import boundary_hook, expert_steps_hook, mask_encoding_hook, set_flow_shift, vace_end_hook
 from .settings import OFFLOAD_MODES, RunSettings
 
 
@@ -75,6 +77,10 @@ def generate(ctx: RunContext, clip: Job, *, seed: int, clock: Stopwatch, report:
 
             hooks.enter_context(mask_encoding_hook(pipe, mask_latent(clip.mask, len(clip.refs), "aligned")))
         hooks.enter_context(vace_end_hook(pipe, settings.vace_end, settings.steps))
+        if len(ctx.loaded.experts) > 1:
+            hooks.enter_context(boundary_hook(pipe, settings.boundary))
+            ctx.expert_steps.clear()
+            hooks.enter_context(expert_steps_hook(pipe, ctx.expert_steps))
         report("denoise", 0, settings.steps)
         try:
             with clock("generate"):
@@ -84,6 +90,7 @@ def generate(ctx: RunContext, clip: Job, *, seed: int, clock: Stopwatch, report:
                     conditioning_scale=settings.conditioning_scale,
                     num_inference_steps=settings.steps,
                     guidance_scale=settings.guidance,
+                    guidance_scale_2=settings.guidance_2,  # two experts only (None: guidance)
                     generator=torch.Generator("cpu").manual_seed(seed),
                     output_type="np",
                     callback_on_step_end=on_step,

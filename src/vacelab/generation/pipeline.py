@@ -156,15 +156,17 @@ def _missing_weights(model: str, exc: Exception) -> InputError:
 # --------------------------------------------------------------------------------------------- loading
 def check_loadable(settings: RunSettings) -> LoadRequest:
     """Everything about loading ``settings`` that can be refused without loading: ftfy, the LoRA files,
-    the model folder (or, offline, its cache entry), offload on this device, dtype, attention backend.
+    the model folder (or, offline, its cache entry), offload on this device, dtype, attention backend,
+    and (where its files are here) what the model can honour (``model.check_model``: experts, geometry).
 
     Returns the resolved :class:`LoadRequest` for :func:`load_pipeline`; ``run_job`` calls it once, before
     the audit, so that a bad input is the only line the run prints.
     """
     from huggingface_hub import constants
 
-    from .lora import parse_lora_spec
+    from .lora import lora_specs
     from .memory import model_folder
+    from .model import ModelFacts, check_model
 
     check_ftfy()
     if settings.attention is not None:
@@ -179,7 +181,7 @@ def check_loadable(settings: RunSettings) -> LoadRequest:
             )
     device = placement_device(settings)
     dtype = resolve_dtype(settings.dtype, device)
-    loras = [parse_lora_spec(spec) for spec in settings.lora]
+    loras = lora_specs(settings)
     model = resolve_model(settings.model)
     path = Path(model).expanduser()
     if path.exists() and not (path / "model_index.json").is_file():
@@ -188,8 +190,12 @@ def check_loadable(settings: RunSettings) -> LoadRequest:
         )
     if not path.exists() and names_a_folder(model):
         raise InputError("folder not found", field="model", value=model)
-    if not path.exists() and constants.HF_HUB_OFFLINE and model_folder(model) is None:
+    folder = model_folder(model)
+    if not path.exists() and constants.HF_HUB_OFFLINE and folder is None:
         raise _missing_weights(model, FileNotFoundError("model_index.json is not in the cache"))
+    facts = ModelFacts.from_folder(folder) if folder is not None else None
+    if facts is not None:  # else checked once loaded (run_job)
+        check_model(settings, model, facts)
     return LoadRequest(model=model, path=path, device=device, dtype=dtype, loras=loras)
 
 

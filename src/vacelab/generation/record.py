@@ -104,9 +104,27 @@ def run_record(ctx: RunContext, out: Path, windows: list[dict], memory: dict) ->
         "versions": versions(),
         "started": ctx.started.isoformat(timespec="seconds"),
     }
+    if len(loaded.experts) > 1:
+        run["used"]["experts"] = expert_record(ctx)
     if ctx.plan.is_long:
         run["windows"] = windows
     return run
+
+
+def expert_record(ctx: RunContext) -> dict:
+    """A two-expert run: the boundary, each expert's guidance, the steps it ran and its LoRAs."""
+    settings, loaded = ctx.settings, ctx.loaded
+    boundary = (
+        settings.boundary if settings.boundary is not None else loaded.pipe.config.get("boundary_ratio")
+    )
+    guidance = {"transformer": settings.guidance, "transformer_2": settings.guidance_2}
+    if guidance["transformer_2"] is None:
+        guidance["transformer_2"] = settings.guidance
+    loras = {
+        name: [{"file": a["file"], "scale": a["scale"]} for a in loaded.loras if name in a["experts"]]
+        for name in loaded.experts
+    }
+    return {"boundary": boundary, "guidance": guidance, "steps": ctx.expert_steps, "loras": loras}
 
 
 def write_run(ctx: RunContext, out: Path, video: np.ndarray, run: dict) -> Result:

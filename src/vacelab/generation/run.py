@@ -22,6 +22,7 @@ from ..errors import InputError
 from ..job import Job, check_new_folder, load_job
 from ..result import Result
 from .context import Progress, RunContext, Stopwatch, no_progress
+from .model import ModelFacts, check_model
 from .pipeline import LoadedPipeline, as_loaded, check_loadable, load_pipeline
 from .preflight import audit_windows, memory_preflight, window_part
 from .record import reset_peak_memory, run_record, write_run
@@ -73,6 +74,7 @@ def run_job(
     if pipeline is None:  # the memory a pass needs: the first window is the longest
         memory = memory_preflight(request, settings, window_part(job, ctx.plan.window(0)).geometry)
     ctx.loaded = _obtain(ctx, pipeline, request)
+    check_model(settings, ctx.loaded.model, ModelFacts.of(ctx.loaded.pipe))
     reset_peak_memory(ctx.loaded.device)
     video, windows = generate_windows(ctx, store)
     result = write_run(ctx, out, video, run_record(ctx, out, windows, memory))

@@ -15,6 +15,7 @@ DEFAULT_MODEL = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
 MODEL_ALIASES = {
     "1.3b": "Wan-AI/Wan2.1-VACE-1.3B-diffusers",
     "14b": "Wan-AI/Wan2.1-VACE-14B-diffusers",
+    "2.2-a14b": "linoyts/Wan2.2-VACE-Fun-14B-diffusers",  # Wan2.2 VACE-Fun A14B: two experts
 }
 # Wan2.1's standard negative prompt in English, as diffusers' Wan examples use it.
 WAN_NEGATIVE_PROMPT = (
@@ -36,14 +37,22 @@ def _finite(value) -> bool:
 
 
 def _setting(
-    default=None, *, choices: tuple[str, ...] | None = None, check=None, factory=None, loads: bool = False
+    default=None,
+    *,
+    choices: tuple[str, ...] | None = None,
+    check=None,
+    factory=None,
+    loads: bool = False,
+    two_experts: bool = False,
 ):
     """A RunSettings field with its rule: ``choices`` (allowed words) or ``check`` (``(ok(value), why)``).
 
     ``loads``: the field changes the loaded pipeline object (model, dtype, placement, adapters, compile):
     runs that agree on every such field can share one loaded pipeline (:meth:`RunSettings.loading_key`).
+    ``two_experts``: the field means something only for a two-expert model (Wan2.2 A14B); set on a
+    one-expert model, it is refused (:meth:`RunSettings.two_expert_fields`).
     """
-    metadata = {"choices": choices, "check": check, "loads": loads}
+    metadata = {"choices": choices, "check": check, "loads": loads, "two_experts": two_experts}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -63,6 +72,16 @@ class RunSettings:
     steps: int = _setting(50, check=(lambda v: v >= 1, "must be at least 1"))
     guidance: float = _setting(
         5.0, check=(lambda v: math.isfinite(v) and v >= 0, "must be a finite number >= 0")
+    )
+    # the low-noise expert's guidance (two-expert models); None: the same as guidance
+    guidance_2: float | None = _setting(
+        check=(lambda v: v is None or (math.isfinite(v) and v >= 0), "must be a finite number >= 0"),
+        two_experts=True,
+    )
+    # where the low-noise expert takes over, as a fraction of the 1000 training timesteps; None: the
+    # model's boundary_ratio (0.875 for Wan2.2 A14B)
+    boundary: float | None = _setting(
+        check=(lambda v: v is None or 0 < v < 1, "must be between 0 and 1 (exclusive)"), two_experts=True
     )
     # None: 3.0 at 480p, 5.0 at 720p and above
     shift: float | None = _setting(
@@ -86,7 +105,9 @@ class RunSettings:
     color_match: bool = False
     vace_end: float = _setting(1.0, check=(lambda v: 0 < v <= 1, "must be in (0, 1]"))
     mask_encoding: str = _setting("reference", choices=MASK_ENCODINGS)
-    lora: list[str] = _setting(factory=list, loads=True)  # FILE[:SCALE]
+    lora: list[str] = _setting(factory=list, loads=True)  # FILE[:SCALE], into every expert
+    lora_high: list[str] = _setting(factory=list, loads=True, two_experts=True)  # into transformer only
+    lora_low: list[str] = _setting(factory=list, loads=True, two_experts=True)  # into transformer_2 only
 
     @classmethod
     def field_types(cls) -> dict[str, type]:
@@ -110,6 +131,15 @@ class RunSettings:
                 raise InputError(f"choose from {', '.join(choices)}", field=spec.name, value=value)
             if check and not check[0](value):
                 raise InputError(check[1], field=spec.name, value=value)
+
+    def two_expert_fields(self) -> list[str]:
+        """The fields set here that only a two-expert model can use (left at their defaults: none)."""
+        defaults = RunSettings()
+        return [
+            f.name
+            for f in fields(self)
+            if f.metadata.get("two_experts") and getattr(self, f.name) != getattr(defaults, f.name)
+        ]
 
     def loading_key(self) -> tuple:
         """The values of the fields that change the loaded pipeline (``loads``): equal keys, one load."""

@@ -32,6 +32,11 @@ CONFIGS = {
     "14b": dict(
         COMMON, num_attention_heads=40, ffn_dim=13824, num_layers=40, vace_layers=list(range(0, 40, 5))
     ),
+    # Wan2.2 VACE-Fun A14B: two experts, each of this architecture (VACE blocks every 5th layer, as the
+    # 14B), with their own weights
+    "a14b": dict(
+        COMMON, num_attention_heads=40, ffn_dim=13824, num_layers=40, vace_layers=list(range(0, 40, 5))
+    ),
     "tiny": dict(
         COMMON,
         num_attention_heads=2,

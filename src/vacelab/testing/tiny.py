@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .models import COMMON
+
 TEXT_DIM = 32
+TINY_TRANSFORMER = dict(  # the published Wan2.1 VACE transformer config, shrunk
+    COMMON,
+    num_attention_heads=2,
+    attention_head_dim=12,
+    text_dim=TEXT_DIM,
+    ffn_dim=32,
+    num_layers=3,
+    vace_layers=[0, 2],
+)
 
 
 def word_tokenizer(words: list[str], **special_tokens):
@@ -24,8 +35,13 @@ def word_tokenizer(words: list[str], **special_tokens):
     return PreTrainedTokenizerFast(tokenizer_object=raw, **special_tokens)
 
 
-def build_tiny_pipeline(seed: int = 0):
-    """Return a freshly initialised tiny ``WanVACEPipeline`` (fp32, CPU)."""
+def build_tiny_pipeline(seed: int = 0, experts: int = 1, boundary_ratio: float = 0.875):
+    """Return a freshly initialised tiny ``WanVACEPipeline`` (fp32, CPU).
+
+    ``experts=2``: a two-expert pipeline as Wan2.2 A14B is built: a second transformer (``transformer_2``,
+    the same config, initialised from ``seed + 1``) and ``boundary_ratio``; every other component is the
+    one-expert pipeline's of the same seed.
+    """
     import torch
     from diffusers import (
         AutoencoderKLWan,
@@ -39,22 +55,7 @@ def build_tiny_pipeline(seed: int = 0):
     vae = AutoencoderKLWan(
         base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
     )
-    transformer = WanVACETransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=16,
-        out_channels=16,
-        text_dim=TEXT_DIM,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=3,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=1024,
-        vace_layers=[0, 2],
-        vace_in_channels=96,
-    )
+    transformer = WanVACETransformer3DModel(**TINY_TRANSFORMER)
     text_encoder = UMT5EncoderModel(
         UMT5Config(
             vocab_size=64,
@@ -72,13 +73,25 @@ def build_tiny_pipeline(seed: int = 0):
     scheduler = UniPCMultistepScheduler(
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
     )
+    second = {}
+    if experts == 2:
+        torch.manual_seed(seed + 1)
+        second = {
+            "transformer_2": WanVACETransformer3DModel(**TINY_TRANSFORMER),
+            "boundary_ratio": boundary_ratio,
+        }
     return WanVACEPipeline(
-        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        transformer=transformer,
+        scheduler=scheduler,
+        **second,
     )
 
 
-def save_tiny_pipeline(folder: str | Path, seed: int = 0) -> Path:
+def save_tiny_pipeline(folder: str | Path, seed: int = 0, experts: int = 1) -> Path:
     """Build the tiny pipeline and ``save_pretrained`` it to ``folder`` (a folder ``--model`` accepts)."""
     folder = Path(folder)
-    build_tiny_pipeline(seed).save_pretrained(folder)
+    build_tiny_pipeline(seed, experts).save_pretrained(folder)
     return folder
