@@ -147,7 +147,8 @@ def test_published_configs_build_the_published_sizes():
 
 def test_gpu_step_tiny_runs_end_to_end(tmp_path):
     out = tmp_path / "gpu_step.json"
-    proc = script("gpu_step.py", "--tiny", "--model", "a14b", "--extra", "fused_qkv,autotune", "--out", out)
+    args = ["--tiny", "--model", "a14b", "--extra", "fused_qkv,autotune", "--offload-modes", "group"]
+    proc = script("gpu_step.py", *args, "--out", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.read_text())
     assert res["tokens"] == 48 and res["latent_thw"] == [3, 8, 8]
