@@ -336,3 +336,23 @@ def test_long_job_is_audited_window_by_window(tmp_path, capsys):
     assert first.geometry.frames == 17 and by_code(first, "LONG_JOB")
     code, out, err = run_cli(capsys, job, "--window", 2)
     assert code == 2 and err.startswith("error: --window 2") and out == ""
+
+
+def test_every_rendering_shows_every_finding_of_a_long_job(tmp_path):
+    """Text, markdown, HTML and the picture come from one set of words: each shows every finding,
+    LONG_JOB included (the picture once had no column label for it)."""
+    from vacelab.audit import formats
+    from vacelab.audit.plot import draw_audit
+
+    mask = np.ones((161, 64, 96), bool)
+    mask[::5] = False  # keyframes: mixed groups, mismatches, anchors
+    report = audit_arrays(mask, windows=[(0, 81), (72, 153), (144, 161)], window=1)
+    codes = {f.code for f in report.findings}
+    assert {"LONG_JOB", "MIXED_GROUP"} <= codes
+    renderings = [report.text(), formats.markdown(report), formats.html_list(report)]
+    renderings.append("\n".join(formats.caption(f) for f in report.findings))
+    for rendered in renderings:
+        assert all(code in rendered for code in codes)
+    assert "[LNG]" in formats.caption(next(f for f in report.findings if f.code == "LONG_JOB"))
+    draw_audit(report, tmp_path / "audit.png")
+    assert (tmp_path / "audit.png").stat().st_size > 0

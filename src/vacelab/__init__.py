@@ -37,7 +37,7 @@ _API = {
     "audit_job": "vacelab.audit",
     "audit_arrays": "vacelab.audit",
     "AuditReport": "vacelab.audit",
-    "draw_audit": "vacelab.audit_plot",
+    "draw_audit": "vacelab.audit.plot",
     "load_manifest": "vacelab.manifest",
     "Manifest": "vacelab.manifest",
     "run_batch": "vacelab.batch",
@@ -50,7 +50,7 @@ _API = {
 
 if TYPE_CHECKING:  # the names of _API, for type checkers and IDEs (a test keeps the two lists equal)
     from .audit import AuditReport, audit_arrays, audit_job
-    from .audit_plot import draw_audit
+    from .audit.plot import draw_audit
     from .batch import Outcome, run_batch
     from .demo import run_demo
     from .errors import InputError

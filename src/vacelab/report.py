@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, media
+from .audit import formats
 from .render import mask_overlay, side_by_side
 
 GIF_FRAMES = 21  # every 4th frame of an 81-frame job
 GIF_COLORS = 48
 PANEL_WIDTH = 160  # each side of a side-by-side animation
 AUDIT_COLORS = 64
-SEVERITY_WORD = {"error": "Error", "warning": "Warning", "info": "Note"}
 METRIC_COLUMNS = [
     ("keep_psnr", "KEEP PSNR dB"),
     ("keep_ssim", "KEEP SSIM"),
@@ -94,10 +94,10 @@ def gif_uri(frames: np.ndarray, fps: float, *, max_width: int) -> str:
 
 
 def audit_uri(audit, label: str) -> str:
-    """The audit picture (``audit_plot.draw_audit``) as a PNG data URI; ``label`` names the job in it."""
+    """The audit picture (``audit.plot.draw_audit``) as a PNG data URI; ``label`` names the job in it."""
     from PIL import Image
 
-    from .audit_plot import draw_audit
+    from .audit.plot import draw_audit
 
     audit.source = {"job": label, **{k: v for k, v in audit.source.items() if k != "job"}}
     with tempfile.TemporaryDirectory(prefix="vacelab-report-") as tmp:
@@ -170,18 +170,6 @@ def table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
         for r in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def findings_html(audit) -> str:
-    """The audit's findings in plain words, worst first (or a line saying there is nothing to report)."""
-    if not audit.findings:
-        return "<p>The audit found nothing to warn about: the model reads this mask as drawn.</p>"
-    items = "".join(
-        f'<li><b class="{f.severity}">{SEVERITY_WORD[f.severity]}</b> <code>{esc(f.code)}</code>: '
-        f"{esc(f.message)}</li>"
-        for f in audit.findings
-    )
-    return f'<ul class="findings">{items}</ul>'
 
 
 def _run_rows(runs: list[dict], *, with_variant: bool) -> tuple[list[str], list[list[str]]]:
@@ -282,7 +270,7 @@ def _variant_html(variant, job, runs: list[dict], out: Path, audit_job, load_res
     parts.append(f'<div class="figs">{"".join(figures)}</div>')
     for encoding, audit in audits.items():
         label = f" (mask encoding {esc(encoding)})" if len(audits) > 1 else ""
-        parts.append(f"<p><b>Audit{label}</b></p>" + findings_html(audit))
+        parts.append(f"<p><b>Audit{label}</b></p>" + formats.html_list(audit))
     if job.notes:
         notes = "".join(f"<li>{esc(n)}</li>" for n in job.notes)
         parts.append(

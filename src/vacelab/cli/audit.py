@@ -85,7 +85,7 @@ def handle(args) -> int:
             encoding=args.mask_encoding,
         )
     if args.png:
-        from ..audit_plot import draw_audit
+        from ..audit.plot import draw_audit
 
         draw_audit(report, args.png)
     if args.json:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import media
+from ..audit import formats
 from ..errors import InputError
 from ..geometry import DEFAULT_FRAMES
 from .policy import Policy, SessionFolder
@@ -25,7 +26,6 @@ MAX_EDIT_FRAMES = 257  # frames of the source the editor decodes (16 s at 16 fps
 CANVAS_MAX = 832  # longest side of the frame shown in the mask editor
 MASK_ALPHA = 64  # painted layer pixels at least this opaque are GENERATE
 PAINT_RGBA = (255, 48, 48, 153)
-SEVERITY_MARK = {"error": "✖ Error", "warning": "⚠ Warning", "info": "ℹ Info"}
 
 
 @dataclass
@@ -318,7 +318,7 @@ class Workbench:
 
     def view(self, job) -> View:
         from ..audit import audit_job
-        from ..audit_plot import draw_audit
+        from ..audit.plot import draw_audit
         from ..render import preview_frames
 
         report = audit_job(job)
@@ -372,33 +372,11 @@ def findings_markdown(job, report) -> str:
         f"**{job.task}** · {g.frames} frames · {g.width}×{g.height} px · {job.fps:g} fps{refs} · "
         f"{job.mask.mean():.1%} of pixels to GENERATE · {g.latent_frames} latent steps, {g.tokens:,} tokens",
         "",
+        formats.markdown(report),
     ]
-    counts = report.counts()
-    if not report.findings:
-        lines.append("**No findings**: every latent step sees the mask you drew.")
-    else:
-        lines.append(
-            f"**{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} note(s)** "
-            "from the audit of what the model sees:"
-        )
-        for f in report.findings:
-            where = "; ".join(
-                f"{name}{'s' * (len(values) > 1)} {_ints(values)}"
-                for name, values in (("latent step", f.latents), ("frame", f.frames))
-                if values
-            )
-            lines.append(
-                f"- {SEVERITY_MARK[f.severity]} **{f.code}**{f' ({where})' if where else ''}: {f.message}"
-            )
     if job.notes:
         lines += ["", "Notes from building the job:"] + [f"- {note}" for note in job.notes]
     return "\n".join(lines)
-
-
-def _ints(values) -> str:
-    from ..audit import format_ints
-
-    return format_ints(values)
 
 
 def zip_folder(folder: Path, archive: Path) -> Path:

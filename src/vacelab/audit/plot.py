@@ -13,21 +13,14 @@ import textwrap
 
 import numpy as np
 
+from .formats import CODE_LABELS, caption
+
 KEEP = (42, 157, 143)
 GENERATE = (231, 111, 81)
 REF = (190, 190, 190)
 INK = (30, 30, 30)
 GRID = (215, 215, 215)
 SEVERITY = {"error": (200, 30, 30), "warning": (235, 150, 20), "info": (70, 120, 200)}
-SHORT = {
-    "BAD_GEOMETRY": "GEO",
-    "MIXED_GROUP": "MIX",
-    "MASK_SAMPLE_MISMATCH": "MSM",
-    "PHASE_DRIFT": "PHD",
-    "NO_ANCHOR": "NOA",
-    "NO_SPATIAL_ANCHOR": "NSA",
-    "THIN_MASK": "THN",
-}
 
 
 def _mix(keep: float) -> tuple[int, int, int]:
@@ -40,7 +33,7 @@ def draw_audit(report, path) -> None:
     """Draw ``report`` (an :class:`vacelab.audit.AuditReport`) as a PNG at ``path``, atomically."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from .media import atomic_path
+    from ..media import atomic_path
 
     font = ImageFont.load_default(size=13)
     small = ImageFont.load_default(size=11)
@@ -60,10 +53,7 @@ def draw_audit(report, path) -> None:
     find_x = bar_x + bar_w + 24
     fcol = 30
     width = max(find_x + fcol * max(len(report.findings), 1) + 30, 900)
-    wrapped = [
-        (f, textwrap.wrap(f"{f.severity.upper()} {f.code} [{SHORT.get(f.code, f.code)}]: {f.message}", 150))
-        for f in report.findings
-    ]
+    wrapped = [(f, textwrap.wrap(caption(f), 150)) for f in report.findings]
     legend_top = grid_top + rows * rh + 40
     height = legend_top + 60 + sum(16 * len(lines) + 6 for _, lines in wrapped) + 20
     image = Image.new("RGB", (width, height), "white")
@@ -137,7 +127,7 @@ def draw_audit(report, path) -> None:
     for i, finding in enumerate(report.findings):
         x = find_x + i * fcol
         colour = SEVERITY[finding.severity]
-        draw.text((x, grid_top - 17), SHORT.get(finding.code, finding.code[:3]), font=small, fill=colour)
+        draw.text((x, grid_top - 17), CODE_LABELS[finding.code], font=small, fill=colour)
         for t in finding.latents:
             y = grid_top + (refs + t) * rh
             draw.rectangle([x + 4, y + 3, x + 18, y + rh - 3], fill=colour)
