@@ -36,8 +36,9 @@ def test_grow_per_frame_and_static_frames():
     for i in range(5):
         assert np.array_equal(grown[i], brute_disk_dilation(mask[i], 4))
     assert masks.grow(mask, 0) is mask
-    with pytest.raises(InputError, match="--grow"):
+    with pytest.raises(InputError, match="must be 0 or more pixels") as error:
         masks.grow(mask, -1)
+    assert (error.value.field, error.value.value) == ("grow", -1)
 
 
 def test_feather_alpha_ramps_inside_the_mask_only():

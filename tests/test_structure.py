@@ -23,7 +23,6 @@ FLAG_ERRORS_PENDING = {
     "tasks/options.py",
     "tasks/source.py",
     "tasks/spatial.py",
-    "tasks/temporal.py",
 }
 
 

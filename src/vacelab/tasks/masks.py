@@ -148,7 +148,7 @@ def _per_frame(mask: np.ndarray, margin: int, fn) -> tuple[tuple[int, int, int, 
 def grow(mask: np.ndarray, px: int) -> np.ndarray:
     """Dilate every frame of ``mask`` by a disk of ``px`` pixels."""
     if px < 0:
-        raise InputError(f"--grow {px}: must be 0 or more pixels")
+        raise InputError("must be 0 or more pixels", field="grow", value=px)
     if px == 0:
         return mask
     found = _per_frame(mask, px, lambda crop: dilate_disk(crop, px))
@@ -165,7 +165,7 @@ def feather_alpha(mask: np.ndarray, px: int) -> np.ndarray | None:
     """Weight of the fill inside the GENERATE area: rises from ``1/(px+1)`` at the mask's edge to 1 at
     ``px`` pixels inside it (chessboard distance); 0 outside. None when ``px`` is 0."""
     if px < 0:
-        raise InputError(f"--feather {px}: must be 0 or more pixels")
+        raise InputError("must be 0 or more pixels", field="feather", value=px)
     if px == 0:
         return None
 

@@ -24,7 +24,9 @@ from .source import FILL_GRAY, check_block_size, job_size, probe_hw, read_clip, 
 def _fixed_frames(opts: Options, task: str) -> int:
     frames = frame_count(opts.frames)
     if frames == "all":
-        raise InputError(f"--frames all: {task} has no clip to take the length from; give a 4k+1 number")
+        raise InputError(
+            f"{task} has no clip to take the length from; give a 4k+1 number", field="frames", value="all"
+        )
     return frames or DEFAULT_FRAMES
 
 
@@ -64,7 +66,7 @@ def build_endframes(task: str, opts: Options) -> Job:
     frames = _fixed_frames(opts, task)
     positions = {"firstframe": [0], "lastframe": [frames - 1], "firstlast": [0, frames - 1]}[task]
     if task == "firstlast" and frames < 2:
-        raise InputError("--frames: firstlast needs at least 5 frames")
+        raise InputError("firstlast needs at least 5 frames", field="frames", value=frames)
     video, mask = _blank(frames, size)
     for position, image in zip(positions, images, strict=True):
         video[position] = image
@@ -81,14 +83,16 @@ def build_extend(task: str, opts: Options) -> Job:
     frames = _fixed_frames(opts, task)
     keep = int(opts.keep)
     if not 1 <= keep < frames:
-        raise InputError(f"--keep {keep}: must be at least 1 and fewer than --frames {frames}")
+        raise InputError(f"must be at least 1 and fewer than the {frames} frames", field="keep", value=keep)
     size = job_size(opts, probe_hw(opts.video))
     clip, fps = media.read_video(
         opts.video, size=size, fps=float(opts.fps), start=float(opts.start), max_frames=keep
     )
     if len(clip) < keep:
         raise InputError(
-            f"--keep {keep}: --video {opts.video} holds only {len(clip)} frames at {opts.fps:g} fps"
+            f"the video {opts.video} holds only {len(clip)} frames at {opts.fps:g} fps",
+            field="keep",
+            value=keep,
         )
     video, mask = _blank(frames, size)
     video[:keep] = clip
@@ -107,7 +111,7 @@ def build_extend(task: str, opts: Options) -> Job:
 def build_keyframes(task: str, opts: Options) -> Job:
     """``keyframes`` from ``--key FRAME=IMAGE`` or ``--video V --every K``, placed by ``--strategy``."""
     if opts.strategy not in STRATEGIES:
-        raise InputError(f"--strategy {opts.strategy!r}: choose from {', '.join(STRATEGIES)}")
+        raise InputError(f"choose from {', '.join(STRATEGIES)}", field="strategy", value=repr(opts.strategy))
     if bool(opts.key) == bool(opts.video):
         raise InputError("keyframes needs --key FRAME=IMAGE (repeatable) or --video V --every K, not both")
     original, notes = None, []
@@ -122,15 +126,17 @@ def build_keyframes(task: str, opts: Options) -> Job:
         keys = {f: original[f] for f in range(0, frames, int(opts.every))}
     else:
         if opts.every is not None:
-            raise InputError("--every needs --video")
+            raise InputError("needs a video to take keyframes from", field="every")
         specs = [key_spec(v) for v in opts.key]
         frames = _fixed_frames(opts, task)
         seen = set()
         for frame, _ in specs:
             if not 0 <= frame < frames:
-                raise InputError(f"--key {frame}=...: keyframe index outside the clip (0..{frames - 1})")
+                raise InputError(
+                    f"keyframe index outside the clip (0..{frames - 1})", field="key", value=f"{frame}=..."
+                )
             if frame in seen:
-                raise InputError(f"--key {frame}=...: duplicate keyframe index {frame}")
+                raise InputError(f"duplicate keyframe index {frame}", field="key", value=f"{frame}=...")
             seen.add(frame)
         images = [media.read_image(path) for _, path in specs]
         size = job_size(opts, images[0].shape[:2])
@@ -170,8 +176,10 @@ def place_keyframes(
         group = max(own, previous + 1)  # keyframes keep their order: a taken group pushes to the next one
         if group >= len(groups):
             raise InputError(
-                f"--key {frame}: no free VAE group left after frame {groups[previous].stop - 1} "
-                f"({len(order)} keyframes, {len(groups)} groups in {frames} frames)"
+                f"no free VAE group left after frame {groups[previous].stop - 1} "
+                f"({len(order)} keyframes, {len(groups)} groups in {frames} frames)",
+                field="key",
+                value=frame,
             )
         if group != own:
             notes.append(
@@ -202,11 +210,13 @@ def place_keyframes(
 
 def _anchor_strip(video, mask, keys, px: int, edge: str) -> list[str]:
     if edge not in ANCHOR_EDGES:
-        raise InputError(f"--anchor-edge {edge!r}: choose from {', '.join(ANCHOR_EDGES)}")
+        raise InputError(f"choose from {', '.join(ANCHOR_EDGES)}", field="anchor_edge", value=repr(edge))
     height, width = mask.shape[1:]
     along = height if edge in ("bottom", "top") else width
     if not 1 <= px <= along // 2:
-        raise InputError(f"--anchor-px {px}: must be between 1 and {along // 2} for the {edge} edge")
+        raise InputError(
+            f"must be between 1 and {along // 2} for the {edge} edge", field="anchor_px", value=px
+        )
     region = {
         "bottom": np.s_[height - px :, :],
         "top": np.s_[:px, :],
