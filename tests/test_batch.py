@@ -111,7 +111,7 @@ def test_bad_manifests_are_refused_naming_the_key(jobs_dir, capsys):
     err = bad(jobs_dir, '[[jobs]]\nname = "p"\nprepare = {task = "inpaint", video = "nope.mp4"}\n', capsys)
     assert "'p'" in err and "video = " in err and "nope.mp4" in err
     err = bad(jobs_dir, '[[jobs]]\nname = "p"\nprepare = {task = "inpaint", ratio = 1.5}\n', capsys)
-    assert "'p'" in err and "--ratio does not apply to inpaint" in err
+    assert "'p'" in err and "ratio: does not apply to inpaint" in err
     err = bad(jobs_dir, '[[jobs]]\nname = "p"\njob = "jobs/clip0"\nprepare = {task = "inpaint"}\n', capsys)
     assert "either 'job'" in err
     err = bad(jobs_dir, "[defaults]\nsteps = 2\n", capsys)
@@ -378,9 +378,9 @@ def test_prepare_entries_are_built_once_and_fail_alone(jobs_dir, tiny_model_dir,
     out = tmp_path / "out"
     outcomes = run_batch(load_manifest(path), out)
     assert [(o.name, o.status) for o in outcomes] == [("boxed", "done"), ("offframe", "failed")]
-    assert outcomes[1].error.startswith("prepare: --bbox 16,16,480,48")
+    assert outcomes[1].error.startswith("prepare: bbox = 16,16,480,48")
     log = (out / ".batch" / "offframe.log").read_text()  # the whole traceback, as for a failed run
-    assert log.startswith("Traceback") and "InputError: --bbox 16,16,480,48" in log
+    assert log.startswith("Traceback") and "InputError: bbox 16,16,480,48" in log
     job = load_job(out / ".batch" / "jobs" / "boxed")
     assert job.mask[:, 16:48, 16:48].all() and job.mask.mean() == 0.25
     assert load_result(out / "boxed").job_path == job.path.resolve()

@@ -136,7 +136,7 @@ def test_bad_plans_are_refused_with_one_line(tmp_path, capsys, text, message):
 
 def test_bad_prepare_option_is_refused_before_anything_runs(tmp_path):
     plan = write_plan(tmp_path, '[[jobs]]\nname="k"\ntask="keyframes"\nvideo="sample:"\nevery=8\nwhat="gun"')
-    with pytest.raises(InputError, match=r"\[\[jobs\]\] 'k': --what does not apply to keyframes"):
+    with pytest.raises(InputError, match=r"\[\[jobs\]\] 'k': what: does not apply to keyframes"):
         run_plan(load_plan(plan, size="112x64", frames=9), tmp_path / "out", generate=False)
     assert not (tmp_path / "out").exists()  # no half-prepared jobs, no empty folder left behind
     bad = write_plan(tmp_path, '[[jobs]]\nname="k"\ntask="inpaint"\nvideo="sample:"\nmask="sample:cat"')

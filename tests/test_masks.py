@@ -58,7 +58,7 @@ def test_bbox_mask_and_bounds():
     assert mask.sum() == 2 * 8 * 4
     assert mask[:, 3:7, 2:10].all()
     for bad in [(0, 0, 33, 8), (5, 5, 5, 9), (-1, 0, 4, 4)]:
-        with pytest.raises(InputError, match="--bbox"):
+        with pytest.raises(InputError, match="bbox"):
             masks.bbox_mask(bad, 1, (16, 32))
 
 

@@ -130,9 +130,9 @@ def test_polygon_per_frame_range_and_source_coords(clip, tmp_path):
     rows, cols = np.nonzero(job.mask[0])
     assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (30, 90, 0, 120)
     assert any("--bbox 5,75,315,225: cut to 0,30,120,90" in note for note in job.notes)
-    with pytest.raises(InputError, match=r"--bbox 0,75,10,225: lies in the part of the 832x480 source"):
+    with pytest.raises(InputError, match=r"bbox 0,75,10,225: lies in the part of the 832x480 source"):
         prepare("inpaint", video=str(clip), bbox="0,75,10,225", coords="source", **SMALL)
-    with pytest.raises(InputError, match=r"--bbox 0,75,900,225: .*\(source pixels, 832x480\)"):
+    with pytest.raises(InputError, match=r"bbox 0,75,900,225: .*\(source pixels, 832x480\)"):
         prepare("inpaint", video=str(clip), bbox="0,75,900,225", coords="source", **SMALL)
 
 
@@ -160,7 +160,7 @@ def test_tracking_options_reach_track_mask(clip, monkeypatch):
     assert any("empty on frames 10" in n for n in job.notes)
     with pytest.raises(InputError, match="frame outside the clip"):
         prepare("inpaint", video=str(clip), track_box=["10,20,50,60@17"], **SMALL)
-    with pytest.raises(InputError, match="--track-box"):
+    with pytest.raises(InputError, match="track_box"):
         prepare("inpaint", video=str(clip), track_box=["10,20,500,60"], **SMALL)
     with pytest.raises(InputError, match="phrase is empty"):
         prepare("inpaint", video=str(clip), segment="  ", **SMALL)
@@ -191,7 +191,7 @@ def test_outpaint_expand_and_bad_ratio(clip):
     assert job.mask[:, 16:, 32:256].sum() == 0 and job.mask[:, :16].all() and job.mask[:, :, 256:].all()
     assert (job.video[job.mask] == 0).all()
     for ratio in (0, 1, 1.5, -0.2):
-        with pytest.raises(InputError, match="--ratio"):
+        with pytest.raises(InputError, match="ratio"):
             prepare("outpaint", video=str(clip), ratio=ratio, **SMALL)
 
 

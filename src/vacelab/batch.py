@@ -142,8 +142,9 @@ def _start(task: Task, record: dict) -> None:
 
 # ------------------------------------------------------------------------------------------- execution
 def one_line(exc: BaseException) -> str:
-    """A one-line description of an error (InputError messages as they are, others with their type)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    """A one-line description of an error (InputError messages worded for TOML, others with their type)."""
+    text = exc.toml() if isinstance(exc, InputError) else str(exc)
+    text = text.strip().splitlines()[0] if text.strip() else ""
     if isinstance(exc, InputError):
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -318,16 +319,20 @@ def summary_table(outcomes: list[Outcome]) -> str:
 def check_out(manifest: Manifest, out: Path) -> None:
     """Refuse an OUT that is a file, lies inside a job folder, or whose NAME folders would hold a job."""
     if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: is an existing file")
+        raise InputError("is an existing file", field="out", value=out)
     resolved = out.resolve()
     for entry in manifest.jobs:
         if entry.job is None:
             continue
         target = resolved / entry.name
         if resolved == entry.job or entry.job in resolved.parents:
-            raise InputError(f"--out {out}: lies inside the job folder of {entry.name!r} ({entry.job})")
+            raise InputError(
+                f"lies inside the job folder of {entry.name!r} ({entry.job})", field="out", value=out
+            )
         if target == entry.job or target in entry.job.parents:
-            raise InputError(f"--out {out}: {target} would replace the job folder of {entry.name!r}")
+            raise InputError(
+                f"{target} would replace the job folder of {entry.name!r}", field="out", value=out
+            )
 
 
 def run_batch(
@@ -362,7 +367,7 @@ def _lock(out: Path):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise InputError(f"--out {out}: another batch is running into this folder") from None
+            raise InputError("another batch is running into this folder", field="out", value=out) from None
         yield
 
 

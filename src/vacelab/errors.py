@@ -41,6 +41,12 @@ class InputError(ValueError):
     def __str__(self) -> str:
         return self.render()
 
+    def toml(self) -> str:
+        """The message as a TOML file shows it: the field as its key, ``steps = 0: must be at least 1``."""
+        if self.field is None:
+            return self.message
+        return self.render(f"{self.field} =" if self.value is not _UNSET else self.field)
+
 
 def cli_flag(field: str) -> str:
     """The command-line option of a field: ``conditioning_scale`` -> ``--conditioning-scale``."""

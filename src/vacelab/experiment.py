@@ -307,7 +307,7 @@ def prepare_variant(variant: Variant, plan: Plan, samples: SampleInputs) -> Job:
     try:
         job = prepare(variant.plan_job.task, **options)
     except InputError as exc:
-        raise InputError(f"{where}: {exc}") from None
+        raise InputError(f"{where}: {exc.toml()}") from None
     for option in (*PATH_OPTIONS, "ref", "key"):
         if option in job.params and option in variant.options:
             job.params[option] = variant.options[option]

@@ -93,16 +93,16 @@ def check_new_folder(out: str | os.PathLike, inputs: list[str | os.PathLike] = (
     lies inside an input folder (a job folder, an image folder: inputs are never changed)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: is an existing file")
+        raise InputError("is an existing file", field="out", value=out)
     if out.is_dir() and any(out.iterdir()):
-        raise InputError(f"--out {out}: folder exists and is not empty (nothing is overwritten)")
+        raise InputError("folder exists and is not empty (nothing is overwritten)", field="out", value=out)
     resolved = out.resolve()
     for item in inputs:
         item = Path(item).resolve()
         if resolved == item or resolved in item.parents:
-            raise InputError(f"--out {out}: is, or holds, the input {item}")
+            raise InputError(f"is, or holds, the input {item}", field="out", value=out)
         if item.is_dir() and item in resolved.parents:
-            raise InputError(f"--out {out}: lies inside the input folder {item}")
+            raise InputError(f"lies inside the input folder {item}", field="out", value=out)
     return out
 
 

@@ -153,7 +153,7 @@ def validate_settings(settings: RunSettings, where: str) -> None:
     try:
         settings.validate()
     except InputError as exc:
-        raise InputError(f"{where}: {exc.render(f'{exc.field} =') if exc.field else exc}") from None
+        raise InputError(f"{where}: {exc.toml()}") from None
 
 
 def build_settings(*tables: dict) -> RunSettings:
@@ -219,7 +219,7 @@ def check_prepare(table, where: str, base: Path) -> dict:
     try:
         make_options(task, options)
     except InputError as exc:
-        raise InputError(f"{where}: prepare: {exc}") from None
+        raise InputError(f"{where}: prepare: {exc.toml()}") from None
     for key in PREPARE_FILES:
         options[key] = _absolute(options.get(key), base)
     if isinstance(options.get("ref"), str | list):

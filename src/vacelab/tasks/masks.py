@@ -15,14 +15,16 @@ import numpy as np
 from ..errors import InputError
 
 
-def bbox_mask(box: tuple, frames: int, size: tuple[int, int], option: str = "--bbox") -> np.ndarray:
+def bbox_mask(box: tuple, frames: int, size: tuple[int, int], field: str = "bbox") -> np.ndarray:
     """A box ``(x0, y0, x1, y1)`` (x1, y1 exclusive, job pixels) on every frame."""
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     height, width = size
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
         raise InputError(
-            f"{option} {x0},{y0},{x1},{y1}: must satisfy 0 <= X0 < X1 <= {width} and "
-            f"0 <= Y0 < Y1 <= {height} (job pixels, {width}x{height})"
+            f"must satisfy 0 <= X0 < X1 <= {width} and 0 <= Y0 < Y1 <= {height} "
+            f"(job pixels, {width}x{height})",
+            field=field,
+            value=f"{x0},{y0},{x1},{y1}",
         )
     mask = np.zeros((frames, height, width), bool)
     mask[:, y0:y1, x0:x1] = True
@@ -36,13 +38,15 @@ def read_polygons(path: str | Path, frames: int) -> list[tuple[range, np.ndarray
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"--polygon {path}: no such file") from None
+        raise InputError("no such file", field="polygon", value=path) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"--polygon {path}: cannot read ({exc.__class__.__name__})") from None
+        raise InputError(f"cannot read ({exc.__class__.__name__})", field="polygon", value=path) from None
     except json.JSONDecodeError as exc:
-        raise InputError(f"--polygon {path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        raise InputError(
+            f"not valid JSON ({exc.msg}, line {exc.lineno})", field="polygon", value=path
+        ) from None
     if not isinstance(data, list) or not data:
-        raise InputError(f"--polygon {path}: expected a non-empty JSON list")
+        raise InputError("expected a non-empty JSON list", field="polygon", value=path)
     if all(isinstance(item, dict) for item in data):
         shapes = []
         for i, item in enumerate(data):
@@ -54,25 +58,26 @@ def read_polygons(path: str | Path, frames: int) -> list[tuple[range, np.ndarray
                 or not 0 <= span[0] <= span[1] < frames
             ):
                 raise InputError(
-                    f"--polygon {path}: item {i}: 'frames' must be [a, b] with 0 <= a <= b < {frames}, "
-                    f"got {span!r}"
+                    f"item {i}: 'frames' must be [a, b] with 0 <= a <= b < {frames}, got {span!r}",
+                    field="polygon",
+                    value=path,
                 )
-            shapes.append(
-                (range(span[0], span[1] + 1), _points(item.get("points"), f"--polygon {path}: item {i}"))
-            )
+            shapes.append((range(span[0], span[1] + 1), _points(item.get("points"), path, f"item {i}: ")))
         return shapes
-    return [(range(frames), _points(data, f"--polygon {path}"))]
+    return [(range(frames), _points(data, path))]
 
 
-def _points(value, where: str) -> np.ndarray:
+def _points(value, path: Path, item: str = "") -> np.ndarray:
     try:
         points = np.array(value, dtype=np.float64)
     except (TypeError, ValueError):
         points = None
     if points is None or points.ndim != 2 or points.shape[1] != 2 or len(points) < 3:
-        raise InputError(f"{where}: 'points' must be a list of at least 3 [x, y] pairs")
+        raise InputError(
+            f"{item}'points' must be a list of at least 3 [x, y] pairs", field="polygon", value=path
+        )
     if not np.isfinite(points).all():
-        raise InputError(f"{where}: points must be finite numbers")
+        raise InputError(f"{item}points must be finite numbers", field="polygon", value=path)
     return points
 
 
@@ -86,7 +91,9 @@ def polygon_mask(shapes: list[tuple[range, np.ndarray]], frames: int, size: tupl
         ImageDraw.Draw(canvas).polygon([tuple(p) for p in points.tolist()], fill=1, outline=1)
         drawn = np.asarray(canvas, dtype=bool)
         if not drawn.any():
-            raise InputError(f"--polygon: a polygon lies entirely outside the {size[1]}x{size[0]} frame")
+            raise InputError(
+                f"a polygon lies entirely outside the {size[1]}x{size[0]} frame", field="polygon"
+            )
         mask[span.start : span.stop] |= drawn
     return mask
 

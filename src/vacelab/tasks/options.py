@@ -92,30 +92,32 @@ def make_options(task: str, options: dict) -> Options:
     known = {f.name for f in fields(Options)}
     for name in options:
         if name not in known:
-            raise InputError(f"unknown option --{name.replace('_', '-')}")
+            raise InputError(f"unknown option {name!r}")
     opts = Options(**{k: v for k, v in options.items() if v is not None})
     defaults = Options()
     for name in known - TASK_OPTIONS[task]:
         if getattr(opts, name) != getattr(defaults, name):
-            raise InputError(f"--{name.replace('_', '-')} does not apply to {task}")
+            raise InputError(f"does not apply to {task}", field=name)
     opts.frames = frame_count(opts.frames)  # "17" from the command line is recorded as 17
     return opts
 
 
 # ------------------------------------------------------------------------------------------------ parsers
-def numbers(value, count: int | None, option: str, *, kind=int) -> tuple:
+def numbers(value, count: int | None, field: str, *, kind=int) -> tuple:
     """Parse ``"a,b,c"`` (or a sequence) into a tuple of ``count`` numbers."""
     try:
         items = value.split(",") if isinstance(value, str) else list(value)
         parsed = tuple(kind(str(v).strip()) if isinstance(v, str) else kind(v) for v in items)
     except (TypeError, ValueError):
-        raise InputError(f"{option} {value!r}: expected comma-separated numbers") from None
+        raise InputError("expected comma-separated numbers", field=field, value=repr(value)) from None
     if count is not None and len(parsed) != count:
-        raise InputError(f"{option} {value!r}: expected {count} comma-separated numbers, got {len(parsed)}")
+        raise InputError(
+            f"expected {count} comma-separated numbers, got {len(parsed)}", field=field, value=repr(value)
+        )
     return parsed
 
 
-def split_at_frame(value, option: str) -> tuple[str, int | None]:
+def split_at_frame(value, field: str) -> tuple[str, int | None]:
     """Split ``"...@FRAME"`` into the text before ``@`` and the frame (None when absent)."""
     if not isinstance(value, str):
         return value, None
@@ -125,21 +127,23 @@ def split_at_frame(value, option: str) -> tuple[str, int | None]:
     try:
         return text, int(frame)
     except ValueError:
-        raise InputError(f"{option} {value!r}: the frame after @ must be an integer") from None
+        raise InputError("the frame after @ must be an integer", field=field, value=repr(value)) from None
 
 
-def frame_count(value, option: str = "--frames") -> int | str | None:
+def frame_count(value, field: str = "frames") -> int | str | None:
     """``None`` (default), ``"all"`` or a 4k+1 integer."""
     if value is None or value == "all":
         return value
     try:
         frames = int(value)
     except (TypeError, ValueError):
-        raise InputError(f"{option} {value!r}: expected a 4k+1 integer (e.g. 81) or 'all'") from None
+        raise InputError(
+            "expected a 4k+1 integer (e.g. 81) or 'all'", field=field, value=repr(value)
+        ) from None
     if not is_valid_frame_count(frames):
         lower = max(1, (frames - 1) // 4 * 4 + 1)
         raise InputError(
-            f"{option} {frames}: not 4k+1 (the VAE encodes 4k+1 frames); use {lower} or {lower + 4}"
+            f"not 4k+1 (the VAE encodes 4k+1 frames); use {lower} or {lower + 4}", field=field, value=frames
         )
     return frames
 
@@ -155,7 +159,7 @@ def key_spec(value) -> tuple[int, str]:
             raise ValueError
         return int(frame), image
     except ValueError:
-        raise InputError(f"--key {value!r}: expected FRAME=IMAGE, e.g. 0=first.png") from None
+        raise InputError("expected FRAME=IMAGE, e.g. 0=first.png", field="key", value=repr(value)) from None
 
 
 def window_settings(opts: Options) -> tuple[int, int]:
@@ -166,6 +170,6 @@ def window_settings(opts: Options) -> tuple[int, int]:
         overlap = default_overlap(window) if opts.overlap is None else int(opts.overlap)
     except (TypeError, ValueError):
         raise InputError(
-            f"--window {opts.window!r} / --overlap {opts.overlap!r}: expected integers"
+            f"window {opts.window!r} / overlap {opts.overlap!r}: expected integers", field="window"
         ) from None
     return window, overlap

@@ -53,7 +53,7 @@ def job_size(opts: Options, source_hw: tuple[int, int]) -> tuple[int, int]:
     try:
         return target_size(str(opts.size), source_hw)
     except ValueError as exc:
-        raise InputError(f"--size: {exc}") from None
+        raise InputError(str(exc), field="size") from None
 
 
 def largest_valid(frames: int) -> int:
@@ -77,8 +77,10 @@ def read_clip(path: str | Path, opts: Options, size: tuple[int, int], source_hw:
     available = video.shape[0]
     if isinstance(requested, int) and available < requested:
         raise InputError(
-            f"--video {path}: holds {available} frames at {opts.fps:g} fps after --start {opts.start:g}s, "
-            f"--frames asks for {requested} (use --frames {largest_valid(available)} or fewer)"
+            f"the video {path} holds {available} frames at {opts.fps:g} fps from {opts.start:g} s; "
+            f"use {largest_valid(available)} or fewer",
+            field="frames",
+            value=requested,
         )
     frames = largest_valid(available)
     if requested == "all" and available > window_settings(opts)[0]:
@@ -96,7 +98,7 @@ def windows_for(opts: Options, frames: int) -> list[tuple[int, int]] | None:
     try:
         windows = plan_windows(frames, window, overlap)
     except ValueError as exc:
-        raise InputError(f"--window/--overlap: {exc}") from None
+        raise InputError(str(exc)) from None
     return windows if len(windows) > 1 else None
 
 
@@ -131,7 +133,7 @@ def ref_problems(image: np.ndarray, size: tuple[int, int]) -> list[str]:
 def mood_crops(frames: np.ndarray, count: int) -> list[np.ndarray]:
     """``count`` loose crops of the source (sides and corners, at spread-out times) as mood references."""
     if count < 0:
-        raise InputError(f"--auto-refs {count}: must be 0 or more")
+        raise InputError("must be 0 or more", field="auto_refs", value=count)
     f, h, w = frames.shape[:3]
     # (top, left, bottom, right) as fractions: left, right, top, bottom bands, then the four corners
     regions = [
@@ -155,7 +157,7 @@ def to_job_coords(
     if opts.coords == "job":
         return xy
     if opts.coords != "source":
-        raise InputError(f"--coords {opts.coords!r}: choose job or source")
+        raise InputError("choose job or source", field="coords", value=repr(opts.coords))
     scaled = media.cover_size(source_hw, size)
     top, left = (scaled[0] - size[0]) // 2, (scaled[1] - size[1]) // 2
     scale = np.array([scaled[1] / source_hw[1], scaled[0] / source_hw[0]])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import media
-from ..errors import InputError
+from ..errors import InputError, cli_flag
 from ..job import Job
 from . import masks
 from .options import REMOVE_GROW, Options, numbers, split_at_frame
@@ -34,7 +34,7 @@ def build_inpaint(task: str, opts: Options) -> Job:
     mask = masks.grow(mask, grow_px)
     fill = opts.fill or "gray"
     if fill not in ("gray", "source"):
-        raise InputError(f"--fill {fill!r}: {task} takes gray or source")
+        raise InputError(f"{task} takes gray or source", field="fill", value=repr(fill))
     video = fill_masked(clip.frames, mask, fill, masks.feather_alpha(mask, int(opts.feather)))
     refs, ref_notes = read_refs(opts.ref, size)
     negative = opts.negative_prompt
@@ -84,7 +84,7 @@ def _collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.
             )
         )  # fmt: skip
     if opts.bbox is not None:
-        corners, note = job_box(opts.bbox, "--bbox", opts, clip, size)
+        corners, note = job_box(opts.bbox, "bbox", opts, clip, size)
         parts.append(masks.bbox_mask(corners, frames, size))
         notes += note
     if opts.polygon:
@@ -107,14 +107,14 @@ def _collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.
     return mask, notes
 
 
-def job_box(text, option: str, opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[tuple, list[str]]:
+def job_box(text, field: str, opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[tuple, list[str]]:
     """A box ``"X0,Y0,X1,Y1"`` -> ``((x0, y0, x1, y1) in job pixels, notes)``.
 
     With ``--coords source`` the box is checked against the source frame, then mapped through the resize
     and centre crop and cut to what the crop keeps (a note says so); a box the crop removes entirely is
     refused in the coordinates the user gave. Job coordinates are checked by ``masks.bbox_mask``.
     """
-    box = numbers(text, 4, option, kind=float)
+    box = numbers(text, 4, field, kind=float)
     corners = to_job_coords(np.reshape(box, (2, 2)), opts, clip.source_hw, size).ravel()
     if opts.coords != "source":
         return tuple(corners), []
@@ -122,56 +122,64 @@ def job_box(text, option: str, opts: Options, clip: Clip, size: tuple[int, int])
     x0, y0, x1, y1 = box
     if not (0 <= x0 < x1 <= src_w and 0 <= y0 < y1 <= src_h):
         raise InputError(
-            f"{option} {text}: must satisfy 0 <= X0 < X1 <= {src_w} and 0 <= Y0 < Y1 <= {src_h} "
-            f"(source pixels, {src_w}x{src_h})"
+            f"must satisfy 0 <= X0 < X1 <= {src_w} and 0 <= Y0 < Y1 <= {src_h} "
+            f"(source pixels, {src_w}x{src_h})",
+            field=field,
+            value=text,
         )
     cut = np.clip(np.round(corners), [0, 0, 0, 0], [width, height, width, height])
     if cut[0] >= cut[2] or cut[1] >= cut[3]:
         raise InputError(
-            f"{option} {text}: lies in the part of the {src_w}x{src_h} source that the centre crop to "
-            f"{width}x{height} removes"
+            f"lies in the part of the {src_w}x{src_h} source that the centre crop to "
+            f"{width}x{height} removes",
+            field=field,
+            value=text,
         )
     notes = []
     if not np.array_equal(cut, np.round(corners)):
         x0, y0, x1, y1 = (int(v) for v in cut)
-        notes.append(f"{option} {text}: cut to {x0},{y0},{x1},{y1} in job pixels by the centre crop")
+        notes.append(f"{cli_flag(field)} {text}: cut to {x0},{y0},{x1},{y1} in job pixels by the centre crop")
     return tuple(float(v) for v in cut), notes
 
 
 def parse_track_box(value, opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[tuple, int, list[str]]:
     """``"X0,Y0,X1,Y1[@FRAME]"`` -> ``((x0, y0, x1, y1), frame, notes)`` in job pixels, validated."""
-    text, frame = split_at_frame(value, "--track-box")
-    (x0, y0, x1, y1), notes = job_box(text, "--track-box", opts, clip, size)
-    masks.bbox_mask((x0, y0, x1, y1), 1, size, option="--track-box")  # validates the box
+    text, frame = split_at_frame(value, "track_box")
+    (x0, y0, x1, y1), notes = job_box(text, "track_box", opts, clip, size)
+    masks.bbox_mask((x0, y0, x1, y1), 1, size, field="track_box")  # validates the box
     box = (float(x0), float(y0), float(x1), float(y1))
-    return box, _prompt_frame(frame, len(clip.frames), "--track-box"), notes
+    return box, _prompt_frame(frame, len(clip.frames), "track_box"), notes
 
 
 def parse_track_points(
     value, opts: Options, clip: Clip, size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """``"X,Y[,X,Y...][@FRAME]"`` -> (points [N, 2], labels [N], frame); ``-X,Y`` marks a negative click."""
-    text, frame = split_at_frame(value, "--track-points")
+    text, frame = split_at_frame(value, "track_points")
     tokens = [t.strip() for t in str(text).split(",")]
     if len(tokens) < 2 or len(tokens) % 2:
         raise InputError(
-            f"--track-points {value!r}: expected X,Y pairs (a leading minus marks a negative click)"
+            "expected X,Y pairs (a leading minus marks a negative click)",
+            field="track_points",
+            value=repr(value),
         )
     labels = np.array([0 if tokens[i].startswith("-") else 1 for i in range(0, len(tokens), 2)], np.int64)
-    xy = np.abs(np.reshape(numbers(",".join(tokens), None, "--track-points", kind=float), (-1, 2)))
+    xy = np.abs(np.reshape(numbers(",".join(tokens), None, "track_points", kind=float), (-1, 2)))
     xy = to_job_coords(xy, opts, clip.source_hw, size)
     height, width = size
     if not ((xy[:, 0] >= 0) & (xy[:, 0] < width) & (xy[:, 1] >= 0) & (xy[:, 1] < height)).all():
         raise InputError(
-            f"--track-points {value!r}: a point lies outside the {width}x{height} frame (job pixels)"
+            f"a point lies outside the {width}x{height} frame (job pixels)",
+            field="track_points",
+            value=repr(value),
         )
-    return xy, labels, _prompt_frame(frame, len(clip.frames), "--track-points")
+    return xy, labels, _prompt_frame(frame, len(clip.frames), "track_points")
 
 
-def _prompt_frame(frame: int | None, frames: int, option: str) -> int:
+def _prompt_frame(frame: int | None, frames: int, field: str) -> int:
     frame = 0 if frame is None else frame
     if not 0 <= frame < frames:
-        raise InputError(f"{option} @{frame}: frame outside the clip (0..{frames - 1})")
+        raise InputError(f"frame outside the clip (0..{frames - 1})", field=field, value=f"@{frame}")
     return frame
 
 
@@ -182,7 +190,7 @@ def _track(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.ndarray
     points = [parse_track_points(v, opts, clip, size) for v in opts.track_points]
     text = opts.segment
     if text is not None and not text.strip():
-        raise InputError("--segment: the phrase is empty")
+        raise InputError("the phrase is empty", field="segment")
     from ..tracking import track_mask
 
     extra = {"model": opts.track_model} if opts.track_model else {}
@@ -210,13 +218,13 @@ def build_outpaint(task: str, opts: Options) -> Job:
     if opts.ratio is not None:
         ratio = float(opts.ratio)
         if not 0 < ratio < 1:
-            raise InputError(f"--ratio {opts.ratio}: must be between 0 and 1 (exclusive), e.g. 0.8")
+            raise InputError("must be between 0 and 1 (exclusive), e.g. 0.8", field="ratio", value=opts.ratio)
         inner_h, inner_w = 2 * round(height * ratio / 2), 2 * round(width * ratio / 2)
         top, left = (height - inner_h) // 2, (width - inner_w) // 2
         if inner_h < 2 or inner_w < 2:
-            raise InputError(f"--ratio {ratio}: leaves no content at {width}x{height}")
+            raise InputError(f"leaves no content at {width}x{height}", field="ratio", value=ratio)
     else:
-        left, top, right, bottom = numbers(opts.expand, 4, "--expand")
+        left, top, right, bottom = numbers(opts.expand, 4, "expand")
         inner_h, inner_w = height - top - bottom, width - left - right
         if (
             min(left, top, right, bottom) < 0
@@ -225,8 +233,9 @@ def build_outpaint(task: str, opts: Options) -> Job:
             or inner_w < 2
         ):
             raise InputError(
-                f"--expand {left},{top},{right},{bottom}: pixels must be >= 0, not all 0, and leave content "
-                f"inside the {width}x{height} canvas"
+                f"pixels must be >= 0, not all 0, and leave content inside the {width}x{height} canvas",
+                field="expand",
+                value=f"{left},{top},{right},{bottom}",
             )
     clip = read_clip(opts.video, opts, (inner_h, inner_w), source_hw)
     frames = len(clip.frames)
@@ -238,7 +247,7 @@ def build_outpaint(task: str, opts: Options) -> Job:
         video = np.full((frames, height, width, 3), FILL_GRAY if fill == "gray" else 0, np.uint8)
         video[:, top : top + inner_h, left : left + inner_w] = clip.frames
     else:
-        raise InputError(f"--fill {fill!r}: outpaint takes gray, black or edge")
+        raise InputError("outpaint takes gray, black or edge", field="fill", value=repr(fill))
     mask = np.ones((frames, height, width), bool)
     mask[:, top : top + inner_h, left : left + inner_w] = False
     refs, notes = read_refs(opts.ref, size)
