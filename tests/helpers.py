@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from vacelab.job import Job
 
@@ -113,3 +116,18 @@ def make_lora(folder: Path, seed: int, targets=("to_q", "to_k", "to_v", "to_out.
     )
     WanVACEPipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(transformer))
     return folder / "pytorch_lora_weights.safetensors"
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(path: Path, *, size: str = "256k", read_only: bool = False):
+    """Fault injection: a small (or read-only) tmpfs mounted at ``path`` for the block. Skips the test,
+    with the reason, where this machine does not allow mounting (not root, no CAP_SYS_ADMIN)."""
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip() or mounted.returncode}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)

@@ -26,6 +26,7 @@ from vacelab import media
 from vacelab.batch import job_fingerprint, run_batch, summary_table
 from vacelab.cli import main
 from vacelab.errors import InputError
+from vacelab.folders import write_folder
 from vacelab.generation.settings import RunSettings
 from vacelab.job import Job, load_job, save_job
 from vacelab.manifest import check_settings, load_manifest
@@ -166,7 +167,7 @@ def test_out_inside_a_job_folder_is_refused(jobs_dir, capsys):
     assert "inside the job folder" in capsys.readouterr().err
     path = write_manifest(jobs_dir, '[[jobs]]\nname = "clip0"\njob = "jobs/clip0"\n', "one.toml")
     assert main(["batch", str(path), "--out", str(jobs_dir / "jobs")]) == 2
-    assert "would replace the job folder" in capsys.readouterr().err
+    assert "holds job = " in capsys.readouterr().err
     assert main(["batch", str(path), "--out", str(jobs_dir / "o"), "--max-parallel", "2"]) == 2
     assert "--max-parallel: only with --ray" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="2"):
@@ -180,8 +181,8 @@ def fake_runner(job, out, settings, *, pipeline, progress):
     """Stands in for run_job in scheduling tests only: writes run.json like run_job does (last)."""
     if settings.seed == 99:
         raise RuntimeError("boom\nsecond line")
-    out.mkdir()
-    (out / "run.json").write_text(json.dumps({"settings": settings.as_dict(), "pipeline": pipeline}))
+    run = {"settings": settings.as_dict(), "pipeline": pipeline}
+    write_folder(out, lambda folder: (folder / "run.json").write_text(json.dumps(run)))
 
 
 def test_scheduling_loads_each_model_once_and_isolates_failures(jobs_dir, tmp_path):
@@ -235,14 +236,13 @@ def test_rerun_skips_finished_and_redoes_changed_or_half_done(jobs_dir, tmp_path
     path = write_manifest(jobs_dir, body, "resume.toml")
     out = tmp_path / "out"
     run_batch(load_manifest(path), out, runner=fake_runner, loader=lambda s: None)
-    (out / "j1" / "run.json").unlink()  # half-done: a folder without run.json
-    (out / "j1" / "partial.bin").write_bytes(b"x")
+    (out / "j1" / "run.json").unlink()  # not finished: a folder without run.json
     left = Path(tempfile.mkdtemp(prefix=".j2.", suffix=".part", dir=out))  # left by a kill (write_folder's)
     before = (out / "j0" / "run.json").stat().st_mtime_ns
     outcomes = run_batch(load_manifest(path), out, runner=fake_runner, loader=lambda s: None)
     assert [o.status for o in outcomes] == ["skipped", "done", "skipped"]
     assert (out / "j0" / "run.json").stat().st_mtime_ns == before
-    assert not (out / "j1" / "partial.bin").exists() and not left.exists()
+    assert (out / "j1" / "run.json").is_file() and not left.exists()
     # changed settings -> redone
     path.write_text(body.replace("seed = 2", "seed = 5"))
     outcomes = run_batch(load_manifest(path), out, runner=fake_runner, loader=lambda s: None)

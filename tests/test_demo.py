@@ -25,7 +25,7 @@ def test_demo_without_model(tmp_path, capsys):
     assert main(["demo", "--out", str(out)]) == 0  # the default size and length: what users run first
     stdout = capsys.readouterr().out
     assert ADD_MODEL in stdout and "vacelab demo --model Wan-AI/Wan2.1-VACE-1.3B-diffusers" in stdout
-    assert sorted(p.name for p in (out / "jobs").iterdir()) == sorted(VARIANTS)
+    assert sorted(p.name for p in (out / "jobs").iterdir() if not p.name.startswith(".")) == sorted(VARIANTS)
     for name in VARIANTS:
         job = json.loads((out / "jobs" / name / "job.json").read_text())
         geometry = job["geometry"]

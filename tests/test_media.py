@@ -154,7 +154,7 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
 
 def test_atomic_writes_get_ordinary_permissions(tmp_path):
     """Files and job folders built under temporary names end up with umask permissions, not 0600/0700."""
-    from vacelab.job import write_folder
+    from vacelab.folders import write_folder
 
     old = os.umask(0o022)
     try:

@@ -10,9 +10,11 @@ Layout of ``OUT/``::
 
 A job is finished when ``NAME/run.json`` exists, its recorded settings are the job's settings and the
 record in ``.batch/`` matches the job's settings and job-folder content. Finished jobs are skipped.
-Anything else under the job's name (a folder without ``run.json``, one made with other settings or from
-another job content, the temporary sibling ``.NAME.<8 random>.part``) is removed and the job is redone
-from scratch.
+Anything else under the job's name (a folder made with other settings or from another job content, the
+temporary sibling ``.NAME.<8 random>.part``) is removed and the job is redone from scratch — but only a
+folder vacelab provably wrote (``folders.remove_own_folder``): an ``OUT/NAME`` holding a file vacelab
+did not write fails that job with one line and is left as it is. Inputs of the batch (job folders,
+``prepare`` files) may not lie inside OUT.
 Because ``run_job`` builds ``NAME/`` under a temporary name and renames it when complete, and the
 record is written before the run starts, a kill at any instant leaves either the old state or the
 complete new one.
@@ -24,8 +26,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
-import shutil
 import sys
 import time
 import traceback
@@ -35,6 +35,7 @@ from pathlib import Path
 from . import media
 from .errors import InputError
 from .fingerprint import fingerprint
+from .folders import remove_own_folder, remove_parts
 from .generation.cache import PipelineCache
 from .generation.settings import RunSettings
 from .manifest import Manifest
@@ -109,32 +110,15 @@ def is_finished(task: Task, record: dict) -> bool:
     )
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def _remove_temps(folder: Path, name: str) -> None:
-    """Remove ``folder/.NAME.<8 random>.part``, the temporary sibling ``job.write_folder`` builds NAME in,
-    that a killed run may have left. Exactly that form: job ``a`` must not touch ``.a.b.<random>.part``,
-    which job ``a.b`` may be writing at this moment on another Ray worker."""
-    own = re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.part")
-    for path in folder.glob(f".{name}.*"):
-        if own.fullmatch(path.name):
-            _remove(path)
-
-
 def _log_failure(out: Path, name: str, exc: BaseException) -> None:
     """``OUT/.batch/NAME.log``: the whole traceback of NAME's failure (batch.json holds one line)."""
     media.write_text(out / LEDGER / f"{name}.log", "".join(traceback.format_exception(exc)))
 
 
 def _start(task: Task, record: dict) -> None:
-    """Clear the job's outputs and write what the batch asks of it, before it runs."""
-    _remove(task.out / task.name)
-    _remove_temps(task.out, task.name)
+    """Clear the job's temporary leftovers and write what the batch asks of it, before it runs (its old
+    ``OUT/NAME`` is already gone: :func:`_run_batch`)."""
+    remove_parts(task.out, task.name)
     (task.out / LEDGER).mkdir(parents=True, exist_ok=True)
     (task.out / LEDGER / f"{task.name}.log").unlink(missing_ok=True)
     media.write_text(task.out / LEDGER / f"{task.name}.json", json.dumps(record, indent=2))
@@ -317,22 +301,27 @@ def summary_table(outcomes: list[Outcome]) -> str:
 
 # ----------------------------------------------------------------------------------------------- entry
 def check_out(manifest: Manifest, out: Path) -> None:
-    """Refuse an OUT that is a file, lies inside a job folder, or whose NAME folders would hold a job."""
+    """Refuse an OUT that is a file or lies inside a job folder, and inputs (job folders, ``prepare``
+    files) inside OUT, where the batch may replace them."""
+    from .manifest import prepare_inputs
+
     if out.exists() and not out.is_dir():
         raise InputError("is an existing file", field="out", value=out)
     resolved = out.resolve()
     for entry in manifest.jobs:
-        if entry.job is None:
-            continue
-        target = resolved / entry.name
-        if resolved == entry.job or entry.job in resolved.parents:
+        if entry.job is not None and (resolved == entry.job or entry.job in resolved.parents):
             raise InputError(
                 f"lies inside the job folder of {entry.name!r} ({entry.job})", field="out", value=out
             )
-        if target == entry.job or target in entry.job.parents:
-            raise InputError(
-                f"{target} would replace the job folder of {entry.name!r}", field="out", value=out
-            )
+        inputs = {"job": entry.job} if entry.job is not None else prepare_inputs(entry.prepare or {})
+        for key, path in inputs.items():
+            if resolved in Path(path).resolve().parents:
+                raise InputError(
+                    f"holds {key} = {path} of {entry.name!r}, which a batch may replace; keep inputs "
+                    "outside the batch's folder",
+                    field="out",
+                    value=out,
+                )
 
 
 def run_batch(
@@ -389,8 +378,8 @@ def prepared_job(name: str, options: dict, out: Path) -> Path:
     if (folder / "job.json").is_file() and _read_json(record) == json.loads(json.dumps(stamp)):
         return folder
     record.unlink(missing_ok=True)
-    _remove(folder)
-    _remove_temps(folder.parent, name)
+    remove_own_folder(folder)
+    remove_parts(folder.parent, name)
     options = dict(options)
     prepare(options.pop("task"), out=folder, **options)
     media.write_text(record, json.dumps(stamp, indent=2))
@@ -417,12 +406,18 @@ def _run_batch(manifest, out, ray, address, max_parallel, stream, runner, loader
     records = {t.name: _record(t) for t in tasks}
     pending = []
     for task in tasks:
-        _remove_temps(task.out, task.name)
+        remove_parts(task.out, task.name)
         if is_finished(task, records[task.name]):
             outcomes[task.name] = Outcome(task.name, "skipped")
-            progress.finished(outcomes[task.name])
         else:
-            pending.append(task)
+            try:  # redone from scratch: its old results go, unless they hold what vacelab did not write
+                remove_own_folder(task.out / task.name)
+            except InputError as exc:
+                outcomes[task.name] = Outcome(task.name, "failed", one_line(exc))
+            else:
+                pending.append(task)
+                continue
+        progress.finished(outcomes[task.name])
     if pending and ray:
         if runner is not None or loader is not None:
             raise ValueError("runner and loader can only be replaced in local mode")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .experiment import plan_from_dict, run_plan, with_overrides
-from .job import check_new_folder, write_folder
+from .folders import check_new_folder, write_folder
 
 DEMO_SIZE = "416x240"  # small enough to prepare and audit every job in seconds; --size 480p for real runs
 DEMO_FRAMES = 81

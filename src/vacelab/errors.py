@@ -48,6 +48,29 @@ class InputError(ValueError):
         return self.render(f"{self.field} =" if self.value is not _UNSET else self.field)
 
 
+class WriteFault(InputError):
+    """An output that could not be written (a full disk, a read-only folder, a file in the way of a
+    folder); nothing was left under its name."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: cannot be written ({reason}); nothing was left under this name")
+        self.path, self.reason = path, reason
+
+    @classmethod
+    def of(cls, path, exc: OSError) -> WriteFault:
+        """The fault ``exc`` met writing ``path``; a short write (numpy says only "N requested and M
+        written") is given the free space left, which tells a full disk."""
+        if exc.strerror:
+            return cls(path, exc.strerror)
+        import shutil
+        from pathlib import Path
+
+        folder = Path(path).parent
+        while not folder.exists():
+            folder = folder.parent
+        return cls(path, f"{exc}; {shutil.disk_usage(folder).free} bytes free there")
+
+
 def cli_flag(field: str) -> str:
     """The command-line option of a field: ``conditioning_scale`` -> ``--conditioning-scale``."""
     return "--" + field.replace("_", "-")

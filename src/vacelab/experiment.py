@@ -45,8 +45,9 @@ import numpy as np
 from . import media
 from .errors import InputError
 from .fingerprint import fingerprint as _fingerprint
+from .folders import write_folder
 from .generation.settings import RunSettings
-from .job import TASKS, Job, load_job, save_job, write_folder
+from .job import TASKS, Job, load_job, save_job
 from .manifest import build_settings, check_settings, job_tables, read_toml, validate_settings
 from .sample import SAMPLE_PREFIX, SampleInputs
 

@@ -27,6 +27,7 @@ TOKEN_PX = VAE_STRIDE_S * PATCH_S  # 16 pixels per token side
 MASK_CHANNELS = VAE_STRIDE_S * VAE_STRIDE_S  # 64
 
 SIZES = {"480p": (480, 832), "720p": (720, 1280)}  # (height, width), landscape
+MAX_SIDE = 2048  # the largest job side vacelab prepares: 1080p fits, 8192x8192 (~15 GB of frames) does not
 DEFAULT_FRAMES = 81
 MASK_ENCODINGS = ("reference", "aligned")
 
@@ -156,7 +157,9 @@ def read_frames_for(frames: int, encoding: str = "reference") -> list[list[int]]
 
 
 def target_size(size: str, source_hw: tuple[int, int] | None = None) -> tuple[int, int]:
-    """Resolve ``480p`` / ``720p`` / ``WxH`` to (height, width); named sizes follow the source orientation."""
+    """Resolve ``480p`` / ``720p`` / ``WxH`` to (height, width); named sizes follow the source orientation.
+
+    A size that is not one of these raises ``ValueError`` saying why (the caller names the field)."""
     size = size.strip().lower()
     if size in SIZES:
         height, width = SIZES[size]
@@ -167,9 +170,11 @@ def target_size(size: str, source_hw: tuple[int, int] | None = None) -> tuple[in
         w_text, h_text = size.split("x")
         width, height = int(w_text), int(h_text)
     except ValueError:
-        raise ValueError(f"size {size!r} is not 480p, 720p or WxH") from None
+        raise ValueError("is not 480p, 720p or WxH") from None
     if width <= 0 or height <= 0 or width % TOKEN_PX or height % TOKEN_PX:
-        raise ValueError(f"size {size!r}: width and height must be positive multiples of {TOKEN_PX}")
+        raise ValueError(f"width and height must be positive multiples of {TOKEN_PX}")
+    if max(width, height) > MAX_SIDE:
+        raise ValueError(f"at most {MAX_SIDE} px a side (Wan is trained at 480p and 720p)")
     return height, width
 
 

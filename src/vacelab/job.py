@@ -18,9 +18,8 @@ complete, so a crash never leaves a half-written job under the final name.
 from __future__ import annotations
 
 import json
+import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from . import media
 from .errors import InputError
+from .folders import write_folder
 from .geometry import Geometry, Window, WindowPlan
 
 JOB_FORMAT = 1
@@ -88,40 +88,6 @@ class Job:
         }
 
 
-def check_new_folder(out: str | os.PathLike, inputs: list[str | os.PathLike] = ()) -> Path:
-    """Refuse an output folder that exists (unless empty), that holds or is one of the inputs, or that
-    lies inside an input folder (a job folder, an image folder: inputs are never changed)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError("is an existing file", field="out", value=out)
-    if out.is_dir() and any(out.iterdir()):
-        raise InputError("folder exists and is not empty (nothing is overwritten)", field="out", value=out)
-    resolved = out.resolve()
-    for item in inputs:
-        item = Path(item).resolve()
-        if resolved == item or resolved in item.parents:
-            raise InputError(f"is, or holds, the input {item}", field="out", value=out)
-        if item.is_dir() and item in resolved.parents:
-            raise InputError(f"lies inside the input folder {item}", field="out", value=out)
-    return out
-
-
-def write_folder(out: str | os.PathLike, fill) -> Path:
-    """Build a folder atomically: ``fill(tmp_dir)`` writes into a hidden sibling that is then renamed."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
-    try:
-        fill(tmp)
-        os.chmod(tmp, media.default_mode(directory=True))
-        if out.is_dir():
-            out.rmdir()  # only an empty folder reaches here (check_new_folder)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
 def save_job(job: Job, out: str | os.PathLike, *, preview: bool = True) -> Path:
     """Write ``job`` as a job folder at ``out`` (atomically) and return its path."""
 
@@ -157,26 +123,87 @@ def read_manifest(path: str | os.PathLike) -> dict:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(f"{manifest_path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if manifest.get("vacelab_job") != JOB_FORMAT:
-        raise InputError(f"{manifest_path}: not a vacelab job (format {manifest.get('vacelab_job')!r})")
+    if not isinstance(manifest, dict) or manifest.get("vacelab_job") != JOB_FORMAT:
+        found = manifest.get("vacelab_job") if isinstance(manifest, dict) else type(manifest).__name__
+        raise InputError(f"{manifest_path}: not a vacelab job (format {found!r})")
+    problem = manifest_problem(manifest)
+    if problem:
+        raise InputError(f"{manifest_path}: damaged: {problem}")
     return manifest
 
 
-def load_job_arrays(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """The exact arrays of a job folder: video uint8 [F, H, W, 3] (memory-mapped) and mask bool [F, H, W]."""
+def manifest_problem(manifest: dict) -> str | None:
+    """What makes a ``job.json`` unusable (a hand edit, a damaged file), or ``None``."""
+    geometry = manifest.get("geometry")
+    if manifest.get("task") not in TASKS:
+        return f"task {manifest.get('task')!r} is not one of {', '.join(TASKS)}"
+    if not isinstance(geometry, dict):
+        return "geometry missing"
+    for key in ("frames", "height", "width"):
+        if not _whole(geometry.get(key)) or geometry[key] < 1:
+            return f"geometry.{key} {geometry.get(key)!r} is not a whole number >= 1"
+    fps = geometry.get("fps")
+    if not isinstance(fps, int | float) or isinstance(fps, bool) or not math.isfinite(fps) or fps <= 0:
+        return f"geometry.fps {fps!r} is not a number > 0"
+    windows = manifest.get("windows")
+    if windows and not _covering_windows(windows, geometry["frames"]):
+        return f"windows {windows!r} are not [start, stop] pairs covering the clip"
+    for key, kind in (
+        ("refs", list),
+        ("params", dict),
+        ("notes", list),
+        ("prompt", str),
+        ("negative_prompt", str),
+    ):
+        if key in manifest and not isinstance(manifest[key], kind):
+            return f"{key} is not a {kind.__name__}"
+    if not all(isinstance(ref, str) for ref in manifest.get("refs", [])):
+        return "refs are not file names"
+    return None
+
+
+def _covering_windows(windows, frames: int) -> bool:
+    """``windows`` are ``[start, stop]`` pairs of whole frame numbers from frame 0 to ``frames``."""
+    pairs = isinstance(windows, list) and all(
+        isinstance(w, list) and len(w) == 2 and all(_whole(v) for v in w) and w[0] < w[1] for w in windows
+    )
+    return pairs and windows[0][0] == 0 and windows[-1][1] == frames
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def load_job_arrays(path: str | os.PathLike, manifest: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The exact arrays of a job folder: video uint8 [F, H, W, 3] (memory-mapped) and mask bool [F, H, W],
+    checked against each other and against the geometry of ``job.json`` (``manifest``: already read)."""
     path = Path(path)
+    manifest = read_manifest(path) if manifest is None else manifest
     try:
         video = media.load_array(path / "arrays" / "video.npy", mmap=True)
-        return video, media.load_mask(path / "arrays" / "mask.npy")
-    except (OSError, ValueError) as exc:
+        mask = media.load_mask(path / "arrays" / "mask.npy")
+    except (OSError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: job arrays missing or damaged ({exc})") from None
+    if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+        raise InputError(
+            f"{path}: arrays/video.npy is {video.dtype} {list(video.shape)}, "
+            "not uint8 [frames, height, width, 3]"
+        )
+    if mask.shape != video.shape[:3]:
+        raise InputError(f"{path}: arrays/mask.npy is {list(mask.shape)}, the video {list(video.shape[:3])}")
+    geometry = manifest["geometry"]
+    recorded = [geometry["frames"], geometry["height"], geometry["width"]]
+    if recorded != list(mask.shape):
+        arrays = list(mask.shape)
+        raise InputError(f"{path}: job.json says {recorded} (frames, height, width), the arrays {arrays}")
+    return video, mask
 
 
 def load_job(path: str | os.PathLike) -> Job:
     """Read a job folder written by ``vacelab prepare``: exact arrays, references in order."""
     path = Path(path)
     manifest = read_manifest(path)
-    video, mask = load_job_arrays(path)
+    video, mask = load_job_arrays(path, manifest)
     refs = [media.read_image(path / ref) for ref in manifest.get("refs", [])]
     windows = manifest.get("windows")
     return Job(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, WriteFault
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".gif", ".avi", ".m4v"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -33,16 +33,23 @@ def default_mode(directory: bool = False) -> int:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path`` (never half-written)."""
+    """Yield a temporary path beside ``path``; on success rename it over ``path`` (never half-written).
+
+    A fault while writing (``OSError``) becomes a :class:`~vacelab.errors.WriteFault` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
+    except OSError as exc:
+        raise WriteFault.of(path, exc) from None
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         os.chmod(tmp, default_mode())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a folder in the way: one line, nothing under the final name
+        raise WriteFault.of(path, exc) from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -122,23 +129,68 @@ def fit_on_canvas(image: np.ndarray, dst_hw: tuple[int, int], fill: int = 255) -
 
 
 # ------------------------------------------------------------------------------------------------ reading
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as uint8 RGB [H, W, 3]; transparency is flattened onto white."""
+MAX_IMAGE_PIXELS = 8192 * 8192  # the largest image vacelab reads (64 MP): 8K video is 33 MP
+
+
+def _open_image(path: str | os.PathLike):
+    """The decoded Pillow image at ``path``; one-line errors for a missing, non-regular, unreadable or
+    oversized file (a decompression bomb is refused before its pixels are decoded)."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such image file")
+        raise InputError(f"{path}: " + ("not a regular file" if path.exists() else "no such image file"))
     try:
         with Image.open(path) as pil:
+            width, height = pil.size
+            if width * height > MAX_IMAGE_PIXELS:
+                limit = MAX_IMAGE_PIXELS // 10**6
+                raise InputError(f"{path}: image is {width}x{height}, more than the {limit} MP vacelab reads")
             pil.load()
-            if pil.mode in ("RGBA", "LA", "P") and "transparency" in pil.info or pil.mode in ("RGBA", "LA"):
-                rgba = pil.convert("RGBA")
-                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                pil = Image.alpha_composite(white, rgba)
-            return np.asarray(pil.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
+            return pil
+    except InputError:
+        raise
+    except Image.DecompressionBombError:
+        raise InputError(f"{path}: image is too large to read (a decompression bomb?)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
+
+
+def _has_alpha(pil) -> bool:
+    return pil.mode in ("RGBA", "LA", "PA") or "transparency" in pil.info
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image (a reference, a keyframe, a frame) as uint8 RGB [H, W, 3]; transparency is
+    flattened onto white, the canvas VACE places references on."""
+    from PIL import Image
+
+    pil = _open_image(path)
+    if _has_alpha(pil):
+        rgba = pil.convert("RGBA")
+        pil = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return np.asarray(pil.convert("RGB"))
+
+
+def read_mask_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a mask image as uint8 [H, W], 255 = GENERATE, 0 = KEEP (thresholded later).
+
+    Colours: the brightest channel counts (white = GENERATE); a mask of only 0 and 1 values is read as
+    0 = KEEP, 1 = GENERATE. Transparency: a transparent pixel is not painted (KEEP), so white strokes on
+    a transparent layer are what is generated; when every painted pixel has one colour, the shape is in
+    the alpha channel alone and opaque = GENERATE whatever that colour is.
+    """
+    pil = _open_image(path)
+    if not _has_alpha(pil):
+        gray = np.asarray(pil.convert("RGB")).max(axis=-1)
+        lossless = pil.format in ("PNG", "BMP", "TIFF")
+        return gray * np.uint8(255) if lossless and gray.max() == 1 else gray
+    rgba = np.asarray(pil.convert("RGBA"))
+    colour, alpha = rgba[..., :3], rgba[..., 3]
+    painted = colour[alpha > 0]
+    if (alpha < 255).any() and len(painted) and (painted == painted[0]).all():
+        return alpha
+    return (colour.max(axis=-1).astype(np.uint16) * alpha // 255).astype(np.uint8)
 
 
 def list_image_folder(folder: Path) -> list[Path]:
@@ -162,8 +214,10 @@ def read_video(
     start: float = 0.0,
     max_frames: int | None = None,
     nearest: bool = False,
+    mask: bool = False,
 ) -> tuple[np.ndarray, float]:
-    """Decode a video file or image folder to uint8 [F, H, W, 3] and its frame rate.
+    """Decode a video file or image folder to uint8 [F, H, W, 3] and its frame rate (``mask``: uint8
+    [F, H, W] mask brightness, images read by :func:`read_mask_image`).
 
     ``size`` (h, w): cover-resize and centre-crop every frame. ``fps``: resample in time to this rate
     (nearest source frame for each output time), starting at ``start`` seconds; ``max_frames`` stops
@@ -177,7 +231,7 @@ def read_video(
         rate = fps or 16.0
         first = int(round(start * rate))
         files = files[first : None if max_frames is None else first + max_frames]
-        frames = [read_image(f) for f in files]
+        frames = [(read_mask_image if mask else read_image)(f) for f in files]
         if not frames:
             raise InputError(f"{path}: no images after --start {start}")
         if size is not None:
@@ -186,11 +240,12 @@ def read_video(
             raise InputError(f"{path}: images differ in size")
         return np.stack(frames), rate
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        image = read_image(path)
+        image = (read_mask_image if mask else read_image)(path)
         if size is not None:
             image = cover_crop(image, size, nearest=nearest)
         return image[None], fps or 16.0
-    return _decode(path, size=size, fps=fps, start=start, max_frames=max_frames, nearest=nearest)
+    video, rate = _decode(path, size=size, fps=fps, start=start, max_frames=max_frames, nearest=nearest)
+    return (video.max(axis=-1) if mask else video), rate
 
 
 def _decode(path, *, size, fps, start, max_frames, nearest) -> tuple[np.ndarray, float]:
@@ -273,7 +328,7 @@ def read_mask(
     cover-resized and cropped like the source); without it, any size of the job's aspect is accepted.
     """
     path = Path(path)
-    video, _ = read_video(path, size=None, fps=fps, start=start, max_frames=frames)
+    video, _ = read_video(path, size=None, fps=fps, start=start, max_frames=frames, mask=True)
     if video.shape[0] == 1:
         video = np.repeat(video, frames, axis=0)
     if video.shape[0] < frames:
@@ -288,8 +343,7 @@ def read_mask(
         raise InputError(
             f"{path}: mask is {src_hw[1]}x{src_hw[0]}, its aspect differs from the job's {size[1]}x{size[0]}"
         )
-    gray = video[..., :3].max(axis=-1)
-    binary = to_binary_mask(gray, str(path))
+    binary = to_binary_mask(video, str(path))
     if src_hw != tuple(size):
         binary = np.stack([cover_crop(m.astype(np.uint8) * 255, size, nearest=True) >= 128 for m in binary])
     return binary

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import media
 from .errors import InputError
-from .job import write_folder
+from .folders import write_folder
 
 RUN_JSON = "run.json"
 VIDEO_ARRAY = "arrays/video.npy"

@@ -177,7 +177,7 @@ class SampleInputs:
         try:
             hw = target_size(str(size), (HEIGHT, WIDTH))
         except ValueError as exc:
-            raise InputError(str(exc), field="size") from None
+            raise InputError(str(exc), field="size", value=size) from None
         if (kind, hw) not in self.made:
             from . import media
 

@@ -108,7 +108,7 @@ def _load(args):
         from ..job import load_job_arrays, read_manifest
 
         manifest = read_manifest(args.job)  # the reference count is enough: no image decoding
-        video, mask = load_job_arrays(args.job)
+        video, mask = load_job_arrays(args.job, manifest)
         source = {"job": args.job, "task": manifest.get("task")}
         refs, windows = len(manifest.get("refs", [])), manifest.get("windows")
         return mask, refs, tuple(video.shape[:3]), source, windows, [Path(args.job)]
@@ -166,8 +166,8 @@ def _read_mask(path: Path):
         if array.dtype == np.uint8:
             return media.to_binary_mask(array, f"--mask {path}")
         raise InputError(f"--mask {path}: dtype {array.dtype} is not a mask (bool, 0/1 or uint8 0..255)")
-    frames, _ = media.read_video(path)
-    return media.to_binary_mask(frames.max(axis=-1), f"--mask {path}")
+    frames, _ = media.read_video(path, mask=True)
+    return media.to_binary_mask(frames, f"--mask {path}")
 
 
 def _check_outputs(outputs: list[str], inputs: list[Path]) -> None:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from ..errors import InputError
-from ..job import Job, check_new_folder, load_job
+from ..folders import check_new_folder, check_writable, output_lock
+from ..job import Job, load_job
 from ..result import Result
 from .context import Progress, RunContext, Stopwatch, no_progress
 from .model import ModelFacts, check_model
@@ -56,6 +58,7 @@ def run_job(
         job = job_or_path if isinstance(job_or_path, Job) else load_job(job_or_path)
         settings.validate()
         out = check_new_folder(out, [job.path] if job.path else [])
+        check_writable(out, expected_bytes=2 * job.video.nbytes)  # the output array, then its media
         prompt = settings.prompt or job.prompt
         if not prompt:
             raise InputError("required (the job suggests none)", field="prompt")
@@ -65,6 +68,13 @@ def run_job(
         job, settings, prompt, negative_prompt_for(job, settings), progress or no_progress, clock,
         started=started, run_start=run_start,
     )  # fmt: skip
+    with output_lock(out):  # a second command writing this folder is refused now, not after generating
+        check_new_folder(out, [job.path] if job.path else [])  # a command holding the lock may have ended
+        return _generate(ctx, out, pipeline, request)
+
+
+def _generate(ctx: RunContext, out: Path, pipeline, request) -> Result:
+    """The stages of :func:`run_job` after its checks, with ``out`` locked."""
     audit_windows(ctx)
     store = None
     if ctx.plan.is_long:
@@ -72,9 +82,9 @@ def run_job(
             store = WindowStore(out, resume_key(ctx))
     memory = {}
     if pipeline is None:  # the memory a pass needs: the first window is the longest
-        memory = memory_preflight(request, settings, window_part(job, ctx.plan.window(0)).geometry)
+        memory = memory_preflight(request, ctx.settings, window_part(ctx.job, ctx.plan.window(0)).geometry)
     ctx.loaded = _obtain(ctx, pipeline, request)
-    check_model(settings, ctx.loaded.model, ModelFacts.of(ctx.loaded.pipe))
+    check_model(ctx.settings, ctx.loaded.model, ModelFacts.of(ctx.loaded.pipe))
     reset_peak_memory(ctx.loaded.device)
     video, windows = generate_windows(ctx, store)
     result = write_run(ctx, out, video, run_record(ctx, out, windows, memory))

@@ -11,7 +11,8 @@ import json
 import os
 from pathlib import Path
 
-from ..job import TASKS, Job, check_new_folder, save_job
+from ..folders import check_new_folder
+from ..job import TASKS, Job, save_job
 from .options import Options, key_spec, make_options
 from .source import windows_for
 from .spatial import build_inpaint, build_outpaint

@@ -156,6 +156,9 @@ def grow(mask: np.ndarray, px: int) -> np.ndarray:
     """Dilate every frame of ``mask`` by a disk of ``px`` pixels."""
     if px < 0:
         raise InputError("must be 0 or more pixels", field="grow", value=px)
+    if px > max(mask.shape[1:]):
+        raise InputError(f"must be at most the frame's larger side ({max(mask.shape[1:])} px)", field="grow",
+                         value=px)  # fmt: skip
     if px == 0:
         return mask
     found = _per_frame(mask, px, lambda crop: dilate_disk(crop, px))

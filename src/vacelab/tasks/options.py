@@ -6,6 +6,7 @@ text form (``bbox="10,20,200,160"``) or parsed values (``bbox=(10, 20, 200, 160)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 from ..errors import InputError
@@ -99,7 +100,17 @@ def make_options(task: str, options: dict) -> Options:
         if getattr(opts, name) != getattr(defaults, name):
             raise InputError(f"does not apply to {task}", field=name)
     opts.frames = frame_count(opts.frames)  # "17" from the command line is recorded as 17
+    for name, (ok, why) in NUMBER_RULES.items():
+        value = getattr(opts, name)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not ok(value):
+            raise InputError(why, field=name, value=value)
     return opts
+
+
+NUMBER_RULES = {  # option -> (ok(value), why): numbers a job cannot be built from otherwise
+    "fps": (lambda v: math.isfinite(v) and v > 0, "must be a finite number > 0"),
+    "start": (lambda v: math.isfinite(v) and v >= 0, "must be a finite number of seconds >= 0"),
+}
 
 
 # ------------------------------------------------------------------------------------------------ parsers
@@ -110,6 +121,8 @@ def numbers(value, count: int | None, field: str, *, kind=int) -> tuple:
         parsed = tuple(kind(str(v).strip()) if isinstance(v, str) else kind(v) for v in items)
     except (TypeError, ValueError):
         raise InputError("expected comma-separated numbers", field=field, value=repr(value)) from None
+    if not all(math.isfinite(v) for v in parsed):
+        raise InputError("expected finite numbers", field=field, value=repr(value))
     if count is not None and len(parsed) != count:
         raise InputError(
             f"expected {count} comma-separated numbers, got {len(parsed)}", field=field, value=repr(value)

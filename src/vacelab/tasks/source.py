@@ -53,7 +53,7 @@ def job_size(opts: Options, source_hw: tuple[int, int]) -> tuple[int, int]:
     try:
         return target_size(str(opts.size), source_hw)
     except ValueError as exc:
-        raise InputError(str(exc), field="size") from None
+        raise InputError(str(exc), field="size", value=opts.size) from None
 
 
 def largest_valid(frames: int) -> int:
