@@ -317,3 +317,78 @@ def test_damaged_job_arrays_are_refused_in_one_line(job_dir, capsys, case):
     np.save(job_dir / "arrays" / "video.npy", change(video))
     assert main(["audit", str(job_dir)]) == 2
     assert message in one_error(capsys)
+
+
+# ------------------------------------------------------------------------------------ special files, loops
+def test_a_fifo_never_blocks_the_ui_or_a_reader(tmp_path):
+    from vacelab.ui.policy import Policy
+
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    os.mkfifo(allowed / "pipe.mp4")  # opening it for reading would wait for a writer for ever
+    policy = Policy.create([allowed], root=tmp_path / "app")
+    with pytest.raises(InputError, match="pipe.mp4: not a regular file or folder"):
+        policy.open_path(str(allowed / "pipe.mp4"))
+    with pytest.raises(InputError, match="pipe.mp4: not a regular file or folder"):
+        media.read_video(allowed / "pipe.mp4")
+    (allowed / "loop.mp4").symlink_to(allowed / "loop.mp4")
+    with pytest.raises(InputError, match="loop.mp4: cannot be resolved"):
+        policy.open_path(str(allowed / "loop.mp4"))
+
+
+def test_a_symlink_loop_as_input_is_one_line(tmp_path, capsys):
+    (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
+    argv = ["prepare", "inpaint", "--video", str(tmp_path / "loop.mp4"), "--bbox", "8,8,40,40"]
+    assert main([*argv, "--out", str(tmp_path / "j")]) == 2
+    assert "loop.mp4" in one_error(capsys)
+
+
+# ----------------------------------------------------------------------------------------- plan grids
+def test_a_huge_experiment_grid_is_refused_before_any_work(tmp_path, capsys):
+    plan = tmp_path / "huge.toml"
+    seeds, steps = list(range(100)), list(range(1, 81))  # 8,000 runs
+    plan.write_text(
+        f'[[jobs]]\nname = "a"\ntask = "inpaint"\nvideo = "sample:"\nbbox = "8,8,40,40"\n'
+        f"[jobs.grid]\nseed = {seeds}\nsteps = {steps}\n"
+    )
+    assert main(["experiment", str(plan), "--out", str(tmp_path / "x"), "--no-run"]) == 2
+    assert "the plan's grids make 8000 runs, more than the 1000 a plan may hold" in one_error(capsys)
+    assert not (tmp_path / "x").exists()
+
+
+# ------------------------------------------------------------------------------------------ damaged media
+def truncated_mkv(path: Path, frames: int = 40) -> Path:
+    """An H.264 Matroska file of ``frames`` frames at 16 fps, cut to half its bytes (a broken download)."""
+    import av
+
+    rng = np.random.default_rng(3)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=16)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        for array in rng.integers(0, 256, (frames, 64, 64, 3), np.uint8):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode())
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def test_a_truncated_clip_is_said_not_swallowed(tmp_path, capsys):
+    clip = truncated_mkv(tmp_path / "cut.mkv")
+    argv = ["prepare", "inpaint", "--video", str(clip), "--size", "64x64", "--bbox", "8,8,40,40"]
+    assert main([*argv, "--out", str(tmp_path / "j")]) == 0
+    notes = json.loads((tmp_path / "j" / "job.json").read_text())["notes"]
+    assert any(n.startswith("warning: ") and "cut.mkv is truncated or damaged: the file says 2.50 s" in n
+               for n in notes), notes  # fmt: skip
+    assert main([*argv, "--frames", "33", "--out", str(tmp_path / "k")]) == 2
+    assert "is truncated or damaged" in one_error(capsys)
+
+
+def test_a_mask_longer_than_the_job_is_said(clip, tmp_path):
+    long_mask = np.zeros((3 * FRAMES, 64, 64, 3), np.uint8)
+    long_mask[:, 8:40, 8:40] = 255
+    media.write_mp4(tmp_path / "mask.mp4", long_mask, 16.0)
+    argv = ["prepare", "inpaint", "--video", str(clip), "--size", "64x64", "--frames", "9"]
+    assert main([*argv, "--mask", str(tmp_path / "mask.mp4"), "--out", str(tmp_path / "j")]) == 0
+    notes = json.loads((tmp_path / "j" / "job.json").read_text())["notes"]
+    assert "the mask mask.mp4 has more frames than the job's 9: using the first 9" in notes

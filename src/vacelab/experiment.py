@@ -53,6 +53,7 @@ from .sample import SAMPLE_PREFIX, SampleInputs
 
 PATH_OPTIONS = ("video", "mask", "polygon", "image", "image2")  # prepare options naming one input file
 EXPERIMENT_FORMAT = 1
+MAX_RUNS = 1000  # the most runs one plan may make: a plan is read whole before anything runs
 PLAN_KEYS = {"title", "about", "prepare", "run", "grid", "jobs"}
 JOB_KEYS = {"name", "task", "title", "about", "run", "grid"}
 
@@ -244,13 +245,22 @@ def expand(plan: Plan) -> tuple[list[Variant], list[RunSpec]]:
     variants, runs = [], []
     variant_names: set[str] = set()
     run_names: set[str] = set()
+    axes_of = []
     for job in plan.jobs:
         grid = {**plan.grid, **job.grid}
         prep_axes = {
             k: ([prepare_over[k]] if k in prepare_over else v) for k, v in grid.items() if k not in run_fields
         }
         run_axes = {k: ([run_over[k]] if k in run_over else v) for k, v in grid.items() if k in run_fields}
-        prep_axes = {k: list(dict.fromkeys(v)) for k, v in prep_axes.items()}
+        axes_of.append(({k: list(dict.fromkeys(v)) for k, v in prep_axes.items()}, run_axes))
+    total = sum(math.prod(map(len, p.values())) * math.prod(map(len, r.values())) for p, r in axes_of)
+    if total > MAX_RUNS:
+        raise InputError(
+            f"{plan.source}: the plan's grids make {total} runs, more than the {MAX_RUNS} a plan may hold; "
+            "shrink the grids or split the plan"
+        )
+    for job, (prep_axes, run_axes) in zip(plan.jobs, axes_of, strict=True):
+        varying_runs = [k for k, v in run_axes.items() if len({str(x) for x in v}) > 1]
         for combo in itertools.product(*prep_axes.values()):
             axes = dict(zip(prep_axes, combo, strict=True))
             varying = [axes[k] for k in axes if len(prep_axes[k]) > 1]
@@ -258,15 +268,16 @@ def expand(plan: Plan) -> tuple[list[Variant], list[RunSpec]]:
             options = {**plan.prepare, **job.options, **axes, **prepare_over}
             variant = Variant(name=name, plan_job=job, options=options, axes=axes)
             variants.append(variant)
-            seen_settings = []
-            combos = [dict(zip(run_axes, c, strict=True)) for c in itertools.product(*run_axes.values())]
-            for values in combos:
+            seen_settings = set()
+            for combo in itertools.product(*run_axes.values()):
+                values = dict(zip(run_axes, combo, strict=True))
                 settings = build_settings(plan.run, job.run, values, run_over)
                 validate_settings(settings, f"{plan.source}: [[jobs]] {job.name!r}")
-                if settings in seen_settings:
+                key = json.dumps(settings.as_dict(), sort_keys=True, default=str)
+                if key in seen_settings:
                     continue
-                seen_settings.append(settings)
-                shown = {k: v for k, v in values.items() if len({str(c[k]) for c in combos}) > 1}
+                seen_settings.add(key)
+                shown = {k: values[k] for k in varying_runs}
                 run_name = "-".join([variant.name, *map(_slug, shown.values())])
                 runs.append(RunSpec(_unique(run_name, run_names), variant, settings, {**axes, **shown}))
     return variants, runs

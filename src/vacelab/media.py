@@ -215,17 +215,22 @@ def read_video(
     max_frames: int | None = None,
     nearest: bool = False,
     mask: bool = False,
+    damage: list[str] | None = None,
 ) -> tuple[np.ndarray, float]:
     """Decode a video file or image folder to uint8 [F, H, W, 3] and its frame rate (``mask``: uint8
     [F, H, W] mask brightness, images read by :func:`read_mask_image`).
 
     ``size`` (h, w): cover-resize and centre-crop every frame. ``fps``: resample in time to this rate
     (nearest source frame for each output time), starting at ``start`` seconds; ``max_frames`` stops
-    early. Image folders are taken frame for frame at ``fps`` (default 16).
+    early. Image folders are taken frame for frame at ``fps`` (default 16). A video that ends before the
+    duration its container states, or whose decoding fails part-way, gives the frames before the damage
+    and, when ``damage`` is a list, one line saying so appended to it.
     """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
+    if not (path.is_file() or path.is_dir()):  # a FIFO or a device: opening it could block for ever
+        raise InputError(f"{path}: not a regular file or folder")
     if path.is_dir():
         files = list_image_folder(path)
         rate = fps or 16.0
@@ -244,11 +249,12 @@ def read_video(
         if size is not None:
             image = cover_crop(image, size, nearest=nearest)
         return image[None], fps or 16.0
-    video, rate = _decode(path, size=size, fps=fps, start=start, max_frames=max_frames, nearest=nearest)
+    video, rate = _decode(path, size=size, fps=fps, start=start, max_frames=max_frames, nearest=nearest,
+                          damage=damage)  # fmt: skip
     return (video.max(axis=-1) if mask else video), rate
 
 
-def _decode(path, *, size, fps, start, max_frames, nearest) -> tuple[np.ndarray, float]:
+def _decode(path, *, size, fps, start, max_frames, nearest, damage) -> tuple[np.ndarray, float]:
     import av
 
     try:
@@ -268,10 +274,12 @@ def _decode(path, *, size, fps, start, max_frames, nearest) -> tuple[np.ndarray,
         frames: list[np.ndarray] = []
         next_time = start
         previous = None  # (time, array) of the last decoded source frame
+        last_time = None  # of the last decoded source frame, used or not
         try:
             for frame in container.decode(stream):
                 if frame.time is None:
                     continue
+                last_time = frame.time
                 if frame.time + 0.5 / src_rate < next_time:
                     continue  # before the next output time by more than half a source frame
                 array = _to_array(frame, scaled, size, nearest)
@@ -285,10 +293,17 @@ def _decode(path, *, size, fps, start, max_frames, nearest) -> tuple[np.ndarray,
                         return np.stack(frames), rate
                 previous = (frame.time, array)
         except av.error.FFmpegError as exc:
+            reason = exc.strerror or exc.__class__.__name__
             if not frames:
-                raise InputError(
-                    f"{path}: cannot decode video ({exc.strerror or exc.__class__.__name__})"
-                ) from None
+                raise InputError(f"{path}: cannot decode video ({reason})") from None
+            stopped = f"decoding failed after {last_time:.2f} s ({reason})"
+        else:
+            stated = ((container.start_time or 0) + (container.duration or 0)) / 1e6
+            stopped = None
+            if container.duration and last_time is not None and last_time + 1.5 / src_rate < stated:
+                stopped = f"the file says {stated:.2f} s, decoding ended at {last_time:.2f} s"
+        if stopped and damage is not None and frames:
+            damage.append(f"{path} is truncated or damaged: {stopped}; the frames after it are missing")
         if not frames:
             raise InputError(f"{path}: no frames at or after --start {start}s")
         return np.stack(frames), rate
@@ -321,14 +336,28 @@ def read_mask(
     fps: float | None = None,
     start: float = 0.0,
     source_hw: tuple[int, int] | None = None,
+    notes: list[str] | None = None,
 ) -> np.ndarray:
     """Read a mask video, one image (used for every frame) or an image folder as bool [frames, H, W].
+
+    A mask longer than the job is cut to ``frames``, and said in ``notes`` (when given) with any damage
+    found while decoding it.
 
     With ``source_hw`` the mask must be exactly the job's ``size`` or the source video's size (then it is
     cover-resized and cropped like the source); without it, any size of the job's aspect is accepted.
     """
     path = Path(path)
-    video, _ = read_video(path, size=None, fps=fps, start=start, max_frames=frames, mask=True)
+    damage: list[str] = []
+    video, _ = read_video(
+        path, size=None, fps=fps, start=start, max_frames=frames + 1, mask=True, damage=damage
+    )
+    if notes is not None:
+        notes += [f"warning: {line}" for line in damage]
+        if len(video) > frames:
+            notes.append(
+                f"the mask {path.name} has more frames than the job's {frames}: using the first {frames}"
+            )
+    video = video[:frames]
     if video.shape[0] == 1:
         video = np.repeat(video, frames, axis=0)
     if video.shape[0] < frames:

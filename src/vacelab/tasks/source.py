@@ -70,15 +70,16 @@ def read_clip(path: str | Path, opts: Options, size: tuple[int, int], source_hw:
     """
     requested = frame_count(opts.frames)
     limit = None if requested == "all" else (requested or DEFAULT_FRAMES)
+    damage: list[str] = []
     video, fps = media.read_video(
-        path, size=size, fps=float(opts.fps), start=float(opts.start), max_frames=limit
+        path, size=size, fps=float(opts.fps), start=float(opts.start), max_frames=limit, damage=damage
     )
-    notes = []
+    notes = [f"warning: {line}" for line in damage]
     available = video.shape[0]
     if isinstance(requested, int) and available < requested:
         raise InputError(
             f"the video {path} holds {available} frames at {opts.fps:g} fps from {opts.start:g} s; "
-            f"use {largest_valid(available)} or fewer",
+            f"use {largest_valid(available)} or fewer" + "".join(f" ({line})" for line in damage),
             field="frames",
             value=requested,
         )

@@ -80,7 +80,7 @@ def _collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.
         parts.append(
             media.read_mask(
                 opts.mask, size=size, frames=frames, fps=float(opts.fps), start=float(opts.start),
-                source_hw=clip.source_hw,
+                source_hw=clip.source_hw, notes=notes,
             )
         )  # fmt: skip
     if opts.bbox is not None:

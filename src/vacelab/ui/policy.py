@@ -72,11 +72,16 @@ class Policy:
         path = Path(text).expanduser()
         if not path.is_absolute():
             raise InputError(f"{text}: give an absolute path inside {self.allowed_text()}")
-        resolved = path.resolve()
+        try:
+            resolved = path.resolve()
+        except (RuntimeError, OSError):  # a symlink loop
+            raise InputError(f"{text}: cannot be resolved (a symbolic link loop?)") from None
         if _inside(resolved, self.root) or not any(_inside(resolved, folder) for folder in self.allowed):
             raise InputError(f"{text}: not inside an allowed folder ({self.allowed_text()})")
         if not resolved.exists():
             raise InputError(f"{text}: no such file or folder")
+        if not (resolved.is_file() or resolved.is_dir()):  # a FIFO would block the server on open
+            raise InputError(f"{text}: not a regular file or folder")
         if resolved.is_file() and resolved.suffix.lower() not in media.VIDEO_SUFFIXES:
             raise InputError(f"{text}: not a video file ({', '.join(sorted(media.VIDEO_SUFFIXES))})")
         check_media(resolved, "video", name=text)
