@@ -33,6 +33,8 @@ _API = {
     "PipelineCache": "vacelab.generation.cache",
     "Result": "vacelab.result",
     "load_result": "vacelab.result",
+    "export_run": "vacelab.export",
+    "Export": "vacelab.export",
     "track_mask": "vacelab.tracking",
     "audit_job": "vacelab.audit",
     "audit_arrays": "vacelab.audit",
@@ -55,6 +57,7 @@ if TYPE_CHECKING:  # the names of _API, for type checkers and IDEs (a test keeps
     from .demo import run_demo
     from .errors import InputError
     from .experiment import Plan, load_plan, run_plan
+    from .export import Export, export_run
     from .generation.cache import PipelineCache
     from .generation.lora import LoraSpec, apply_loras, parse_lora_spec
     from .generation.pipeline import LoadedPipeline, load_pipeline, place_pipeline

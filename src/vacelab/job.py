@@ -50,6 +50,7 @@ class Job:
     windows: list[tuple[int, int]] | None = None
     notes: list[str] = field(default_factory=list)
     path: Path | None = None
+    source: dict | None = None  # the source video the job was cut from (tasks.source.Clip.source)
 
     def source_frames(self) -> np.ndarray:
         """The source as the user sees it (before gray fill): ``original`` if known, else ``video``."""
@@ -85,6 +86,7 @@ class Job:
             "windows": [list(w) for w in self.windows] if self.windows else None,
             "mask_area": [round(float(a), 5) for a in area],
             "notes": self.notes,
+            **({"source": self.source} if self.source else {}),
         }
 
 
@@ -218,4 +220,5 @@ def load_job(path: str | os.PathLike) -> Job:
         windows=[tuple(w) for w in windows] if windows else None,
         notes=manifest.get("notes", []),
         path=path,
+        source=manifest.get("source"),
     )

@@ -16,7 +16,7 @@ import sys
 
 from ..errors import InputError, cli_flag
 
-COMMANDS = ("prepare", "audit", "run", "demo", "experiment", "batch", "ui")
+COMMANDS = ("prepare", "audit", "run", "export", "demo", "experiment", "batch", "ui")
 
 
 class ArgumentParser(argparse.ArgumentParser):

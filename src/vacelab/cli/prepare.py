@@ -17,6 +17,16 @@ TASK_HELP = {
 }
 
 
+def fps_value(text: str) -> float | str:
+    """``--fps``: a number, or ``source`` (the clip's own rate)."""
+    if text.strip().lower() == "source":
+        return "source"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'source', got {text!r}") from None
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "prepare",
@@ -33,7 +43,10 @@ def register(subparsers) -> None:
     common.add_argument("--size", help="480p (default; 832x480, 480x832 for portrait), 720p or WxH")
     common.add_argument("--frames", help="4k+1 frames (default 81, fewer if the clip is shorter) or 'all'")
     common.add_argument(
-        "--fps", type=float, help="frame rate of the job (default 16); the source is resampled"
+        "--fps",
+        type=fps_value,
+        help="frame rate of the job, or 'source' for the clip's own (default: source for inpaint, remove and "
+        "outpaint, 16 for the others, Wan's training rate); the source is resampled to it",
     )
     common.add_argument("--start", type=float, help="start at this many seconds into the source")
     common.add_argument("--ref", action="append", help="reference image (repeatable, order kept)")

@@ -20,6 +20,13 @@ def register(subparsers) -> None:
     )
     p.add_argument("job", type=Path, help="job folder written by `vacelab prepare`")
     p.add_argument("--out", type=Path, help="results folder (new or empty; default: JOB-run, JOB-run-2, ...)")
+    p.add_argument(
+        "--export",
+        type=Path,
+        metavar="PATH",
+        help="then put the result back into the source video (inpaint/remove): PATH.mp4, PATH.mov or a new "
+        "folder of PNG frames, as `vacelab export` does",
+    )
     p.add_argument("--prompt", help="what the result should show (default: the job's suggested prompt)")
     p.add_argument(
         "--negative-prompt", help="default: Wan's standard negative prompt + the job's suggested terms"
@@ -167,6 +174,11 @@ def handle(args: argparse.Namespace) -> int:
     from ..generation.run import run_job
 
     out = args.out or default_out(args.job)
+    if args.export is not None:  # refused now, not after generating
+        from ..export import check_export
+        from ..job import load_job
+
+        check_export(load_job(args.job), args.export)
     progress = TqdmProgress()
     try:
         result = run_job(args.job, out, settings_from_args(args), progress=progress)
@@ -180,5 +192,10 @@ def handle(args: argparse.Namespace) -> int:
         f"total {timings['total']:.1f} s)",
         file=sys.stderr,
     )
+    if args.export is not None:
+        from ..export import export_run
+        from .export import describe
+
+        print(describe(export_run(result, args.export)), file=sys.stderr)
     print(result.path)
     return 0

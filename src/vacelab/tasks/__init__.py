@@ -14,7 +14,7 @@ from pathlib import Path
 from ..folders import check_new_folder
 from ..job import TASKS, Job, save_job
 from .options import Options, key_spec, make_options
-from .source import windows_for
+from .source import job_fps, windows_for
 from .spatial import build_inpaint, build_outpaint
 from .temporal import build_endframes, build_extend, build_keyframes, place_keyframes
 
@@ -39,13 +39,15 @@ def prepare(task: str, *, out: str | os.PathLike | None = None, **options) -> Jo
     opts = make_options(task, options)
     if out is not None:
         check_new_folder(out, _inputs(opts))
+    given = _json_safe(opts.given())  # what the user set: the rate below is resolved from the clip
+    opts.fps = job_fps(task, opts)
     job = BUILDERS[task](task, opts)
     job.windows = windows_for(opts, job.mask.shape[0])
     if job.windows:
         job.notes.append(
             f"long job: {len(job.windows)} windows " + ", ".join(f"{a}-{b - 1}" for a, b in job.windows)
         )
-    job.params = _json_safe(opts.given())
+    job.params = given
     if out is not None:
         save_job(job, out)
     return job

@@ -25,7 +25,7 @@ class Options:
     video: str | None = None
     size: str = "480p"
     frames: int | str | None = None
-    fps: float = 16.0
+    fps: float | str | None = None  # None: the task's default (tasks.source.job_fps); "source": the clip's
     start: float = 0.0
     ref: list = field(default_factory=list)
     window: int | None = None
@@ -100,17 +100,18 @@ def make_options(task: str, options: dict) -> Options:
         if getattr(opts, name) != getattr(defaults, name):
             raise InputError(f"does not apply to {task}", field=name)
     opts.frames = frame_count(opts.frames)  # "17" from the command line is recorded as 17
-    for name, (ok, why) in NUMBER_RULES.items():
-        value = getattr(opts, name)
-        if not isinstance(value, int | float) or isinstance(value, bool) or not ok(value):
-            raise InputError(why, field=name, value=value)
+    if opts.fps not in (None, "source") and not _number(opts.fps, lambda v: v > 0):
+        raise InputError("must be a finite number > 0, or source", field="fps", value=opts.fps)
+    if not _number(opts.start, lambda v: v >= 0):
+        raise InputError("must be a finite number of seconds >= 0", field="start", value=opts.start)
     return opts
 
 
-NUMBER_RULES = {  # option -> (ok(value), why): numbers a job cannot be built from otherwise
-    "fps": (lambda v: math.isfinite(v) and v > 0, "must be a finite number > 0"),
-    "start": (lambda v: math.isfinite(v) and v >= 0, "must be a finite number of seconds >= 0"),
-}
+def _number(value, ok) -> bool:
+    """``value`` is a finite int or float (not a bool) for which ``ok(value)`` holds."""
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and ok(value)
+    )
 
 
 # ------------------------------------------------------------------------------------------------ parsers

@@ -13,39 +13,69 @@ from ..geometry import DEFAULT_FRAMES, VAE_STRIDE_S, plan_windows, target_size
 from .options import Options, frame_count, window_settings
 
 FILL_GRAY = 127  # neutral gray in uint8 (127.5 is 0 in [-1, 1]; 127 is -0.004, see docs/prepare.md)
+DEFAULT_FPS = 16.0  # Wan's training rate: the job rate of generation tasks unless --fps says otherwise
+FOOTAGE_TASKS = ("inpaint", "remove", "outpaint")  # edits of footage: frame for frame at the clip's rate
 
 
 @dataclass
 class Clip:
-    """The source decoded at job size: ``frames`` uint8 [F, H, W, 3], its fps and the source's own size."""
+    """The source decoded at job size: ``frames`` uint8 [F, H, W, 3], its fps and the source's own size.
+
+    ``source`` is what ``job.json`` records of the source (``Job.source``): its absolute path, own size and
+    rate, and where the job starts in it — what ``vacelab export`` needs to put a run back into it.
+    """
 
     frames: np.ndarray
     fps: float
     source_hw: tuple[int, int]
     notes: list[str]
+    source: dict | None = None
 
 
-def probe_hw(path: str | Path) -> tuple[int, int]:
-    """(height, width) of a video file, an image or the first image of a folder, without decoding it all."""
+def probe(path: str | Path) -> tuple[tuple[int, int], float | None]:
+    """((height, width), frame rate) of a video file, an image or the first image of a folder, without
+    decoding it all; the rate is ``None`` for images (they have none)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir():
-        return media.read_image(media.list_image_folder(path)[0]).shape[:2]
+        return media.read_image(media.list_image_folder(path)[0]).shape[:2], None
+    if not path.is_file():  # a FIFO would block the open below for ever
+        raise InputError(f"{path}: not a regular file or folder")
     if path.suffix.lower() in media.IMAGE_SUFFIXES:
-        return media.read_image(path).shape[:2]
+        return media.read_image(path).shape[:2], None
     import av
 
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise InputError(f"{path}: holds no video stream")
-            ctx = container.streams.video[0].codec_context
+            stream = container.streams.video[0]
+            ctx = stream.codec_context
             if not ctx.height or not ctx.width:
                 raise InputError(f"{path}: video stream has no frame size")
-            return ctx.height, ctx.width
+            rate = stream.average_rate or stream.guessed_rate
+            return (ctx.height, ctx.width), float(rate) if rate else None
     except av.error.FFmpegError as exc:
         raise InputError(f"{path}: not a readable video ({exc.strerror or exc.__class__.__name__})") from None
+
+
+def probe_hw(path: str | Path) -> tuple[int, int]:
+    """(height, width) of a video file, an image or the first image of a folder (:func:`probe`)."""
+    return probe(path)[0]
+
+
+def job_fps(task: str, opts: Options) -> float:
+    """The job's frame rate: ``--fps`` as given, ``source`` -> the clip's own rate; not given -> the clip's
+    own for edits of footage (:data:`FOOTAGE_TASKS`), else Wan's training rate (16)."""
+    fps = opts.fps
+    if fps is None:
+        fps = "source" if task in FOOTAGE_TASKS and opts.video else DEFAULT_FPS
+    if fps != "source":
+        return float(fps)
+    if not opts.video:
+        raise InputError("takes the rate of a source video, and none is given", field="fps", value=fps)
+    return probe(opts.video)[1] or DEFAULT_FPS  # an image folder has no rate of its own
 
 
 def job_size(opts: Options, source_hw: tuple[int, int]) -> tuple[int, int]:
@@ -90,7 +120,14 @@ def read_clip(path: str | Path, opts: Options, size: tuple[int, int], source_hw:
         notes.append(f"the clip holds {available} frames at {opts.fps:g} fps: using {frames} (largest 4k+1)")
     elif requested == "all" and frames < available:
         notes.append(f"--frames all: using {frames} of {available} frames (largest 4k+1)")
-    return Clip(np.ascontiguousarray(video[:frames]), fps, tuple(source_hw), notes)
+    source = {
+        "path": str(Path(path).resolve()),
+        "width": int(source_hw[1]),
+        "height": int(source_hw[0]),
+        "fps": probe(path)[1],
+        "start": float(opts.start),
+    }
+    return Clip(np.ascontiguousarray(video[:frames]), fps, tuple(source_hw), notes, source)
 
 
 def windows_for(opts: Options, frames: int) -> list[tuple[int, int]] | None:

@@ -54,6 +54,7 @@ def build_inpaint(task: str, opts: Options) -> Job:
         prompt=opts.prompt,
         negative_prompt=negative,
         notes=clip.notes + notes + masks.lost_track_notes(mask) + ref_notes,
+        source=clip.source,
     )
 
 

@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..geometry import DEFAULT_FRAMES
 from .policy import Policy, SessionFolder
 
-FPS = 16.0  # the job frame rate (prepare's default); the editor's frames are decoded at this rate
+FPS = 16.0  # the job frame rate the UI prepares at (Wan's training rate); the editor decodes at it
 MAX_EDIT_FRAMES = 257  # frames of the source the editor decodes (16 s at 16 fps)
 CANVAS_MAX = 832  # longest side of the frame shown in the mask editor
 MASK_ALPHA = 64  # painted layer pixels at least this opaque are GENERATE
@@ -264,6 +264,7 @@ class Workbench:
             "prompt": form.prompt or "",
             "negative_prompt": form.negative_prompt or "",
             "ref": [str(p) for p in self.refs],
+            "fps": FPS,  # the rate the editor decoded the source at: painted frames are numbered at it
         }
         if task in ("inpaint", "remove"):
             opts.update(video=str(source.path), coords="source", grow=_int(form.grow))

@@ -1,4 +1,4 @@
-"""Video, image and mask I/O on PyAV and Pillow, plus atomic writes.
+"""Reading video, images and masks (PyAV, Pillow), and the resize policy.
 
 Policy (documented in README): sources are resized to the target size by *cover and centre crop* (the
 official VACE policy): scale so both sides cover the target, then crop the centre. Frame rate is
@@ -9,86 +9,17 @@ True = GENERATE.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, WriteFault
+from ..errors import InputError
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".gif", ".avi", ".m4v"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
 
-# ----------------------------------------------------------------------------------------- atomic writes
-def default_mode(directory: bool = False) -> int:
-    """Permissions a plain ``open``/``mkdir`` would give under the current umask (mkstemp uses 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path`` (never half-written).
-
-    A fault while writing (``OSError``) becomes a :class:`~vacelab.errors.WriteFault` naming ``path``."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
-    except OSError as exc:
-        raise WriteFault.of(path, exc) from None
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.chmod(tmp, default_mode())
-        os.replace(tmp, path)
-    except OSError as exc:  # a full disk, a folder in the way: one line, nothing under the final name
-        raise WriteFault.of(path, exc) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a text file atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def save_array(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Store an array losslessly (``.npy``), atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
-
-
-def load_array(path: str | os.PathLike, *, mmap: bool = False) -> np.ndarray:
-    """Read an array written by :func:`save_array` (``mmap``: read-only, paged in on use)."""
-    return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
-
-
-def save_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
-    """Store a bool mask [F, H, W] bit-packed along the width (1/8 of the bytes), losslessly."""
-    frames, height, width = mask.shape
-    packed = np.packbits(mask.astype(bool), axis=-1)
-    save_array(
-        path, np.concatenate([np.array([frames, height, width], np.int64).view(np.uint8), packed.ravel()])
-    )
-
-
-def load_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a mask written by :func:`save_mask`."""
-    raw = load_array(path)
-    frames, height, width = (int(v) for v in raw[:24].view(np.int64))
-    packed = raw[24:].reshape(frames, height, -1)
-    return np.unpackbits(packed, axis=-1, count=width).astype(bool)
-
-
-# ------------------------------------------------------------------------------------------------ resize
 def cover_size(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> tuple[int, int]:
     """Size (h, w) to scale ``src_hw`` to so it covers ``dst_hw`` with the aspect kept."""
     scale = max(dst_hw[0] / src_hw[0], dst_hw[1] / src_hw[1])
@@ -376,81 +307,3 @@ def read_mask(
     if src_hw != tuple(size):
         binary = np.stack([cover_crop(m.astype(np.uint8) * 255, size, nearest=True) >= 128 for m in binary])
     return binary
-
-
-# ------------------------------------------------------------------------------------------------ writing
-def write_mp4(
-    path: str | os.PathLike, frames, fps: float, *, crf: int = 18, preset: str = "veryfast"
-) -> None:
-    """Encode uint8 [F, H, W, 3] (or bool/uint8 [F, H, W] masks as gray) as H.264 yuv420p, atomically.
-
-    ``frames`` may also be any iterable of such frames (e.g. a generator: no whole-clip array needed).
-    ``preset``: x264 speed preset (``ultrafast`` is about 2x faster than ``veryfast``, files ~5x larger).
-    """
-    from fractions import Fraction
-
-    import av
-
-    with atomic_path(path) as tmp, av.open(str(tmp), "w", format="mp4") as container:
-        stream = None
-        for array in frames:
-            gray = array.ndim == 2  # masks: encoded from 8-bit gray frames, never expanded to RGB
-            height, width = array.shape[:2]
-            if stream is None:
-                stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-                stream.width, stream.height = width + width % 2, height + height % 2
-                stream.pix_fmt = "yuv420p"
-                stream.options = {"crf": str(crf), "preset": preset}
-                stream.thread_type = "AUTO"
-            if gray:
-                array = array.astype(np.uint8) * np.uint8(255 if array.dtype == bool else 1)
-            if array.shape[:2] != (stream.height, stream.width):
-                pads = [(0, stream.height - height), (0, stream.width - width)]
-                pads += [(0, 0)] * (array.ndim - 2)
-                array = np.pad(array, pads, "edge")
-            frame = av.VideoFrame.from_ndarray(
-                np.ascontiguousarray(array), format="gray" if gray else "rgb24"
-            )
-            container.mux(stream.encode(frame))
-        if stream is None:
-            raise ValueError("write_mp4: no frames")
-        container.mux(stream.encode())
-
-
-def write_gif(
-    path: str | os.PathLike, frames: np.ndarray, fps: float, *, max_width: int = 480, colors: int = 255
-) -> None:
-    """Write an animated GIF (downscaled to ``max_width``), atomically.
-
-    One palette of ``colors`` colours, computed from four frames spread over the clip, serves every frame:
-    about 6x faster than a palette per frame, and no palette flicker. Fewer colours, smaller file.
-    """
-    from PIL import Image
-
-    if frames.shape[2] > max_width:
-        height = max(2, round(frames.shape[1] * max_width / frames.shape[2]))
-        images = [Image.fromarray(f).resize((max_width, height), Image.Resampling.BILINEAR) for f in frames]
-    else:
-        images = [Image.fromarray(np.ascontiguousarray(f)) for f in frames]
-    picks = sorted({round(i * (len(images) - 1) / 3) for i in range(4)})
-    mosaic = Image.fromarray(np.concatenate([np.asarray(images[i]) for i in picks], axis=0))
-    palette = mosaic.quantize(colors, method=Image.Quantize.MEDIANCUT)
-    images = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
-    with atomic_path(path) as tmp:
-        images[0].save(
-            tmp,
-            format="GIF",
-            save_all=True,
-            append_images=images[1:],
-            duration=round(1000 / fps),
-            loop=0,
-            optimize=False,
-        )
-
-
-def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write an image losslessly as PNG, atomically."""
-    from PIL import Image
-
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")

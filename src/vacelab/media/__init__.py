@@ -1,0 +1,40 @@
+"""Media I/O: what vacelab reads (video, images, masks; the resize policy), what it writes (H.264/H.265/
+ProRes with copied audio, GIF, PNG) and the exact files behind both (atomic writes, lossless arrays).
+
+Callers use ``from vacelab import media; media.read_video(...)``; the three modules hold the code.
+"""
+
+from __future__ import annotations
+
+from .files import (  # noqa: F401
+    atomic_path,
+    default_mode,
+    load_array,
+    load_mask,
+    save_array,
+    save_mask,
+    write_text,
+)
+from .read import (  # noqa: F401
+    IMAGE_SUFFIXES,
+    MAX_IMAGE_PIXELS,
+    VIDEO_SUFFIXES,
+    centre_crop,
+    cover_crop,
+    cover_size,
+    fit_on_canvas,
+    list_image_folder,
+    read_image,
+    read_mask,
+    read_mask_image,
+    read_video,
+    resize_image,
+    to_binary_mask,
+)
+from .write import (  # noqa: F401
+    CODECS,
+    write_gif,
+    write_mp4,
+    write_png,
+    write_video,
+)
