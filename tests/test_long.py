@@ -15,7 +15,7 @@ from vacelab.generation import windows as engine
 from vacelab.generation.run import run_job
 from vacelab.generation.settings import RunSettings
 from vacelab.geometry import default_overlap, is_valid_frame_count, kept_heads, plan_windows
-from vacelab.job import Job, load_job
+from vacelab.job import Job, load_job, save_job
 from vacelab.result import load_result
 from vacelab.tasks import prepare
 
@@ -260,3 +260,25 @@ def test_bad_window_settings_one_error_line(clip, tmp_path, capsys, window, over
     assert code == 2 and out == ""
     assert err.startswith(f"error: {message}") and err.count("\n") == 1
     assert not (tmp_path / "job").exists()
+
+
+def test_window_prompts_one_per_window_the_last_repeating(tmp_path, tiny_model_dir, monkeypatch):
+    prompts = []
+
+    def recording_generate(ctx, clip, **kw):
+        prompts.append(kw["prompt"])
+        return GENERATE(ctx, clip, **kw)
+
+    monkeypatch.setattr(engine, "generate", recording_generate)
+    job = save_job(short_job(), tmp_path / "job", preview=False)
+    (tmp_path / "prompts.txt").write_text("a red wall\n\na blue wall\n")
+    argv = ["run", str(job), "--model", str(tiny_model_dir), "--steps", "1", "--out", str(tmp_path / "r")]
+    assert main([*argv, "--window-prompts", str(tmp_path / "prompts.txt")]) == 0
+    assert prompts == ["a red wall", "a blue wall", "a blue wall", "a blue wall"]
+    run = load_result(tmp_path / "r").run
+    assert run["settings"]["window_prompts"] == ["a red wall", "a blue wall"]
+    assert [w["prompt"] for w in run["windows"]] == prompts
+    (tmp_path / "p.toml").write_text('prompts = ["one", "two", "three", "four"]\n')
+    prompts.clear()
+    assert main([*argv[:-1], str(tmp_path / "r2"), "--window-prompts", str(tmp_path / "p.toml")]) == 0
+    assert prompts == ["one", "two", "three", "four"]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .media.files import release
+
 
 def fingerprint(
     facts=None, *, arrays: Iterable[np.ndarray] = (), files: Iterable[Path] = (), root: Path | None = None
@@ -21,9 +23,15 @@ def fingerprint(
     if facts is not None:
         digest.update(json.dumps(facts, sort_keys=True, default=str).encode())
     for array in arrays:
-        array = np.ascontiguousarray(array)
+        array = array if array.ndim else np.ascontiguousarray(array)  # a scalar is hashed as shape (1,)
         digest.update(str((array.shape, array.dtype.str)).encode())
-        digest.update(array.data)
+        if len(array) == 0:
+            digest.update(np.ascontiguousarray(array).data)
+        else:  # ~16 MB at a time: a long clip is never whole in memory
+            step = max(1, (1 << 24) // max(1, array[0].nbytes))
+            for start in range(0, len(array), step):
+                digest.update(np.ascontiguousarray(array[start : start + step]).data)
+        release(array)
     for path in files:
         digest.update(str(path.relative_to(root) if root else path).encode() + b"\0")
         with path.open("rb") as handle:

@@ -131,7 +131,7 @@ def remove_parts(folder: Path, name: str, *, older_than: float | None = None) ->
     that a killed command left (only those ``older_than`` seconds when given). Exactly that form: job
     ``a`` must not touch ``.a.b.<random>.part``, which job ``a.b`` may be writing at this moment."""
     own = re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.part")
-    removed = []
+    removed = _remove_free_lock(folder / f".{name}.lock")
     now = time.time()
     for path in folder.glob(f".{glob.escape(name)}.*"):
         if not own.fullmatch(path.name) or path.is_symlink() or not path.is_dir():
@@ -141,6 +141,17 @@ def remove_parts(folder: Path, name: str, *, older_than: float | None = None) ->
                 shutil.rmtree(path)
                 removed.append(path)
     return removed
+
+
+def _remove_free_lock(lock: Path) -> list[Path]:
+    """Remove the lock file a killed command left beside its output, unless a live command holds it."""
+    try:
+        with open(lock, "r+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock.unlink()
+            return [lock]
+    except OSError:  # absent, or held by a command writing now (BlockingIOError)
+        return []
 
 
 @contextlib.contextmanager

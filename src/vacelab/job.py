@@ -58,6 +58,18 @@ class Job:
             self.original, _ = media.read_video(self.path / "original.mp4")
         return self.video if self.original is None else self.original
 
+    def iter_source_frames(self):
+        """:meth:`source_frames` one frame at a time (``original.mp4`` decoded as it is read)."""
+        if self.original is None and self.path is not None and (self.path / "original.mp4").is_file():
+            return media.iter_video(self.path / "original.mp4")
+        return self._iter_frames(self.source_frames())
+
+    @staticmethod
+    def _iter_frames(frames: np.ndarray):
+        for start in range(0, len(frames), 16):  # a memory-mapped clip's pages are let go as it is read
+            yield from frames[start : start + 16]
+            media.release(frames)
+
     @property
     def geometry(self) -> Geometry:
         frames, height, width = self.mask.shape

@@ -53,34 +53,42 @@ class Result:
 COMPARE_PRESET, COMPARE_CRF = "ultrafast", 23
 
 
-def _compare_frames(source: np.ndarray, mask: np.ndarray, video: np.ndarray):
-    """source | mask | output, one frame at a time (the whole side-by-side clip is never held)."""
+def _compare_frames(source, mask: np.ndarray, video):
+    """source | mask | output, one frame at a time (the whole side-by-side clip is never held);
+    ``source`` is any iterable of frames, ``video`` anything indexed by frame ranges."""
     from .render import mask_frames, side_by_side
 
-    for f in range(len(video)):
+    for f, frame in zip(range(len(video)), source, strict=False):
         one = np.s_[f : f + 1]
-        yield side_by_side(source[one], mask_frames(mask[one]), video[one])[0]
+        yield side_by_side(frame[None], mask_frames(mask[one]), video[one])[0]
 
 
 def write_result(
     out: str | os.PathLike,
-    video: np.ndarray,
+    video: np.ndarray | str | os.PathLike,
     run: dict,
     *,
     fps: float,
-    source: np.ndarray,
+    source,
     mask: np.ndarray,
     finish=None,
 ) -> Path:
     """Write a results folder atomically. ``finish(run)`` may add last facts (timings) before run.json.
 
-    The four media files are written concurrently (x264, Pillow and file writes release the GIL).
+    ``video``: the output frames, or the path of a ``.npy`` holding them (a run's frames written as they
+    were finished: moved into the folder, then read frame by frame, never whole). ``source``: the source
+    frames, any iterable. The four media files are written concurrently (x264, Pillow and file writes
+    release the GIL).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     def fill(folder: Path) -> None:
         (folder / "arrays").mkdir()
-        compare = _compare_frames(source, mask, video)
+        frames = video
+        if not isinstance(video, np.ndarray):
+            os.replace(video, folder / VIDEO_ARRAY)
+            frames = media.FrameReader(folder / VIDEO_ARRAY)
+        compare = _compare_frames(source, mask, frames)
         with ThreadPoolExecutor(4) as pool:
             writes = [
                 pool.submit(
@@ -91,10 +99,11 @@ def write_result(
                     crf=COMPARE_CRF,
                     preset=COMPARE_PRESET,
                 ),
-                pool.submit(media.write_mp4, folder / "out_video.mp4", video, fps),
-                pool.submit(media.write_gif, folder / "out_video.gif", video, fps),
-                pool.submit(media.save_array, folder / VIDEO_ARRAY, video),
+                pool.submit(media.write_mp4, folder / "out_video.mp4", iter(frames), fps),
+                pool.submit(media.write_gif, folder / "out_video.gif", frames, fps),
             ]
+            if frames is video:
+                writes.append(pool.submit(media.save_array, folder / VIDEO_ARRAY, video))
             for write in writes:
                 write.result()  # the first failure is raised (after every write has ended)
         if finish is not None:

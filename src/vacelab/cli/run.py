@@ -78,6 +78,14 @@ def register(subparsers) -> None:
         "~25 s once per process: pays off for 14B, and for 1.3B from the second job of a batch",
     )
     p.add_argument(
+        "--window-prompts",
+        type=window_prompts,
+        default=[],
+        metavar="FILE",
+        help="long jobs: one prompt per window, a line each (or a TOML file with prompts = [...]); fewer "
+        "than the windows: the last repeats. Recorded in run.json",
+    )
+    p.add_argument(
         "--lora",
         action="append",
         default=[],
@@ -120,6 +128,23 @@ def register(subparsers) -> None:
         help="reference: diffusers' nearest-exact read; aligned (experimental): each latent's own VAE group",
     )
     p.set_defaults(handler=handle)
+
+
+def window_prompts(path: str) -> list[str]:
+    """``--window-prompts FILE``: its non-empty lines, or ``prompts = [...]`` of a ``.toml`` file."""
+    import tomllib
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        prompts = tomllib.loads(text).get("prompts") if path.endswith(".toml") else text.splitlines()
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise argparse.ArgumentTypeError(f"{path}: cannot be read ({exc})") from None
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        raise argparse.ArgumentTypeError(f'{path}: expected prompts = ["...", ...]')
+    prompts = [p.strip() for p in prompts if p.strip()]
+    if not prompts:
+        raise argparse.ArgumentTypeError(f"{path}: holds no prompt")
+    return prompts
 
 
 def settings_from_args(args: argparse.Namespace) -> RunSettings:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ..geometry import WindowPlan
+from ..geometry import Window, WindowPlan
 from ..job import Job
 from .pipeline import LoadedPipeline
 from .settings import RunSettings
@@ -62,6 +62,12 @@ class RunContext:
     @property
     def plan(self) -> WindowPlan:
         return self.job.plan
+
+    def prompt_for(self, window: Window) -> str:
+        """Window ``window``'s prompt: its line of ``settings.window_prompts`` (the last repeats), else
+        the run's prompt."""
+        prompts = self.settings.window_prompts
+        return prompts[min(window.index, len(prompts) - 1)] if prompts else self.prompt
 
     @property
     def shift(self) -> float:

@@ -54,7 +54,9 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
     return (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
-def generate(ctx: RunContext, clip: Job, *, seed: int, clock: Stopwatch, report: Progress) -> np.ndarray:
+def generate(
+    ctx: RunContext, clip: Job, *, seed: int, clock: Stopwatch, report: Progress, prompt: str | None = None
+) -> np.ndarray:
     """One pass of ``ctx.loaded`` over ``clip`` (its conditioning): the raw output, uint8 [F, H, W, 3].
 
     Stages are timed into ``clock`` ("inputs", "generate"); each denoising step is reported as
@@ -85,7 +87,7 @@ def generate(ctx: RunContext, clip: Job, *, seed: int, clock: Stopwatch, report:
         try:
             with clock("generate"):
                 raw = pipe(
-                    prompt=ctx.prompt,
+                    prompt=ctx.prompt if prompt is None else prompt,
                     negative_prompt=ctx.negative,
                     conditioning_scale=settings.conditioning_scale,
                     num_inference_steps=settings.steps,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
-from ..result import Result, write_result
+from .. import __version__, media
+from ..result import VIDEO_ARRAY, Result, write_result
 from .context import RunContext
 from .hooks import vace_cut_step
 from .pipeline import model_revision
@@ -127,8 +127,9 @@ def expert_record(ctx: RunContext) -> dict:
     return {"boundary": boundary, "guidance": guidance, "steps": ctx.expert_steps, "loras": loras}
 
 
-def write_run(ctx: RunContext, out: Path, video: np.ndarray, run: dict) -> Result:
-    """Write the results folder (``run.json`` last, with the timings) and return the Result."""
+def write_run(ctx: RunContext, out: Path, video: Path, run: dict) -> Result:
+    """Write the results folder from the output frames in the ``.npy`` file ``video`` (moved into it;
+    ``run.json`` last, with the timings) and return the Result (its frames memory-mapped)."""
     ctx.report("write", 0, 1)
     write_start = time.perf_counter()
 
@@ -140,10 +141,10 @@ def write_run(ctx: RunContext, out: Path, video: np.ndarray, run: dict) -> Resul
 
     job = ctx.job
     path = write_result(
-        out, video, run, fps=job.fps, source=job.source_frames(), mask=job.mask, finish=finish
+        out, video, run, fps=job.fps, source=job.iter_source_frames(), mask=job.mask, finish=finish
     )
     ctx.report("write", 1, 1)
-    return Result(video=video, run=run, path=Path(path))
+    return Result(video=media.load_array(Path(path) / VIDEO_ARRAY, mmap=True), run=run, path=Path(path))
 
 
 def _timings(seconds: dict[str, float]) -> dict:

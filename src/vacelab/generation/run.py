@@ -14,11 +14,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .. import media
 from ..errors import InputError
 from ..folders import check_new_folder, check_writable, output_lock
 from ..job import Job, load_job
@@ -59,7 +63,7 @@ def run_job(
         settings.validate()
         out = check_new_folder(out, [job.path] if job.path else [])
         check_writable(out, expected_bytes=2 * job.video.nbytes)  # the output array, then its media
-        prompt = settings.prompt or job.prompt
+        prompt = settings.prompt or next(iter(settings.window_prompts), "") or job.prompt
         if not prompt:
             raise InputError("required (the job suggests none)", field="prompt")
         # before the audit logs anything: a bad input is the only line the run prints
@@ -86,11 +90,28 @@ def _generate(ctx: RunContext, out: Path, pipeline, request) -> Result:
     ctx.loaded = _obtain(ctx, pipeline, request)
     check_model(ctx.settings, ctx.loaded.model, ModelFacts.of(ctx.loaded.pipe))
     reset_peak_memory(ctx.loaded.device)
-    video, windows = generate_windows(ctx, store)
-    result = write_run(ctx, out, video, run_record(ctx, out, windows, memory))
+    with frame_file(out, ctx.job.video.shape) as (path, sink):
+        windows = generate_windows(ctx, store, sink)
+        sink.close()
+        result = write_run(ctx, out, path, run_record(ctx, out, windows, memory))
     if store is not None:
         store.remove()
     return result
+
+
+@contextlib.contextmanager
+def frame_file(out: Path, shape: tuple[int, ...]):
+    """``(path, writer)`` of the ``.npy`` a run writes its finished frames into, in a hidden
+    ``.OUT.<8>.part`` folder beside ``out`` (removed at the end; a killed run's is swept as stale)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    path = folder / "video.npy"
+    writer = media.FrameWriter(path, shape)
+    try:
+        yield path, writer
+    finally:
+        writer.handle.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _obtain(ctx: RunContext, pipeline, request) -> LoadedPipeline:

@@ -108,6 +108,11 @@ class RunSettings:
     lora: list[str] = _setting(factory=list, loads=True)  # FILE[:SCALE], into every expert
     lora_high: list[str] = _setting(factory=list, loads=True, two_experts=True)  # into transformer only
     lora_low: list[str] = _setting(factory=list, loads=True, two_experts=True)  # into transformer_2 only
+    # long jobs: window i's prompt (fewer than windows: the last repeats); empty: ``prompt`` throughout
+    window_prompts: list[str] = _setting(
+        factory=list,
+        check=(lambda v: all(isinstance(p, str) and p.strip() for p in v), "must be non-empty texts"),
+    )
 
     @classmethod
     def field_types(cls) -> dict[str, type]:

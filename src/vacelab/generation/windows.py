@@ -47,12 +47,13 @@ STATE_FORMAT = 2
 log = logging.getLogger("vacelab")
 
 
-def window_job(job: Job, window: Window, stitched: np.ndarray) -> Job:
-    """The conditioning of ``window``: kept head = ``stitched`` (output so far) where the job generates."""
+def window_job(job: Job, window: Window, head_frames: np.ndarray) -> Job:
+    """The conditioning of ``window``: its kept head = ``head_frames`` (the output so far over the
+    window's first ``window.head`` frames) where the job generates."""
     video = np.array(job.video[window.frames])
     head = slice(0, window.head)
     generated = job.mask[window.start : window.start + window.head, ..., None]
-    video[head] = np.where(generated, stitched[window.start : window.start + window.head], video[head])
+    video[head] = np.where(generated, head_frames[: window.head], video[head])
     return Job(
         task=job.task,
         video=video,
@@ -75,12 +76,13 @@ def crossfade(previous: np.ndarray, new: np.ndarray, exact: np.ndarray) -> np.nd
     return np.where(exact[..., None], previous, np.clip(np.rint(mixed), 0, 255).astype(np.uint8))
 
 
-def stitch_into(stitched: np.ndarray, frames: np.ndarray, window: Window, exact: np.ndarray) -> None:
-    """Put a window's finished ``frames`` into ``stitched`` (cross-faded over its shared frames)."""
-    a, n = window.start, window.shared
-    if n:
-        stitched[a : a + n] = crossfade(stitched[a : a + n], frames[:n], exact[a : a + n])
-    stitched[a + n : window.stop] = frames[n:]
+def stitch(tail: np.ndarray, frames: np.ndarray, window: Window, exact: np.ndarray) -> np.ndarray:
+    """A window's finished ``frames`` joined to ``tail``, the output so far over its shared frames:
+    cross-faded there (``exact``: the user's KEEP pixels of those frames), this window's own after."""
+    n = window.shared
+    if not n:
+        return frames
+    return np.concatenate([crossfade(tail[:n], frames[:n], exact), frames[n:]])
 
 
 def partial_folder(out: Path) -> Path:
@@ -160,19 +162,20 @@ def finish_frames(ctx: RunContext, video: np.ndarray, conditioning: Job, window:
     return video, colour
 
 
-def generate_window(ctx: RunContext, window: Window, stitched: np.ndarray) -> tuple[np.ndarray, dict]:
+def generate_window(ctx: RunContext, window: Window, head_frames: np.ndarray) -> tuple[np.ndarray, dict]:
     """Generate one window, colour-match and composite it; return its frames and its record."""
     own = Stopwatch()
     start = time.perf_counter()
     with own("inputs"):
-        conditioning = window_job(ctx.job, window, stitched)
+        conditioning = window_job(ctx.job, window, head_frames)
     label = f"denoise {window.index + 1}/{window.count}" if window.count > 1 else "denoise"
 
     def report(stage, done, total):
         ctx.report(label if stage == "denoise" else stage, done, total)
 
     seed = ctx.settings.seed + window.index
-    video = generate(ctx, conditioning, seed=seed, clock=own, report=report)
+    prompt = ctx.prompt_for(window)
+    video = generate(ctx, conditioning, seed=seed, clock=own, report=report, prompt=prompt)
     ctx.report("composite", window.index, window.count)
     with own("composite"):
         video, colour = finish_frames(ctx, video, conditioning, window)
@@ -182,6 +185,7 @@ def generate_window(ctx: RunContext, window: Window, stitched: np.ndarray) -> tu
     record = {
         **window.as_dict(),
         "seed": seed,
+        **({"prompt": prompt} if ctx.settings.window_prompts else {}),
         "color_match": colour,
         "timings": {k: round(v, 4) for k, v in own.seconds.items()},
         "resumed": False,
@@ -190,16 +194,19 @@ def generate_window(ctx: RunContext, window: Window, stitched: np.ndarray) -> tu
     return video, record
 
 
-def generate_windows(ctx: RunContext, store: WindowStore | None) -> tuple[np.ndarray, list[dict]]:
+def generate_windows(ctx: RunContext, store: WindowStore | None, sink) -> list[dict]:
     """Every window of the job in order, each continuing the output so far; windows saved in ``store``
-    (a long job's) are reused and each new one saved there. Returns the stitched frames and each
-    window's record."""
+    (a long job's) are reused and each new one saved there. Finished frames go to ``sink.append`` in
+    order, as soon as no later window changes them: only the frames a window shares with the next are
+    held, so a run holds O(window) frames whatever the clip's length. Returns each window's record."""
     job, plan = ctx.job, ctx.plan
     shape = job.mask.shape[1:]
-    exact = ~job.mask if ctx.settings.composite else np.zeros_like(job.mask)
-    stitched = np.zeros_like(job.video)
     records, regenerating = [], store is None
+    tail, tail_start = np.zeros((0, *shape, 3), np.uint8), 0  # the output from frame tail_start on
     for window in plan:
+        with ctx.clock("stitch"):  # frames before this window are final
+            sink.append(tail[: window.start - tail_start])
+            tail, tail_start = tail[window.start - tail_start :], window.start
         saved = None if regenerating else store.load(window, shape)
         if saved is not None:
             output, record = saved
@@ -212,15 +219,20 @@ def generate_windows(ctx: RunContext, store: WindowStore | None) -> tuple[np.nda
                     log.info(
                         "note: discarding saved windows from %d on (settings or job differ)", window.index + 1
                     )
-            output, record = generate_window(ctx, window, stitched)
+            output, record = generate_window(ctx, window, tail)
             if store is not None:
                 store.save(window, output, record)
                 seconds = record["timings"]["total"]
                 log.info("window %d/%d: done in %.1f s", window.index + 1, window.count, seconds)
         with ctx.clock("stitch"):
-            stitch_into(stitched, output, window, exact)
+            shared = job.mask[window.start : window.start + window.shared]
+            exact = ~shared if ctx.settings.composite else np.zeros_like(shared)
+            tail = stitch(tail, output, window, exact)
+        media.release(job.video)  # this window's source pages: read again only if a later window needs them
         records.append(record)
-    return stitched, records
+    with ctx.clock("stitch"):
+        sink.append(tail)
+    return records
 
 
 __all__ = ["crossfade", "generate_windows", "partial_folder", "window_job"]

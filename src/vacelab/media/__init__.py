@@ -7,10 +7,13 @@ Callers use ``from vacelab import media; media.read_video(...)``; the three modu
 from __future__ import annotations
 
 from .files import (  # noqa: F401
+    FrameReader,
+    FrameWriter,
     atomic_path,
     default_mode,
     load_array,
     load_mask,
+    release,
     save_array,
     save_mask,
     write_text,
@@ -23,6 +26,7 @@ from .read import (  # noqa: F401
     cover_crop,
     cover_size,
     fit_on_canvas,
+    iter_video,
     list_image_folder,
     read_image,
     read_mask,

@@ -75,4 +75,83 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     raw = load_array(path)
     frames, height, width = (int(v) for v in raw[:24].view(np.int64))
     packed = raw[24:].reshape(frames, height, -1)
-    return np.unpackbits(packed, axis=-1, count=width).astype(bool)
+    return np.unpackbits(packed, axis=-1, count=width).view(bool)  # 0/1 bytes: a view, not a second copy
+
+
+def release(array: np.ndarray) -> None:
+    """Drop the pages of a memory-mapped array (:func:`load_array` with ``mmap``) from this process's
+    resident memory: they stay in the page cache and are read again on use. Anything else: nothing."""
+    import mmap
+
+    mapping = getattr(array, "_mmap", None)
+    if mapping is not None and not mapping.closed:
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
+class FrameWriter:
+    """A ``.npy`` of ``shape`` written block by block with plain file writes (a long run's output frames:
+    nothing is kept resident). :meth:`close` checks that every frame was written."""
+
+    def __init__(self, path: str | os.PathLike, shape: tuple[int, ...], dtype=np.uint8):
+        self.path, self.shape, self.dtype, self.written = Path(path), tuple(shape), np.dtype(dtype), 0
+        self.handle = open(self.path, "wb")  # noqa: SIM115 - closed by close()
+        header = {"descr": self.dtype.str, "fortran_order": False, "shape": self.shape}
+        np.lib.format.write_array_header_1_0(self.handle, header)  # what np.save writes for such a shape
+
+    def append(self, frames: np.ndarray) -> None:
+        """Write the next ``len(frames)`` frames."""
+        if frames.shape[1:] != self.shape[1:] or self.written + len(frames) > self.shape[0]:
+            raise ValueError(f"frames {frames.shape} do not continue {self.shape} at frame {self.written}")
+        self.handle.write(np.ascontiguousarray(frames, self.dtype).data)
+        self.written += len(frames)
+
+    def close(self) -> None:
+        self.handle.close()
+        if self.written != self.shape[0]:
+            raise ValueError(f"{self.path}: {self.written} of {self.shape[0]} frames written")
+
+
+class FrameReader:
+    """The frames of a ``.npy`` file read on demand with positional reads (no mapping: what is read is not
+    kept resident; safe from several threads). ``reader[i]`` and ``reader[a:b]`` are arrays."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        with open(self.path, "rb") as handle:
+            major, _ = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(handle)
+            self.offset = handle.tell()
+        if fortran:
+            raise ValueError(f"{self.path}: a Fortran-ordered array")
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.frame_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, int | np.integer):
+            return self[int(key) : int(key) + 1][0]
+        start, stop, step = key.indices(len(self))
+        if step != 1:
+            raise IndexError("frames are read in contiguous ranges")
+        count = max(0, stop - start)
+        out = np.empty((count, *self.shape[1:]), self.dtype)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            view, done = memoryview(out.reshape(-1).view(np.uint8)), 0
+            while done < count * self.frame_bytes:
+                got = os.preadv(fd, [view[done:]], self.offset + start * self.frame_bytes + done)
+                if got == 0:
+                    raise ValueError(f"{self.path}: ends before frame {stop}")
+                done += got
+        finally:
+            os.close(fd)
+        return out
+
+    def __iter__(self):
+        for start in range(0, len(self), 8):
+            yield from self[start : start + 8]

@@ -185,6 +185,18 @@ def read_video(
     return (video.max(axis=-1) if mask else video), rate
 
 
+def iter_video(path: str | os.PathLike):
+    """Every frame of a video file as uint8 RGB [H, W, 3], decoded as it is read (no resampling: for
+    files vacelab wrote itself, whose frames are the job's)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            yield frame.to_ndarray(format="rgb24")
+
+
 def _decode(path, *, size, fps, start, max_frames, nearest, damage) -> tuple[np.ndarray, float]:
     import av
 

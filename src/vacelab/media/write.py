@@ -123,30 +123,36 @@ class _AudioCopy:
 
 
 def write_gif(
-    path: str | os.PathLike, frames: np.ndarray, fps: float, *, max_width: int = 480, colors: int = 255
+    path: str | os.PathLike, frames, fps: float, *, max_width: int = 480, colors: int = 255
 ) -> None:
     """Write an animated GIF (downscaled to ``max_width``), atomically.
 
     One palette of ``colors`` colours, computed from four frames spread over the clip, serves every frame:
     about 6x faster than a palette per frame, and no palette flicker. Fewer colours, smaller file.
+    ``frames``: uint8 [F, H, W, 3], or anything indexed by frame with a ``shape`` (a ``FrameReader``):
+    frames are read, scaled and quantised one at a time.
     """
     from PIL import Image
 
-    if frames.shape[2] > max_width:
-        height = max(2, round(frames.shape[1] * max_width / frames.shape[2]))
-        images = [Image.fromarray(f).resize((max_width, height), Image.Resampling.BILINEAR) for f in frames]
-    else:
-        images = [Image.fromarray(np.ascontiguousarray(f)) for f in frames]
-    picks = sorted({round(i * (len(images) - 1) / 3) for i in range(4)})
-    mosaic = Image.fromarray(np.concatenate([np.asarray(images[i]) for i in picks], axis=0))
+    count, frame_h, frame_w = frames.shape[:3]
+
+    def scaled(f: int) -> Image.Image:
+        image = Image.fromarray(np.ascontiguousarray(frames[f]))
+        if frame_w > max_width:
+            height = max(2, round(frame_h * max_width / frame_w))
+            image = image.resize((max_width, height), Image.Resampling.BILINEAR)
+        return image
+
+    picks = sorted({round(i * (count - 1) / 3) for i in range(4)})
+    mosaic = Image.fromarray(np.concatenate([np.asarray(scaled(i)) for i in picks], axis=0))
     palette = mosaic.quantize(colors, method=Image.Quantize.MEDIANCUT)
-    images = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
+    images = (scaled(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in range(count))
     with atomic_path(path) as tmp:
-        images[0].save(
+        next(images).save(
             tmp,
             format="GIF",
             save_all=True,
-            append_images=images[1:],
+            append_images=images,
             duration=round(1000 / fps),
             loop=0,
             optimize=False,
