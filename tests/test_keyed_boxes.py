@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -99,11 +98,21 @@ def test_cli_repeats_bbox_and_words_errors_as_the_flag(tmp_path, capsys):
     assert json.loads((out / "job.json").read_text())["params"]["bbox"] == "0,0,16,16"
 
 
-def test_keyed_boxes_in_a_toml_manifest():
-    table = tomllib.loads('prepare = {task = "inpaint", bbox = ["0,0,16,16@0", "64,0,80,16@16"]}')["prepare"]
-    job = prepare(table.pop("task"), video=str(sample_path()), **table, **SMALL)
+def test_keyed_boxes_in_a_batch_manifest(tmp_path):
+    from vacelab.manifest import load_manifest
+
+    common = f'task = "inpaint", video = "{sample_path()}", size = "320x192", frames = 17'
+    (tmp_path / "batch.toml").write_text(
+        f'[[jobs]]\nname = "keyed"\nprepare = {{{common}, bbox = ["0,0,16,16@0", "64,0,80,16@16"]}}\n'
+        f'[[jobs]]\nname = "plain"\nprepare = {{{common}, bbox = [40, 30, 120, 90]}}\n',
+        encoding="utf-8",
+    )
+    keyed, plain = (job.prepare for job in load_manifest(tmp_path / "batch.toml").jobs)
+    job = prepare(keyed.pop("task"), **keyed)
     assert box_of(job.mask[0]) == (0, 0, 16, 16) and box_of(job.mask[16]) == (64, 0, 80, 16)
     assert box_of(job.mask[8]) == (32, 0, 48, 16)
+    job = prepare(plain.pop("task"), **plain)
+    assert all(box_of(frame) == (40, 30, 120, 90) for frame in job.mask)
 
 
 # ------------------------------------------------------------------------- the README's remove example
