@@ -11,7 +11,7 @@ text, markdown, HTML or picture captions, :mod:`.plot` draws the picture, :mod:`
 """
 
 from .analysis import LatentStep
-from .api import AuditReport, audit_arrays, audit_job, save_mask_latent
+from .api import AuditReport, SpatialView, audit_arrays, audit_job, save_mask_latent
 from .findings import CODES, SEVERITIES, Finding
 from .formats import format_ints
 
@@ -21,6 +21,7 @@ __all__ = [
     "AuditReport",
     "Finding",
     "LatentStep",
+    "SpatialView",
     "audit_arrays",
     "audit_job",
     "format_ints",

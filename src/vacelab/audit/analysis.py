@@ -184,3 +184,11 @@ class MaskAnalysis:
                 yield part, "warning", thin8, geo.VAE_STRIDE_S
             elif thin16.any():
                 yield part, "info", thin16, geo.TOKEN_PX
+
+    def thin_blocks_at(self, frame: int) -> list[tuple[str, str, np.ndarray, int]]:
+        """What :meth:`thin_blocks` finds in one frame: ``(part, severity, blocks [h, w], block_px)``."""
+        return [
+            (part, severity, blocks[frame], scale)
+            for part, severity, blocks, scale in self.thin_blocks()
+            if blocks[frame].any()
+        ]

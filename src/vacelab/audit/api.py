@@ -15,6 +15,17 @@ from .findings import SEVERITIES, Finding, geometry_findings, long_job, mask_fin
 
 
 @dataclass
+class SpatialView:
+    """One frame of the audited mask, for the picture's spatial view (``draw_audit``)."""
+
+    frame: int  # counted as the report counts frames (from the audited window's start)
+    clip_frame: int  # the same frame counted from the job's start
+    mask: np.ndarray  # bool [H, W], True = GENERATE (the part the model can use: multiples of 16 px)
+    image: np.ndarray | None  # uint8 [H, W, 3]: the conditioning video's frame, when known
+    thin: list[tuple[str, str, np.ndarray, int]]  # (part, severity, blocks, block_px): MaskAnalysis's
+
+
+@dataclass
 class AuditReport:
     """What the model sees of one mask: geometry, one row per latent step, per-frame KEEP and findings."""
 
@@ -24,6 +35,7 @@ class AuditReport:
     frame_keep: list[float]  # KEEP share of each analysed frame
     findings: list[Finding]
     source: dict = field(default_factory=dict)
+    spatial: SpatialView | None = None  # one frame's spatial view, drawn into the picture when set
 
     @property
     def has_errors(self) -> bool:
@@ -49,10 +61,13 @@ class AuditReport:
         return formats.text(self)
 
 
-def audit_job(job, *, encoding: str = "reference", window: int | None = None) -> AuditReport:
+def audit_job(
+    job, *, encoding: str = "reference", window: int | None = None, frame: int | None = None
+) -> AuditReport:
     """Audit a :class:`vacelab.job.Job` (its mask, reference count and video size).
 
-    A long job runs window by window; ``window`` picks the one to audit (default: the first).
+    A long job runs window by window; ``window`` picks the one to audit (default: the first). ``frame``
+    adds the spatial view of that frame (see :func:`audit_arrays`) over the job's conditioning video.
     """
     report = audit_arrays(
         job.mask,
@@ -61,6 +76,8 @@ def audit_job(job, *, encoding: str = "reference", window: int | None = None) ->
         video_shape=tuple(job.video.shape[:3]),
         windows=job.windows,
         window=window,
+        frame=frame,
+        video=job.video if frame is not None else None,
     )
     report.source = {"job": str(job.path) if job.path else "(in memory)", "task": job.task, **report.source}
     return report
@@ -74,6 +91,8 @@ def audit_arrays(
     video_shape: tuple[int, int, int] | None = None,
     windows: list[tuple[int, int]] | None = None,
     window: int | None = None,
+    frame: int | None = None,
+    video: np.ndarray | None = None,
 ) -> AuditReport:
     """Audit a mask bool [F, H, W] (True = GENERATE) with ``ref_frames`` reference images.
 
@@ -82,16 +101,19 @@ def audit_arrays(
     could use (the first 4k+1 frames, the top-left multiple of 16 pixels). ``windows`` (a long job's
     ``[(start, stop), ...]``) and ``window`` audit one window exactly as ``vacelab run`` conditions it
     (``geometry.Window.mask``: the kept head KEEP); its frames are counted from its start.
+    ``frame`` (counted the same way) adds :class:`SpatialView` of that frame as ``report.spatial``, over
+    ``video`` (uint8 [F, H, W, 3], the job's whole clip) when given.
     """
     if encoding not in geo.MASK_ENCODINGS:
         raise InputError(
             f"choose from {', '.join(geo.MASK_ENCODINGS)}", field="mask_encoding", value=encoding
         )
     mask = as_bool_mask(mask)
-    source, extra = {}, []
+    source, extra, offset = {}, [], 0
     plan = geo.WindowPlan.of(windows, mask.shape[0])
     if plan.is_long or window is not None:
         part = plan.window(window)
+        offset = part.start
         mask = part.mask(mask)  # exactly what `vacelab run` gives the model
         if video_shape is not None:
             video_shape = (min(video_shape[0], part.stop) - part.start, *video_shape[1:])
@@ -119,6 +141,25 @@ def audit_arrays(
         frame_keep=[float(k) for k in seen.frame_keep],
         findings=sort_findings(findings + mask_findings(seen) + extra),
         source=source,
+        spatial=None if frame is None else spatial_view(seen, mask, frame, offset, video),
+    )
+
+
+def spatial_view(seen: MaskAnalysis, mask: np.ndarray, frame, offset: int, video) -> SpatialView:
+    """Frame ``frame`` of the analysed mask (``offset``: its first frame in ``video``), its thin parts."""
+    if isinstance(frame, bool) or not isinstance(frame, int | np.integer) or not 0 <= frame < seen.frames:
+        raise InputError(f"outside the audited frames (0..{seen.frames - 1})", field="frame", value=frame)
+    frame = int(frame)
+    height, width = seen.height, seen.width
+    image = None
+    if video is not None and offset + frame < len(video) and video.shape[1:3] == mask.shape[1:]:
+        image = np.asarray(video[offset + frame, :height, :width], np.uint8)
+    return SpatialView(
+        frame=frame,
+        clip_frame=offset + frame,
+        mask=np.array(mask[frame, :height, :width], bool),
+        image=image,
+        thin=seen.thin_blocks_at(frame),
     )
 
 

@@ -30,10 +30,20 @@ def _mix(keep: float) -> tuple[int, int, int]:
 
 
 def draw_audit(report, path) -> None:
-    """Draw ``report`` (an :class:`vacelab.audit.AuditReport`) as a PNG at ``path``, atomically."""
-    from PIL import Image, ImageDraw, ImageFont
-
+    """Draw ``report`` (an :class:`vacelab.audit.AuditReport`) as a PNG at ``path``, atomically; with
+    ``report.spatial`` set, the frame's spatial view is drawn below the latent steps."""
     from ..media import atomic_path
+
+    image = _timeline(report)
+    if getattr(report, "spatial", None) is not None:
+        image = _with_spatial(image, report.spatial)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def _timeline(report):
+    """The picture of frames against latent steps (the "when"), as a Pillow image."""
+    from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=13)
     small = ImageFont.load_default(size=11)
@@ -177,6 +187,77 @@ def draw_audit(report, path) -> None:
             )
             y += 16
         y += 6
+    return image
 
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+
+# ------------------------------------------------------------------------------------------ spatial view
+LATENT_LINE = ((255, 255, 255), 0.45)  # the 8 px latent grid: light lines
+TOKEN_LINE = ((0, 0, 0), 0.55)  # the 16 px token grid: dark lines
+VIEW_FILL = 160  # background of a mask audited without its video
+THIN_WORDS = {8: "too thin for one 8x8 latent pixel", 16: "too thin for one 16x16 token"}
+
+
+def spatial_pixels(view) -> tuple[np.ndarray, int]:
+    """The frame of ``view`` (an :class:`vacelab.audit.SpatialView`) with GENERATE tinted, thin parts
+    highlighted and both grids drawn, enlarged to at least ~640 px wide: (uint8 [H*s, W*s, 3], s)."""
+    from ..geometry import TOKEN_PX, VAE_STRIDE_S
+
+    height, width = view.mask.shape
+    scale = max(1, min(8, 640 // width))
+    base = view.image if view.image is not None else np.full((height, width, 3), VIEW_FILL, np.uint8)
+    rgb = base.astype(np.float32)
+    rgb[view.mask] = rgb[view.mask] * 0.55 + np.float32(GENERATE) * 0.45
+    for _, severity, blocks, px in view.thin:
+        hit = np.repeat(np.repeat(blocks, px, axis=0), px, axis=1)[:height, :width]
+        rgb[hit] = rgb[hit] * 0.35 + np.float32(SEVERITY[severity]) * 0.65
+    big = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
+    for step, (colour, alpha) in ((VAE_STRIDE_S, LATENT_LINE), (TOKEN_PX, TOKEN_LINE)):
+        ink = np.float32(colour) * alpha
+        big[:: step * scale] = big[:: step * scale] * (1 - alpha) + ink
+        big[:, :: step * scale] = big[:, :: step * scale] * (1 - alpha) + ink
+    return big.round().clip(0, 255).astype(np.uint8), scale
+
+
+def _with_spatial(timeline, view):
+    """``timeline`` with the spatial view of one frame below it (the "where" beside the "when")."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font, bold = ImageFont.load_default(size=13), ImageFont.load_default(size=16)
+    pixels, scale = spatial_pixels(view)
+    height, width = view.mask.shape
+    top, image_top = timeline.height, timeline.height + 54
+    legend_top = image_top + pixels.shape[0] + 12
+    out = Image.new("RGB", (max(timeline.width, pixels.shape[1] + 24), legend_top + 50), "white")
+    out.paste(timeline, (0, 0))
+    out.paste(Image.fromarray(pixels), (12, image_top))
+    draw = ImageDraw.Draw(out)
+    draw.line([0, top + 2, out.width, top + 2], fill=GRID)
+    clip = f" (clip frame {view.clip_frame})" if view.clip_frame != view.frame else ""
+    draw.text((12, top + 10), f"Where: frame {view.frame}{clip}, mask over the frame", font=bold, fill=INK)
+    shown = "its conditioning video" if view.image is not None else "no video given: gray"
+    draw.text(
+        (12, top + 32),
+        f"{width}x{height} px, shown x{scale}, over {shown}; "
+        f"{width // 8}x{height // 8} latent pixels, {width // 16}x{height // 16} tokens",
+        font=font,
+        fill=INK,
+    )
+    x, y = 12, legend_top
+    items = [(GENERATE, "GENERATE")]
+    items += [(SEVERITY[sev], f"{part} {THIN_WORDS[px]}") for part, sev, _, px in view.thin]
+    if not view.thin:
+        items.append((None, "no part too thin for the VAE in this frame"))
+    for colour, label in items:
+        if colour is not None:
+            draw.rectangle([x, y + 2, x + 14, y + 14], fill=colour)
+            x += 20
+        draw.text((x, y), label, font=font, fill=INK)
+        x += int(draw.textlength(label, font=font)) + 24
+    x, y = 12, y + 22
+    for (colour, alpha), label in ((LATENT_LINE, "8 px latent grid"), (TOKEN_LINE, "16 px token grid")):
+        swatch = tuple(int(round(VIEW_FILL * (1 - alpha) + c * alpha)) for c in colour)
+        draw.rectangle([x, y + 2, x + 14, y + 14], fill=(VIEW_FILL,) * 3)
+        draw.line([x, y + 8, x + 14, y + 8], fill=swatch, width=2)
+        draw.text((x + 20, y), label, font=font, fill=INK)
+        x += 20 + int(draw.textlength(label, font=font)) + 24
+    return out

@@ -27,6 +27,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "examples:\n  vacelab audit JOB\n  vacelab audit JOB --json --png audit.png\n"
+            "  vacelab audit JOB --png audit.png --frame 40   # and where, in frame 40\n"
             "  vacelab audit --video src_video.mp4 --mask src_mask.mp4 --refs 1\n\n"
             "exit codes: 0 report printed; 2 bad input; 3 with --strict when an error finding exists"
         ),
@@ -51,6 +52,13 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--png", metavar="FILE", help="draw what the model sees into a PNG")
     parser.add_argument(
+        "--frame",
+        type=int,
+        metavar="N",
+        help="with --png: add the spatial view of frame N (the mask over it, the 8 px latent and 16 px "
+        "token grids, parts too thin for the VAE highlighted)",
+    )
+    parser.add_argument(
         "--save-mask-latent",
         metavar="FILE.npy",
         help="write the exact conditioning mask, float32 [64, refs + latent steps, H/8, W/8]",
@@ -63,7 +71,9 @@ def register(subparsers) -> None:
 def handle(args) -> int:
     from .. import audit
 
-    mask, refs, video_shape, source, windows, inputs = _load(args)
+    if args.frame is not None and not args.png:
+        raise InputError(f"--frame {args.frame}: the spatial view is drawn into the picture; give --png FILE")
+    mask, refs, video_shape, video, source, windows, inputs = _load(args)
     outputs = [p for p in (args.png, args.save_mask_latent) if p]
     _check_outputs(outputs, inputs)
     report = audit.audit_arrays(
@@ -73,6 +83,8 @@ def handle(args) -> int:
         video_shape=video_shape,
         windows=windows,
         window=args.window,
+        frame=args.frame,
+        video=video if args.frame is not None else None,
     )
     report.source = {**source, **report.source}
     if args.save_mask_latent:
@@ -99,7 +111,8 @@ def handle(args) -> int:
 
 
 def _load(args):
-    """(mask, ref count, video shape or None, source description, windows, input paths) from the options."""
+    """(mask, ref count, video shape and video or None, source description, windows, input paths) from the
+    options."""
     if args.refs < 0:
         raise InputError(f"--refs {args.refs}: must be 0 or more")
     if args.job:
@@ -111,10 +124,10 @@ def _load(args):
         video, mask = load_job_arrays(args.job, manifest)
         source = {"job": args.job, "task": manifest.get("task")}
         refs, windows = len(manifest.get("refs", [])), manifest.get("windows")
-        return mask, refs, tuple(video.shape[:3]), source, windows, [Path(args.job)]
+        return mask, refs, tuple(video.shape[:3]), video, source, windows, [Path(args.job)]
     if not args.mask:
         raise InputError("give a JOB folder, or --mask (and optionally --video) for files made elsewhere")
-    video_shape = None
+    video = video_shape = None
     inputs = [Path(args.mask)]
     source = {"mask": args.mask}
     if args.video:
@@ -141,7 +154,7 @@ def _load(args):
         video_shape = None if video_shape is None else (mask.shape[0], *video_shape[1:])
     elif args.frames is not None:
         raise InputError("--frames only applies to a one-image --mask")
-    return mask, args.refs, video_shape, source, None, inputs
+    return mask, args.refs, video_shape, video, source, None, inputs
 
 
 def _read_mask(path: Path):

@@ -64,7 +64,12 @@ def register(subparsers) -> None:
     masking.add_argument(
         "--mask", help="mask video, one image for all frames, or an image folder (white = generate)"
     )
-    masking.add_argument("--bbox", help="X0,Y0,X1,Y1 box on every frame (X1, Y1 exclusive)")
+    masking.add_argument(
+        "--bbox",
+        action="append",
+        help="X0,Y0,X1,Y1 box on every frame (X1, Y1 exclusive); or X0,Y0,X1,Y1@FRAME, repeated: boxes "
+        "keyed to frames, moving linearly between keys",
+    )
     masking.add_argument("--polygon", help='JSON: [[x,y],...] or [{"frames":[a,b],"points":[[x,y],...]},...]')
     masking.add_argument("--coords", choices=("job", "source"), help="pixel space of boxes, polygons, clicks")
     masking.add_argument("--grow", type=int, help="dilate the mask by PX pixels (remove: 8 by default)")
@@ -110,6 +115,8 @@ def handle(args: argparse.Namespace) -> int:
 
     skip = ("task", "out", "command", "handler")
     options = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
+    if len(options.get("bbox") or ()) == 1:
+        options["bbox"] = options["bbox"][0]  # one box: recorded as given, as before keyed boxes
     job = prepare(args.task, out=args.out, **options)
     geometry = job.geometry
     print(

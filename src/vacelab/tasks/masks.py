@@ -17,6 +17,33 @@ from ..errors import InputError
 
 def bbox_mask(box: tuple, frames: int, size: tuple[int, int], field: str = "bbox") -> np.ndarray:
     """A box ``(x0, y0, x1, y1)`` (x1, y1 exclusive, job pixels) on every frame."""
+    x0, y0, x1, y1 = _box_pixels(box, size, field)
+    mask = np.zeros((frames, *size), bool)
+    mask[:, y0:y1, x0:x1] = True
+    return mask
+
+
+def keyed_bbox_mask(
+    keys: list[tuple[int, tuple]], frames: int, size: tuple[int, int], field: str = "bbox"
+) -> np.ndarray:
+    """Boxes keyed to frames, ``[(frame, (x0, y0, x1, y1)), ...]`` (job pixels, distinct frames inside
+    the clip): each corner moves linearly from one key to the next, and is held before the first key and
+    after the last. Every frame's box is rounded to whole pixels as :func:`bbox_mask` rounds one box."""
+    keys = sorted(keys, key=lambda key: key[0])
+    for _, box in keys:
+        _box_pixels(box, size, field)  # every key inside the frame: so is every box between two keys
+    at = [frame for frame, _ in keys]
+    corners = np.array([[float(v) for v in box] for _, box in keys])
+    mask = np.zeros((frames, *size), bool)
+    for frame in range(frames):
+        box = [np.interp(frame, at, corners[:, i]) for i in range(4)]
+        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+        mask[frame, y0:y1, x0:x1] = True
+    return mask
+
+
+def _box_pixels(box: tuple, size: tuple[int, int], field: str) -> tuple[int, int, int, int]:
+    """A box rounded to whole job pixels, refused unless it lies inside the frame and is not empty."""
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     height, width = size
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
@@ -26,9 +53,7 @@ def bbox_mask(box: tuple, frames: int, size: tuple[int, int], field: str = "bbox
             field=field,
             value=f"{x0},{y0},{x1},{y1}",
         )
-    mask = np.zeros((frames, height, width), bool)
-    mask[:, y0:y1, x0:x1] = True
-    return mask
+    return x0, y0, x1, y1
 
 
 def read_polygons(path: str | Path, frames: int) -> list[tuple[range, np.ndarray]]:

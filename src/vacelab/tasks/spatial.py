@@ -85,8 +85,8 @@ def _collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.
             )
         )  # fmt: skip
     if opts.bbox is not None:
-        corners, note = job_box(opts.bbox, "bbox", opts, clip, size)
-        parts.append(masks.bbox_mask(corners, frames, size))
+        mask, note = _bbox_mask(opts.bbox, opts, clip, size)
+        parts.append(mask)
         notes += note
     if opts.polygon:
         shapes = [
@@ -106,6 +106,62 @@ def _collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.
     if not mask.any():
         raise InputError("the mask is empty: nothing to generate")
     return mask, notes
+
+
+def bbox_entries(value) -> list[tuple[object, int | None]]:
+    """The ``bbox`` option as ``[(box, key frame or None), ...]``.
+
+    One box (``"X0,Y0,X1,Y1"``, or four numbers) is the box on every frame; a list of boxes
+    ``"X0,Y0,X1,Y1@FRAME"`` (or one such string) is keyed to those frames.
+    """
+    if isinstance(value, str) or not isinstance(value, list | tuple) or all(_scalar(v) for v in value):
+        value = [value]
+    entries = [split_at_frame(v, "bbox") for v in value]
+    keyed = [frame for _, frame in entries if frame is not None]
+    if keyed and len(keyed) < len(entries):
+        raise InputError(
+            "mixes boxes keyed to a frame (X0,Y0,X1,Y1@FRAME) with boxes that are not: key every box, "
+            "or give one box for every frame",
+            field="bbox",
+            value=_shown(value),
+        )
+    if len(entries) > 1 and not keyed:
+        raise InputError(
+            "several boxes without a frame: key each to a frame (X0,Y0,X1,Y1@FRAME), or give one box",
+            field="bbox",
+            value=_shown(value),
+        )
+    return entries
+
+
+def _scalar(item) -> bool:
+    """A number of a box given as a list of four (not a box of its own)."""
+    return not isinstance(item, list | tuple) and not ("," in str(item) or "@" in str(item))
+
+
+def _shown(value) -> str:
+    return " ".join(str(v) for v in value)
+
+
+def _bbox_mask(value, opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+    """The ``bbox`` option as a mask: one box on every frame, or boxes keyed to frames (interpolated)."""
+    frames = len(clip.frames)
+    entries = bbox_entries(value)
+    if entries[0][1] is None:
+        corners, notes = job_box(entries[0][0], "bbox", opts, clip, size)
+        return masks.bbox_mask(corners, frames, size), notes
+    keys, notes, seen = [], [], set()
+    for text, frame in entries:
+        shown = f"{text}@{frame}"
+        if not 0 <= frame < frames:
+            raise InputError(f"key frame outside the job (0..{frames - 1})", field="bbox", value=shown)
+        if frame in seen:
+            raise InputError(f"two boxes keyed to frame {frame}", field="bbox", value=shown)
+        seen.add(frame)
+        corners, note = job_box(text, "bbox", opts, clip, size)
+        keys.append((frame, corners))
+        notes += note
+    return masks.keyed_bbox_mask(keys, frames, size), notes
 
 
 def job_box(text, field: str, opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[tuple, list[str]]:
