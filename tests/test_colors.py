@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -16,6 +20,8 @@ from vacelab.colors import (
 )
 from vacelab.errors import InputError
 from vacelab.sample import sample_clip
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"  # the scripts run as the user runs them
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +122,24 @@ def test_flat_clip_does_not_break_mkl_or_reinhard():
 
 def test_public_api():
     assert vacelab.match_colors is match_colors
+
+
+def test_drift_harness_prints_its_table():
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "drift.py"), "--quick"], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("| method"))
+    assert "window 5" in header and "seam 4-5" in header
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ") and line != header}
+    assert set(METHODS) | {"none", "clean"} <= set(rows)
+    figures = {name: [float(v) for v in line.split("|")[2:-1]] for name, line in rows.items()}
+    drift = {name: values[:5] for name, values in figures.items()}
+    assert drift["none"] == sorted(drift["none"]) and drift["none"][-1] > 10  # growing, window by window
+    for method in ("reinhard", "histogram", "mkl"):  # each cuts the fifth window's drift at least 3x
+        assert drift[method][-1] * 3 < drift["none"][-1], method
+    assert drift["mean"][-1] > 2 * drift["histogram"][-1]  # a mean shift leaves saturation and contrast
+    seams = {name: values[5:] for name, values in figures.items()}
+    assert max(seams["histogram"]) < min(seams["none"])
+    assert "recommended: histogram" in done.stdout
