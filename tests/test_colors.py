@@ -56,6 +56,25 @@ def test_known_answer_cast_is_undone(natural):
     assert error["mean"] < before / 2  # but it does take the tint
 
 
+def test_mkl_undoes_a_cast_that_mixes_channels(natural):
+    """A hue rotation (a* and b* mixed, 25 degrees): no per-channel method can undo it, mkl's full
+    covariance does (measured: mean 5.36, reinhard 3.49, histogram 3.33, mkl 0.78 from 5.72)."""
+    angle = np.radians(25)
+    rotation = np.array(
+        [[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]], np.float32
+    )
+    turned = lab_to_rgb(rgb_to_lab(natural) @ rotation.T)
+    error = {method: mean_delta_e(match_colors(turned, natural, method), natural) for method in METHODS}
+    assert error["mkl"] < 1.5
+    assert min(error["mean"], error["reinhard"], error["histogram"]) > 2 * error["mkl"]
+
+
+def test_one_frame_is_a_clip_too(natural):
+    bad = cast(natural)[0]
+    out = match_colors(bad, natural[0], "mkl")
+    assert out.shape == bad.shape and mean_delta_e(out, natural[0]) < 1.0
+
+
 def test_matching_a_clip_to_itself_changes_little(natural):
     for method in METHODS:
         assert mean_delta_e(match_colors(natural, natural, method), natural) < 0.5, method
