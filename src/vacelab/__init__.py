@@ -48,12 +48,14 @@ _API = {
     "run_plan": "vacelab.experiment",
     "Plan": "vacelab.experiment",
     "run_demo": "vacelab.demo",
+    "match_colors": "vacelab.colors",
 }
 
 if TYPE_CHECKING:  # the names of _API, for type checkers and IDEs (a test keeps the two lists equal)
     from .audit import AuditReport, audit_arrays, audit_job
     from .audit.plot import draw_audit
     from .batch import Outcome, run_batch
+    from .colors import match_colors
     from .demo import run_demo
     from .errors import InputError
     from .experiment import Plan, load_plan, run_plan

@@ -12,12 +12,14 @@ composite makes every KEEP pixel exactly the source's and hides the seam on the 
 
 Speed: everything is computed on the bounding box of the GENERATE area (grown by the reach of the
 operation), never on whole frames; box sums are exact integer integral images read at the band pixels
-only; Lab conversion linearises through a 256-entry table.
+only; Lab conversion (:mod:`vacelab.colors`) linearises through a 256-entry table.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ..colors import _CHUNK, _lab_to_rgb, _rgb_to_lab, lab_to_rgb, rgb_to_lab  # noqa: F401 (re-exported)
 
 MAX_FEATHER = 16
 
@@ -142,58 +144,6 @@ def composite(
 
 
 # ------------------------------------------------------------------------------------------ colour match
-_RGB_TO_XYZ = np.array(
-    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]],
-    np.float32,
-)
-_WHITE = _RGB_TO_XYZ.sum(axis=1)
-_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
-
-
-def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-_LINEAR = _srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)  # every uint8 level, linearised
-
-
-_CHUNK = 16384  # pixels converted at a time: the temporaries stay in the CPU cache (about 3x faster)
-
-
-def _per_chunk(convert, values: np.ndarray, dtype) -> np.ndarray:
-    """``convert`` applied to [..., 3] ``values`` a chunk of pixels at a time (elementwise, so exact)."""
-    flat = values.reshape(-1, 3)
-    out = np.empty(flat.shape, dtype)
-    for start in range(0, len(flat), _CHUNK):
-        out[start : start + _CHUNK] = convert(flat[start : start + _CHUNK])
-    return out.reshape(values.shape)
-
-
-def _rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    t = (_LINEAR[rgb] @ _RGB_TO_XYZ.T) / _WHITE
-    f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
-
-
-def _lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-    fy = (lab[..., 0] + 16) / 116
-    f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], -1)
-    t = np.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * _WHITE
-    linear = np.clip(t @ _XYZ_TO_RGB.T, 0.0, 1.0)
-    c = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
-    return np.clip(np.rint(c * 255), 0, 255).astype(np.uint8)
-
-
-def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB uint8 [..., 3] -> CIE Lab (D65) float32 [..., 3]."""
-    return _per_chunk(_rgb_to_lab, np.asarray(rgb, np.uint8), np.float32)
-
-
-def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-    """CIE Lab (D65) [..., 3] -> sRGB uint8 [..., 3] (out-of-gamut values clipped)."""
-    return _per_chunk(_lab_to_rgb, np.asarray(lab), np.uint8)
-
-
 def _dilate(mask: np.ndarray, radius: int, axis: int) -> np.ndarray:
     """True where a True pixel of ``mask`` lies within ``radius`` along ``axis`` (nothing beyond the ends)."""
     if radius <= 0:
