@@ -29,8 +29,8 @@ width) regenerated as other content; the figures leave the patches out.
 ``--quick``: the clip at a quarter of its size (120x208), a few seconds. ``--time``: also times each
 method on an 81-frame 832x480 clip (the sample with mild noise, so it holds ~240k distinct colours).
 
-TODO: ``--model DIR`` (the same chain run by real weights through ``vacelab run``) needs the long-job
-``--color-match METHOD`` wiring of issue 23, which is not in this harness yet.
+Not here yet: ``--model DIR`` (the same table from a real model's windows, through ``vacelab run
+--color-match METHOD``); no weights can be downloaded on the machine this was written on.
 """
 
 from __future__ import annotations

@@ -181,3 +181,10 @@ def test_drift_harness_with_regenerated_overlaps():
     drift, seams, cut = drift_table("--regenerated")
     assert cut["mkl"] > 3 and cut["mkl"] >= max(cut.values()) * 0.95
     assert max(seams["mkl"]) < min(seams["none"])
+
+
+def test_the_settings_know_the_same_methods():
+    from vacelab.colors import METHODS
+    from vacelab.generation.settings import COLOR_METHODS
+
+    assert COLOR_METHODS == METHODS

@@ -282,3 +282,20 @@ def test_window_prompts_one_per_window_the_last_repeating(tmp_path, tiny_model_d
     prompts.clear()
     assert main([*argv[:-1], str(tmp_path / "r2"), "--window-prompts", str(tmp_path / "p.toml")]) == 0
     assert prompts == ["one", "two", "three", "four"]
+
+
+@pytest.mark.parametrize("method", ["mean", "reinhard", "histogram", "mkl"])
+def test_each_colour_method_runs_a_long_job_and_keeps_kept_pixels(tmp_path, tiny_model_dir, method, capsys):
+    job = save_job(short_job(), tmp_path / "job", preview=False)
+    argv = ["run", str(job), "--model", str(tiny_model_dir), "--steps", "1", "--prompt", "a wall"]
+    assert main([*argv, "--color-match", method, "--out", str(tmp_path / "r")]) == 0
+    result, source = load_result(tmp_path / "r"), short_job()
+    records = [w["color_match"] for w in result.run["windows"]]
+    assert "lab_shift" in records[0]  # the first window: mean colour at the mask's border
+    assert [r["method"] for r in records[1:]] == [method] * 3 and all(r["applied"] for r in records[1:])
+    assert result.run["settings"]["color_match"] == method
+    keep = ~source.mask
+    assert np.array_equal(result.video[keep], source.original[keep])  # KEEP pixels exactly the source
+    with pytest.raises(SystemExit, match="2"):  # argparse's one-line error
+        main([*argv, "--color-match", "mkll", "--out", str(tmp_path / "x")])
+    assert "choose from mean, reinhard, histogram, mkl" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..generation.settings import MODEL_ALIASES, RunSettings
+from ..generation.settings import COLOR_METHODS, LONG_JOB_COLOR_METHOD, MODEL_ALIASES, RunSettings
 
 DEFAULTS = RunSettings()
 
@@ -113,7 +113,15 @@ def register(subparsers) -> None:
         "--feather", type=int, default=DEFAULTS.feather, help="seam band width, 0-16 px (default 16)"
     )
     p.add_argument(
-        "--color-match", action="store_true", help="match the generated region's colours to the kept"
+        "--color-match",
+        nargs="?",
+        const=True,
+        default=False,
+        type=color_method,
+        metavar="METHOD",
+        help="match the generated region's colours to the kept pixels at its border; a long job's later "
+        f"windows to the previous one on their shared frames with METHOD ({', '.join(COLOR_METHODS)}; "
+        f"default {LONG_JOB_COLOR_METHOD})",
     )
     p.add_argument(
         "--vace-end",
@@ -128,6 +136,13 @@ def register(subparsers) -> None:
         help="reference: diffusers' nearest-exact read; aligned (experimental): each latent's own VAE group",
     )
     p.set_defaults(handler=handle)
+
+
+def color_method(text: str) -> str:
+    """``--color-match METHOD``: one of the colour-matching methods."""
+    if text not in COLOR_METHODS:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(COLOR_METHODS)}, got {text!r}")
+    return text
 
 
 def window_prompts(path: str) -> list[str]:

@@ -27,6 +27,8 @@ WAN_NEGATIVE_PROMPT = (
 OFFLOAD_MODES = ("none", "model", "group", "sequential")  # in order: each keeps less on the accelerator
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 MASK_ENCODINGS = ("reference", "aligned")
+COLOR_METHODS = ("mean", "reinhard", "histogram", "mkl")  # colors.METHODS (this module imports no numpy)
+LONG_JOB_COLOR_METHOD = "mkl"  # measured by benchmarks/drift.py: see docs/long-videos.md
 SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes 0 .. 2**64 - 1
 SHIFT_480P = 3.0  # diffusers' WanVACEPipeline docstring: 3.0 for 480p, 5.0 for 720p
 SHIFT_720P = 5.0
@@ -102,7 +104,16 @@ class RunSettings:
     composite: bool = True
     # width in pixels of the blend band at the mask border (composite)
     feather: int = _setting(16, check=(lambda v: 0 <= v <= 16, "must be 0..16 px"))
-    color_match: bool = False
+    # True: the generated region's mean colour onto the kept pixels at its border, and each later window
+    # of a long job matched to the previous one on their shared frames with LONG_JOB_COLOR_METHOD; a
+    # method name (COLOR_METHODS): that method between windows
+    color_match: bool | str = _setting(
+        False,
+        check=(
+            lambda v: isinstance(v, bool) or v in COLOR_METHODS,
+            f"choose true, {', '.join(COLOR_METHODS)}",
+        ),
+    )
     vace_end: float = _setting(1.0, check=(lambda v: 0 < v <= 1, "must be in (0, 1]"))
     mask_encoding: str = _setting("reference", choices=MASK_ENCODINGS)
     lora: list[str] = _setting(factory=list, loads=True)  # FILE[:SCALE], into every expert
@@ -136,6 +147,12 @@ class RunSettings:
                 raise InputError(f"choose from {', '.join(choices)}", field=spec.name, value=value)
             if check and not check[0](value):
                 raise InputError(check[1], field=spec.name, value=value)
+
+    def window_color_method(self) -> str | None:
+        """The method matching a long job's later windows to the previous one (``None``: off)."""
+        if self.color_match is False:
+            return None
+        return LONG_JOB_COLOR_METHOD if self.color_match is True else self.color_match
 
     def two_expert_fields(self) -> list[str]:
         """The fields set here that only a two-expert model can use (left at their defaults: none)."""

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import media
+from ..colors import match_colors_record
 from ..fingerprint import fingerprint
 from ..geometry import Window
 from ..job import Job
@@ -150,12 +151,28 @@ class WindowStore:
         shutil.rmtree(partial_folder(self.out), ignore_errors=True)
 
 
-def finish_frames(ctx: RunContext, video: np.ndarray, conditioning: Job, window: Window):
+def finish_frames(
+    ctx: RunContext, video: np.ndarray, conditioning: Job, window: Window, previous: np.ndarray
+):
     """Colour match (``color_match``) then composite (``composite``) one window's generated frames;
-    returns the frames and the colour-match record (``None`` when off)."""
+    returns the frames and the colour-match record (``None`` when off).
+
+    A later window of a long job is matched to ``previous`` (the output so far over the frames it shares
+    with the previous window) with ``settings.window_color_method()``: the whole colour distribution of its
+    generated pixels there is mapped onto the previous window's (the same frames, generated twice), and
+    the map applied to everything the window generates. A first window, or one that shares no generated
+    pixel, is matched at the mask's border (mean colour, ``composite.color_match``).
+    """
     settings, user_mask = ctx.settings, ctx.job.mask[window.frames]
     colour = None
-    if settings.color_match:
+    shared = user_mask[: window.shared]
+    if settings.color_match and window.index > 0 and shared.any():
+        fit = np.zeros_like(user_mask)
+        fit[: window.shared] = shared
+        video, colour = match_colors_record(
+            video, previous[: window.shared], settings.window_color_method(), fit, shared, apply_to=user_mask
+        )
+    elif settings.color_match:
         video, colour = color_match(video, conditioning.video, conditioning.mask, apply_to=user_mask)
     if settings.composite:
         video = composite(video, ctx.job.video[window.frames], user_mask, settings.feather)
@@ -178,7 +195,7 @@ def generate_window(ctx: RunContext, window: Window, head_frames: np.ndarray) ->
     video = generate(ctx, conditioning, seed=seed, clock=own, report=report, prompt=prompt)
     ctx.report("composite", window.index, window.count)
     with own("composite"):
-        video, colour = finish_frames(ctx, video, conditioning, window)
+        video, colour = finish_frames(ctx, video, conditioning, window, head_frames)
     ctx.report("composite", window.index + 1, window.count)
     own.seconds["total"] = time.perf_counter() - start
     ctx.clock.add(own)
