@@ -151,13 +151,7 @@ def _timeline(report):
         (GENERATE, "GENERATE (frame generated)"),
         (None, "framed block = the frames the VAE encodes into one latent step"),
     ]
-    x = 12
-    for colour, label in items:
-        if colour is not None:
-            draw.rectangle([x, y + 2, x + 14, y + 14], fill=colour)
-            x += 20
-        draw.text((x, y), label, font=font, fill=INK)
-        x += int(draw.textlength(label, font=font)) + 24
+    _legend_row(draw, font, items, 12, y)
     y += 22
     x = 12
     draw.ellipse([x + 2, y + 3, x + 12, y + 13], fill=INK)
@@ -242,17 +236,12 @@ def _with_spatial(timeline, view):
         font=font,
         fill=INK,
     )
-    x, y = 12, legend_top
+    y = legend_top
     items = [(GENERATE, "GENERATE")]
     items += [(SEVERITY[sev], f"{part} {THIN_WORDS[px]}") for part, sev, _, px in view.thin]
     if not view.thin:
         items.append((None, "no part too thin for the VAE in this frame"))
-    for colour, label in items:
-        if colour is not None:
-            draw.rectangle([x, y + 2, x + 14, y + 14], fill=colour)
-            x += 20
-        draw.text((x, y), label, font=font, fill=INK)
-        x += int(draw.textlength(label, font=font)) + 24
+    _legend_row(draw, font, items, 12, y)
     x, y = 12, y + 22
     for (colour, alpha), label in ((LATENT_LINE, "8 px latent grid"), (TOKEN_LINE, "16 px token grid")):
         swatch = tuple(int(round(VIEW_FILL * (1 - alpha) + c * alpha)) for c in colour)
@@ -261,3 +250,13 @@ def _with_spatial(timeline, view):
         draw.text((x + 20, y), label, font=font, fill=INK)
         x += 20 + int(draw.textlength(label, font=font)) + 24
     return out
+
+
+def _legend_row(draw, font, items, x: int, y: int) -> None:
+    """Draw ``(colour, label)`` legend entries left to right from ``x`` (no swatch where colour is None)."""
+    for colour, label in items:
+        if colour is not None:
+            draw.rectangle([x, y + 2, x + 14, y + 14], fill=colour)
+            x += 20
+        draw.text((x, y), label, font=font, fill=INK)
+        x += int(draw.textlength(label, font=font)) + 24
