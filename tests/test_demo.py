@@ -86,3 +86,10 @@ def test_demo_with_the_tiny_model_shows_outputs(tmp_path, tiny_model_dir):
     assert ".part" not in "".join(p.read_text() for p in (out / "runs").glob("**/*.json"))
     extend = json.loads((out / "jobs" / "extend" / "job.json").read_text())
     assert extend["params"]["keep"] == 5  # half of the 9 frames in whole VAE groups
+
+
+def test_bare_vacelab_shows_what_it_can_do(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: vacelab") and "vacelab demo --out demo" in out
+    assert all(command in out for command in ("prepare", "audit", "run", "export", "batch", "ui"))

@@ -28,7 +28,11 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="vacelab", description="A workbench for video editing with VACE on Wan2.1.")
+    parser = ArgumentParser(
+        prog="vacelab",
+        description="A workbench for video editing with VACE on Wan2.1 and Wan2.2.",
+        epilog="Start with `vacelab demo --out demo` (no weights needed), then `vacelab COMMAND --help`.",
+    )
     from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"vacelab {__version__}")
@@ -94,7 +98,11 @@ def library_messages_on_stderr(level: int = logging.INFO):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vacelab`` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else list(argv), parser))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # bare `vacelab`: what it can do, not an error
+        parser.print_help()
+        return 0
+    args = parser.parse_args(join_dash_values(argv, parser))
     try:
         with library_messages_on_stderr():
             return args.handler(args) or 0

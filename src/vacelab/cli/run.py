@@ -56,7 +56,10 @@ def register(subparsers) -> None:
         "--seed", type=int, default=DEFAULTS.seed, help="noise seed (default %(default)s, as VACE)"
     )
     p.add_argument(
-        "--conditioning-scale", type=float, default=DEFAULTS.conditioning_scale, help="VACE hint strength"
+        "--conditioning-scale",
+        type=float,
+        default=DEFAULTS.conditioning_scale,
+        help="VACE hint strength (default %(default)s)",
     )
     p.add_argument(
         "--dtype",
@@ -66,7 +69,10 @@ def register(subparsers) -> None:
     )
     p.add_argument("--device", default=DEFAULTS.device, help="auto, cuda, cuda:1, cpu ... (default auto)")
     p.add_argument(
-        "--offload", choices=RunSettings.choices("offload"), default=DEFAULTS.offload, help="CPU offload mode"
+        "--offload",
+        choices=RunSettings.choices("offload"),
+        default=DEFAULTS.offload,
+        help="CPU offload mode (default %(default)s; see docs/performance.md)",
     )
     p.add_argument("--vae-tiling", action="store_true", help="decode the VAE in tiles (less memory)")
     p.add_argument("--attention", help="diffusers attention backend, e.g. flash, _native_cudnn, sage")
@@ -127,7 +133,7 @@ def register(subparsers) -> None:
         "--vace-end",
         type=float,
         default=DEFAULTS.vace_end,
-        help="VACE control for the first fraction F of steps",
+        help="VACE control for the first fraction F of steps (default %(default)s: every step)",
     )
     p.add_argument(
         "--mask-encoding",
