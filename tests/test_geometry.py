@@ -66,7 +66,7 @@ def test_geometry_sizes_and_problems():
     assert geo.Geometry(81, 480, 832, ref_frames=2).tokens == 23 * 30 * 52
     problems = geo.Geometry(frames=80, height=470, width=832).problems()
     assert len(problems) == 2
-    assert "80 frames is not 4k+1" in problems[0] and "use 77 or 81" in problems[0]
+    assert "80 frames is not 4n+1" in problems[0] and "use 77 or 81" in problems[0]
     assert "height 470" in problems[1]
 
 

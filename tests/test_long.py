@@ -71,13 +71,13 @@ class Recorder:
 # ------------------------------------------------------------------------------------------- planning
 def test_windows_of_a_clip_that_is_not_4k_plus_1():
     windows = plan_windows(300, 81, 17)
-    # the last window is the shortest 4k+1 reaching frame 299: 45 frames, not a full 81
+    # the last window is the shortest 4n+1 reaching frame 299: 45 frames, not a full 81
     assert windows == [(0, 81), (64, 145), (128, 209), (192, 273), (255, 300)]
     assert all(is_valid_frame_count(b - a) for a, b in windows)
     heads = kept_heads(windows)
     assert heads == [0, 17, 17, 17, 17]  # the last window shares 18 frames: its kept head is 4*4+1
     with pytest.raises(ValueError, match="not 4k"):
-        plan_windows(50, 81, 17)  # one window must itself be 4k+1
+        plan_windows(50, 81, 17)  # one window must itself be 4n+1
 
 
 @pytest.mark.parametrize("window, overlap", [(81, 17), (33, 9), (17, 5), (49, 1)])
@@ -248,7 +248,7 @@ def test_resume_after_an_interruption(tmp_path, tiny_model_dir, monkeypatch, cap
     "window, overlap, message",
     [
         ("81", "81", "overlap 81 must be smaller"),
-        ("80", "17", "window 80 is not 4k+1"),
+        ("80", "17", "window 80 is not 4n+1"),
         ("81", "16", "overlap 16"),
     ],
 )

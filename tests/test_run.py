@@ -101,7 +101,7 @@ def test_cli_refuses_existing_output_and_job_folder(job_dir, tiny_model_dir, tmp
 
 
 def test_cli_refuses_bad_geometry(tiny_model_dir, tmp_path, capsys):
-    job = make_job(frames=10)  # not 4k+1
+    job = make_job(frames=10)  # not 4n+1
     save_job(job, tmp_path / "bad", preview=False)
     code = main(
         [

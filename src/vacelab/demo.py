@@ -92,10 +92,10 @@ def demo_plan(
 
     length = frame_count(frames) or DEMO_FRAMES
     if length == "all" or length < 5:
-        raise InputError("the demo needs at least 5 frames (4k+1)", field="frames", value=frames)
+        raise InputError("the demo needs at least 5 frames (4n+1)", field="frames", value=frames)
     data = copy.deepcopy(DEMO_PLAN)
     extend = next(job for job in data["jobs"] if job["task"] == "extend")
-    extend["keep"] = (length - 1) // 8 * 4 + 1  # about half the clip, in whole VAE groups (4k+1 frames)
+    extend["keep"] = (length - 1) // 8 * 4 + 1  # about half the clip, in whole VAE groups (4n+1 frames)
     plan = plan_from_dict(data, source="vacelab demo")
     return with_overrides(plan, model=model, steps=steps, size=size, frames=frames)
 

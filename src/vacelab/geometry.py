@@ -4,7 +4,7 @@ Pure numpy (no torch import), so the audit can run in a fraction of a second. Ev
 diffusers' ``WanVACEPipeline`` / ``AutoencoderKLWan`` (0.42.1) and the official VACE code:
 
 - The causal VAE encodes frame 0 alone, then groups of 4 frames: latent ``t`` holds frame 0 (``t == 0``)
-  or frames ``4t-3 .. 4t``. ``F = 4k+1`` frames give ``k+1`` latent steps; 8x spatial compression.
+  or frames ``4t-3 .. 4t``. ``F = 4n+1`` frames give ``k+1`` latent steps; 8x spatial compression.
 - The mask is not VAE-encoded: each 8x8 pixel block is folded into 64 channels, then time is resized from
   ``F`` to ``(F+3)//4`` steps with ``nearest-exact``: step ``t`` reads the mask of frame
   ``floor((t + 0.5) * F / T)``.
@@ -33,12 +33,12 @@ MASK_ENCODINGS = ("reference", "aligned")
 
 
 def is_valid_frame_count(frames: int) -> bool:
-    """True when ``frames`` is 4k+1 (what the causal VAE encodes without dropping frames)."""
+    """True when ``frames`` is 4n+1 (what the causal VAE encodes without dropping frames)."""
     return frames >= 1 and (frames - 1) % VAE_STRIDE_T == 0
 
 
 def latent_frame_count(frames: int) -> int:
-    """Latent steps the VAE produces for ``frames`` (frames beyond 4k+1 are dropped by the VAE)."""
+    """Latent steps the VAE produces for ``frames`` (frames beyond 4n+1 are dropped by the VAE)."""
     return (frames - 1) // VAE_STRIDE_T + 1
 
 
@@ -98,7 +98,7 @@ class Geometry:
         if not is_valid_frame_count(self.frames):
             lower = (self.frames - 1) // VAE_STRIDE_T * VAE_STRIDE_T + 1
             found.append(
-                f"{self.frames} frames is not 4k+1: the VAE drops the last {self.frames - lower} "
+                f"{self.frames} frames is not 4n+1: the VAE drops the last {self.frames - lower} "
                 f"(use {lower} or {lower + VAE_STRIDE_T})"
             )
         for name, size in (("height", self.height), ("width", self.width)):
@@ -199,16 +199,16 @@ def plan_windows(
 ) -> list[tuple[int, int]]:
     """Split ``frames`` into overlapping windows ``[(start, stop), ...]`` for long jobs.
 
-    Every window but the last is ``window`` frames long (4k+1), starts on a multiple of 4 and overlaps
+    Every window but the last is ``window`` frames long (4n+1), starts on a multiple of 4 and overlaps
     the previous one by ``overlap`` frames (4j+1: frame 0 plus j whole VAE groups, the kept head). The
-    last window ends exactly at ``frames`` and is as short as it can be: the shortest 4k+1 that holds the
+    last window ends exactly at ``frames`` and is as short as it can be: the shortest 4n+1 that holds the
     ``overlap`` frames it shares with the previous window plus the frames still to make, so it may share
     up to 3 frames more than ``overlap`` (blended, generated) but keeps exactly ``overlap`` frames (see
-    :func:`kept_heads`). A clip no longer than one window is one window (and must be 4k+1); a longer clip
+    :func:`kept_heads`). A clip no longer than one window is one window (and must be 4n+1); a longer clip
     may have any length. ``overlap=None`` takes :func:`default_overlap`.
     """
     if not is_valid_frame_count(window):
-        raise ValueError(f"window {window} is not 4k+1 (e.g. 33, 49, 81)")
+        raise ValueError(f"window {window} is not 4n+1 (e.g. 33, 49, 81)")
     if overlap is None:
         overlap = default_overlap(window)
     if not is_valid_frame_count(overlap):
@@ -216,7 +216,7 @@ def plan_windows(
     if overlap >= window:
         raise ValueError(f"overlap {overlap} must be smaller than the window {window}")
     if frames <= window and not is_valid_frame_count(frames):
-        raise ValueError(f"{frames} frames is not 4k+1")
+        raise ValueError(f"{frames} frames is not 4n+1")
     if frames <= window:
         return [(0, frames)]
     step = window - overlap

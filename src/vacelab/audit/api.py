@@ -98,7 +98,7 @@ def audit_arrays(
 
     ``video_shape`` (F, H, W) of the conditioning video, when known, is checked against the mask.
     A bad geometry is reported as ``BAD_GEOMETRY``; the other findings then describe the part the model
-    could use (the first 4k+1 frames, the top-left multiple of 16 pixels). ``windows`` (a long job's
+    could use (the first 4n+1 frames, the top-left multiple of 16 pixels). ``windows`` (a long job's
     ``[(start, stop), ...]``) and ``window`` audit one window exactly as ``vacelab run`` conditions it
     (``geometry.Window.mask``: the kept head KEEP); its frames are counted from its start.
     ``frame`` (counted the same way) adds :class:`SpatialView` of that frame as ``report.spatial``, over

@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--steps", type=int, help="denoising steps with --model (default 50)")
     p.add_argument("--size", help="job size, 480p|720p|WxH (default 416x240: fast; 480p for real outputs)")
-    p.add_argument("--frames", type=int, help="frames per job, 4k+1 (default 81)")
+    p.add_argument("--frames", type=int, help="frames per job, 4n+1 (default 81)")
     p.set_defaults(handler=handle)
 
 

@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", help="use this model for every run (replaces the plan's, model axes included)")
     p.add_argument("--steps", type=int, help="denoising steps for every run")
     p.add_argument("--size", help="job size for every job, 480p|720p|WxH")
-    p.add_argument("--frames", type=int, help="frames per job (4k+1) for every job")
+    p.add_argument("--frames", type=int, help="frames per job (4n+1) for every job")
     p.add_argument("--no-run", action="store_true", help="prepare and audit only (no model needed)")
     p.set_defaults(handler=handle)
 

@@ -41,7 +41,10 @@ def register(subparsers) -> None:
     common = parser.add_argument_group("common")
     common.add_argument("--video", help="source: mp4/mov/mkv/webm/gif or a folder of images")
     common.add_argument("--size", help="480p (default; 832x480, 480x832 for portrait), 720p or WxH")
-    common.add_argument("--frames", help="4k+1 frames (default 81, fewer if the clip is shorter) or 'all'")
+    common.add_argument(
+        "--frames",
+        help="a count of the form 4n+1: 5, 9, ..., 81 (default 81, fewer if the clip is shorter) or 'all'",
+    )
     common.add_argument(
         "--fps",
         type=fps_value,
@@ -50,7 +53,7 @@ def register(subparsers) -> None:
     )
     common.add_argument("--start", type=float, help="start at this many seconds into the source")
     common.add_argument("--ref", action="append", help="reference image (repeatable, order kept)")
-    common.add_argument("--window", type=int, help="long jobs: frames per window, 4k+1 (default 81)")
+    common.add_argument("--window", type=int, help="long jobs: frames per window, 4n+1 (default 81)")
     common.add_argument(
         "--overlap",
         type=int,

@@ -1,4 +1,4 @@
-"""One generation pass: one clip of 4k+1 frames through diffusers' ``WanVACEPipeline``.
+"""One generation pass: one clip of 4n+1 frames through diffusers' ``WanVACEPipeline``.
 
 What vacelab hands diffusers, and why:
 

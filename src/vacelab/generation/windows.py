@@ -1,6 +1,6 @@
 """Generation window by window: every job runs here, a job that fits one window as its only window.
 
-A job's windows are ``job.plan`` (``geometry.WindowPlan``: windows of 4k+1 frames, the last one as short
+A job's windows are ``job.plan`` (``geometry.WindowPlan``: windows of 4n+1 frames, the last one as short
 as it can be). :func:`generate_windows` does, per window in order:
 
 1. Conditioning: the job's own video and mask over the window, except its **kept head** - the first

@@ -145,19 +145,19 @@ def split_at_frame(value, field: str) -> tuple[str, int | None]:
 
 
 def frame_count(value, field: str = "frames") -> int | str | None:
-    """``None`` (default), ``"all"`` or a 4k+1 integer."""
+    """``None`` (default), ``"all"`` or a 4n+1 integer."""
     if value is None or value == "all":
         return value
     try:
         frames = int(value)
     except (TypeError, ValueError):
         raise InputError(
-            "expected a 4k+1 integer (e.g. 81) or 'all'", field=field, value=repr(value)
+            "expected a 4n+1 integer (e.g. 81) or 'all'", field=field, value=repr(value)
         ) from None
     if not is_valid_frame_count(frames):
         lower = max(1, (frames - 1) // 4 * 4 + 1)
         raise InputError(
-            f"not 4k+1 (the VAE encodes 4k+1 frames); use {lower} or {lower + 4}", field=field, value=frames
+            f"not 4n+1 (the VAE encodes 4n+1 frames); use {lower} or {lower + 4}", field=field, value=frames
         )
     return frames
 

@@ -87,16 +87,16 @@ def job_size(opts: Options, source_hw: tuple[int, int]) -> tuple[int, int]:
 
 
 def largest_valid(frames: int) -> int:
-    """The largest 4k+1 not above ``frames``."""
+    """The largest 4n+1 not above ``frames``."""
     return (frames - 1) // 4 * 4 + 1
 
 
 def read_clip(path: str | Path, opts: Options, size: tuple[int, int], source_hw: tuple[int, int]) -> Clip:
-    """Decode ``--video`` at job ``size``, ``--fps`` and ``--start``, cut to the job's 4k+1 length.
+    """Decode ``--video`` at job ``size``, ``--fps`` and ``--start``, cut to the job's 4n+1 length.
 
-    ``--frames`` not given: 81, or the largest 4k+1 the clip holds (with a note). Given explicitly and
-    longer than the clip: an error. ``all``: the whole clip, cut to 4k+1 when it fits one window;
-    longer, every frame (a long job's windows are 4k+1 each, the whole clip need not be).
+    ``--frames`` not given: 81, or the largest 4n+1 the clip holds (with a note). Given explicitly and
+    longer than the clip: an error. ``all``: the whole clip, cut to 4n+1 when it fits one window;
+    longer, every frame (a long job's windows are 4n+1 each, the whole clip need not be).
     """
     requested = frame_count(opts.frames)
     limit = None if requested == "all" else (requested or DEFAULT_FRAMES)
@@ -117,9 +117,9 @@ def read_clip(path: str | Path, opts: Options, size: tuple[int, int], source_hw:
     if requested == "all" and available > window_settings(opts)[0]:
         frames = available
     if requested is None and available < DEFAULT_FRAMES:
-        notes.append(f"the clip holds {available} frames at {opts.fps:g} fps: using {frames} (largest 4k+1)")
+        notes.append(f"the clip holds {available} frames at {opts.fps:g} fps: using {frames} (largest 4n+1)")
     elif requested == "all" and frames < available:
-        notes.append(f"--frames all: using {frames} of {available} frames (largest 4k+1)")
+        notes.append(f"--frames all: using {frames} of {available} frames (largest 4n+1)")
     source = {
         "path": str(Path(path).resolve()),
         "width": int(source_hw[1]),

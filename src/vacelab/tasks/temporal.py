@@ -25,7 +25,7 @@ def _fixed_frames(opts: Options, task: str) -> int:
     frames = frame_count(opts.frames)
     if frames == "all":
         raise InputError(
-            f"{task} has no clip to take the length from; give a 4k+1 number", field="frames", value="all"
+            f"{task} has no clip to take the length from; give a 4n+1 number", field="frames", value="all"
         )
     return frames or DEFAULT_FRAMES
 

@@ -94,7 +94,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
                 elem_id="task", scale=3,
             )  # fmt: skip
             size = gr.Textbox("480p", label="Size (--size: 480p, 720p or WxH)", elem_id="size", scale=1)
-            frames = gr.Number(81, label="Frames (--frames, 4k+1)", precision=0, elem_id="frames", scale=1)
+            frames = gr.Number(81, label="Frames (--frames, 4n+1)", precision=0, elem_id="frames", scale=1)
         with gr.Group(visible=True) as mask_group:
             gr.Markdown(
                 "Paint what to **generate** on a frame (brush; eraser removes), choose the frames it "

@@ -212,7 +212,7 @@ class Workbench:
         return self.source
 
     def frames_for(self, wanted: int | None) -> int:
-        """``wanted`` frames (81 if not set), or fewer: the largest 4k+1 the loaded clip holds."""
+        """``wanted`` frames (81 if not set), or fewer: the largest 4n+1 the loaded clip holds."""
         available = len(self.require_source().frames)
         return min(int(wanted or DEFAULT_FRAMES), (available - 1) // 4 * 4 + 1)
 
