@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from .. import media
 from ..errors import InputError
 from ..geometry import Geometry, Window
 from ..job import Job
@@ -58,6 +59,7 @@ def audit_windows(ctx: RunContext) -> None:
             if plan.is_long:
                 log.info(window.describe())
             ctx.audits.append(audit_summary(window_part(job, window), ctx.settings))
+            media.release(job.video)  # the window's source pages, if the audit read them
             ctx.report("audit", window.index + 1, len(plan))
 
 
