@@ -478,3 +478,20 @@ def test_a_reader_that_leaves_early_is_no_error(clip, tmp_path):
     assert proc.returncode == 141 and proc.stderr == "", proc.stderr  # 128 + SIGPIPE, no traceback
     assert proc.stdout.startswith("inpaint: 9 frames") and proc.stdout.count("\n") == 1
     assert (tmp_path / "job" / "job.json").is_file()
+
+
+def test_reference_to_video_keeps_the_references_in_order(tmp_path, capsys):
+    first = np.full((300, 200, 3), (200, 30, 30), np.uint8)  # portrait: the job takes its orientation
+    second = np.full((100, 100, 3), (30, 200, 30), np.uint8)
+    media.write_png(tmp_path / "a.png", first)
+    media.write_png(tmp_path / "b.png", second)
+    argv = ["prepare", "reference", "--ref", str(tmp_path / "a.png"), "--ref", str(tmp_path / "b.png")]
+    assert main([*argv, "--frames", "17", "--out", str(tmp_path / "j")]) == 0
+    job = load_job(tmp_path / "j")
+    assert job.task == "reference" and job.mask.shape == (17, 832, 480) and job.mask.all()
+    assert [r.shape for r in job.refs] == [first.shape, second.shape]
+    assert np.array_equal(job.refs[0], first) and np.array_equal(job.refs[1], second)
+    capsys.readouterr()
+    assert main(["prepare", "reference", "--frames", "17", "--out", str(tmp_path / "k")]) == 2
+    assert capsys.readouterr().err == "error: --ref: reference needs at least one reference image\n"
+    assert not (tmp_path / "k").exists()

@@ -14,6 +14,7 @@ TASK_HELP = {
     "firstlast": "generate a clip between a first and a last image",
     "keyframes": "generate the frames between keyframes (naive | aligned | anchor)",
     "extend": "keep the first N frames of a video and generate what follows",
+    "reference": "generate a clip from reference images alone (R2V): --ref IMG [--ref IMG2 ...]",
 }
 
 

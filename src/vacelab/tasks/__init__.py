@@ -16,7 +16,7 @@ from ..job import TASKS, Job, save_job
 from .options import Options, key_spec, make_options
 from .source import job_fps, windows_for
 from .spatial import build_inpaint, build_outpaint
-from .temporal import build_endframes, build_extend, build_keyframes, place_keyframes
+from .temporal import build_endframes, build_extend, build_keyframes, build_reference, place_keyframes
 
 BUILDERS = {
     "inpaint": build_inpaint,
@@ -27,6 +27,7 @@ BUILDERS = {
     "firstlast": build_endframes,
     "keyframes": build_keyframes,
     "extend": build_extend,
+    "reference": build_reference,
 }
 assert set(BUILDERS) == set(TASKS)
 

@@ -83,6 +83,7 @@ TASK_OPTIONS = {
     "firstlast": COMMON | {"image", "image2"},
     "keyframes": COMMON | {"key", "every", "strategy", "anchor_px", "anchor_edge"},
     "extend": COMMON | {"keep"},
+    "reference": {"size", "frames", "fps", "ref", "prompt", "negative_prompt"},
 }
 
 

@@ -76,6 +76,19 @@ def build_endframes(task: str, opts: Options) -> Job:
                negative_prompt=opts.negative_prompt, notes=notes)  # fmt: skip
 
 
+def build_reference(task: str, opts: Options) -> Job:
+    """``reference`` (reference-to-video, R2V): no source, every frame GENERATE on the gray canvas, the
+    ``--ref`` images (at least one) in the order given; the job takes the first reference's orientation
+    for a named ``--size``."""
+    if not opts.ref:
+        raise InputError("reference needs at least one reference image", field="ref")
+    size = job_size(opts, probe_hw(opts.ref[0]))
+    refs, notes = read_refs(opts.ref, size)
+    video, mask = _blank(_fixed_frames(opts, task), size)
+    return Job(task=task, video=video, mask=mask, fps=float(opts.fps), refs=refs, prompt=opts.prompt,
+               negative_prompt=opts.negative_prompt, notes=notes)  # fmt: skip
+
+
 def build_extend(task: str, opts: Options) -> Job:
     """``extend``: the first ``--keep`` frames of ``--video`` KEEP, the rest up to ``--frames`` generated."""
     if not opts.video or opts.keep is None:
