@@ -32,7 +32,7 @@ from .geometry import Geometry, Window, WindowPlan
 
 JOB_FORMAT = 1
 TASKS = ("inpaint", "remove", "outpaint", "firstframe", "lastframe", "firstlast", "keyframes", "extend")
-TASKS += ("reference",)
+TASKS += ("reference", "control")
 
 
 @dataclass

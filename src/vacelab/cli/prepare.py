@@ -15,6 +15,7 @@ TASK_HELP = {
     "keyframes": "generate the frames between keyframes (naive | aligned | anchor)",
     "extend": "keep the first N frames of a video and generate what follows",
     "reference": "generate a clip from reference images alone (R2V): --ref IMG [--ref IMG2 ...]",
+    "control": "follow a control video drawn from --video (--kind gray|edges|scribble), in a mask or not",
 }
 
 
@@ -92,6 +93,13 @@ def register(subparsers) -> None:
     )
     masking.add_argument("--segment", help="track every instance of this phrase (SAM 3)")
     masking.add_argument("--track-model", help="SAM 2 / SAM 3 weights: hub id or local folder")
+
+    control = parser.add_argument_group("control")
+    control.add_argument(
+        "--kind",
+        help="gray (colourise), edges (Canny line drawing), scribble (simplified thick lines); "
+        "--mask/--bbox/--polygon/--track-* restrict it to a region",
+    )
 
     outpaint = parser.add_argument_group("outpaint")
     outpaint.add_argument("--ratio", type=float, help="scale the content to R (0 < R < 1) and centre it")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..folders import check_new_folder
 from ..job import TASKS, Job, save_job
+from .control import build_control
 from .options import Options, key_spec, make_options
 from .source import job_fps, windows_for
 from .spatial import build_inpaint, build_outpaint
@@ -28,6 +29,7 @@ BUILDERS = {
     "keyframes": build_keyframes,
     "extend": build_extend,
     "reference": build_reference,
+    "control": build_control,
 }
 assert set(BUILDERS) == set(TASKS)
 

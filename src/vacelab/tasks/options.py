@@ -60,6 +60,8 @@ class Options:
     anchor_edge: str = "bottom"
     # extend
     keep: int | None = None
+    # control
+    kind: str | None = None
 
     def given(self) -> dict:
         """The options that differ from their defaults (what ``job.json`` records as parameters)."""
@@ -84,6 +86,7 @@ TASK_OPTIONS = {
     "keyframes": COMMON | {"key", "every", "strategy", "anchor_px", "anchor_edge"},
     "extend": COMMON | {"keep"},
     "reference": {"size", "frames", "fps", "ref", "prompt", "negative_prompt"},
+    "control": COMMON | {"kind"} | MASKING - {"grow", "feather", "fill"},
 }
 
 

@@ -29,7 +29,7 @@ def build_inpaint(task: str, opts: Options) -> Job:
     source_hw = probe_hw(opts.video)
     size = job_size(opts, source_hw)
     clip = read_clip(opts.video, opts, size, source_hw)
-    mask, notes = _collect_mask(opts, clip, size)
+    mask, notes = collect_mask(opts, clip, size)
     grow_px = int(opts.grow if opts.grow is not None else (REMOVE_GROW if task == "remove" else 0))
     mask = masks.grow(mask, grow_px)
     fill = opts.fill or "gray"
@@ -74,7 +74,7 @@ def fill_masked(frames: np.ndarray, mask: np.ndarray, fill: str, alpha: np.ndarr
     return video
 
 
-def _collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+def collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
     frames = len(clip.frames)
     parts, notes = [], []
     if opts.mask:
