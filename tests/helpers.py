@@ -113,3 +113,22 @@ def make_lora(folder: Path, seed: int, targets=("to_q", "to_k", "to_v", "to_out.
     )
     WanVACEPipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(transformer))
     return folder / "pytorch_lora_weights.safetensors"
+
+
+def cli_env(tmp_path: Path, **extra: str) -> dict:
+    """The environment of a ``python -m vacelab`` subprocess without network and without
+    ``HF_HUB_OFFLINE``: an empty Hugging Face cache in ``tmp_path``, the hub at a local port nobody
+    listens on (refused at once: deterministic), and this source tree on ``PYTHONPATH``."""
+    import os
+
+    import vacelab
+
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_ENDPOINT": "http://127.0.0.1:9",
+        "PYTHONPATH": str(Path(vacelab.__file__).parents[1]),
+    }
+    env.update(extra)
+    return env
