@@ -131,3 +131,22 @@ def mounted_tmpfs(path: Path, *, size: str = "256k", read_only: bool = False):
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def cli_env(tmp_path: Path, **extra: str) -> dict:
+    """The environment of a ``python -m vacelab`` subprocess without network and without
+    ``HF_HUB_OFFLINE``: an empty Hugging Face cache in ``tmp_path``, the hub at a local port nobody
+    listens on (refused at once: deterministic), and this source tree on ``PYTHONPATH``."""
+    import os
+
+    import vacelab
+
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_ENDPOINT": "http://127.0.0.1:9",
+        "PYTHONPATH": str(Path(vacelab.__file__).parents[1]),
+    }
+    env.update(extra)
+    return env

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import F, H, W, diffusers_inputs, make_job
+from helpers import F, H, W, cli_env, diffusers_inputs, make_job
 
 from vacelab import InputError, RunSettings, load_result, save_job
 from vacelab.cli import main
@@ -168,7 +168,7 @@ def test_bad_lora_scale_and_attention_are_refused_before_the_model_loads(job_dir
 
 
 def test_missing_weights_offline_is_one_line(job_dir, tmp_path):
-    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"}
+    env = cli_env(tmp_path, HF_HUB_OFFLINE="1")
     proc = subprocess.run(
         [
             sys.executable,
@@ -195,7 +195,7 @@ def test_missing_weights_offline_is_one_line(job_dir, tmp_path):
     message = error_lines[0]
     assert "nobody-here/no-such-vace-model" in message and "hf download" in message
     assert str(tmp_path / "hf") in message  # where it looked: the HF cache in use
-    assert "--model" in message and "folder" in message
+    assert "--model FOLDER" in message and "HF_HUB_OFFLINE=1" in message and len(message) < 300
     assert not (tmp_path / "res").exists()
 
 

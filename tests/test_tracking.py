@@ -53,10 +53,15 @@ def test_box_on_middle_frame_gives_a_mask_for_every_frame_both_ways(clip, sam2_d
     assert not np.array_equal(mask[0], other[0]) and not np.array_equal(mask[-1], other[-1])
 
 
-def test_default_progress_is_a_bar_over_frames(clip, sam2_dir, capsys):
+def test_default_progress_is_a_bar_over_frames_on_a_terminal_only(clip, sam2_dir, capsys, monkeypatch):
     track_mask(clip[:2], boxes=[(BOX_A, 0)], model=sam2_dir)
+    assert capsys.readouterr().err == ""  # stderr is no terminal here (a log, a pipe): no bar drawn into it
+    track_mask(clip[:2], boxes=[(BOX_A, 0)], model=sam2_dir, progress=True)
     err = capsys.readouterr().err
     assert "tracking" in err and "2/2" in err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    track_mask(clip[:2], boxes=[(BOX_A, 0)], model=sam2_dir)
+    assert "2/2" in capsys.readouterr().err
 
 
 def test_propagation_order_covers_the_clip_from_the_earliest_prompt(clip, sam2_dir):
@@ -219,11 +224,13 @@ def test_bad_video_is_an_input_error():
 
 def test_missing_weights_say_where_they_were_looked_for(clip, tmp_path):
     box = [((10, 10, 40, 50), 0)]
-    with pytest.raises(InputError, match=r"no weights for 'vacelab-tests/no-sam2' in the Hugging Face cache"):
+    with pytest.raises(InputError, match=r"vacelab-tests/no-sam2: no weights: not in the Hugging Face cache"):
         track_mask(clip, boxes=box, model="vacelab-tests/no-sam2", progress=False)  # offline, not cached
-    with pytest.raises(InputError, match=r"hf download .*--track-model PATH") as info:
+    advice = r"hf download vacelab-tests/no-sam2` or use track_model FOLDER"
+    with pytest.raises(InputError, match=advice) as info:
         track_mask(clip, boxes=box, model="vacelab-tests/no-sam2", progress=False)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and info.value.field == "track_model"
+    assert info.value.render("--track-model").endswith("or use --track-model FOLDER")
     # a folder is no hub id: no download advice for it
     with pytest.raises(
         InputError, match=r"no model in this folder \(expected one saved with save_pretrained"

@@ -248,7 +248,8 @@ def _dispatch(ray, tasks, records, progress, max_parallel) -> list[Outcome]:
 class Progress:
     """Progress across jobs on a stream: counts of done / failed / left and the running job's step.
 
-    On a terminal the step count updates in place; otherwise one line per job start and end.
+    On a terminal the step count updates in place; otherwise one line per job start and end. An error
+    is shown once: a later job failing with the same one names the first.
     """
 
     def __init__(self, total: int, stream=None):
@@ -256,6 +257,7 @@ class Progress:
         self.tty = self.stream.isatty()
         self.left = total
         self.counts = {status: 0 for status in STATUSES}
+        self.first_with: dict[str, str] = {}  # error -> the first job that failed with it (said once)
 
     def _head(self) -> str:
         c = self.counts
@@ -283,6 +285,10 @@ class Progress:
         self.counts[outcome.status] += 1
         self.left -= 1
         detail = f" ({outcome.error})" if outcome.error else f" in {outcome.seconds:.1f} s"
+        if outcome.error in self.first_with:  # e.g. no weights: every job of the model fails alike
+            detail = f" (the same error as {self.first_with[outcome.error]})"
+        elif outcome.error:
+            self.first_with[outcome.error] = outcome.name
         if outcome.status == "skipped":
             detail = " (finished before)"
         self._line(f"{self._head()} {outcome.name}: {outcome.status}{detail}")

@@ -17,14 +17,15 @@ of vacelab's.
 
 from __future__ import annotations
 
-import contextlib
+import importlib.util
 import os
+import re
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..weights import check_weights, load_failed, quiet_loading
 from .experts import expert_names, experts
 from .settings import DTYPES, MODEL_ALIASES, OFFLOAD_MODES, RunSettings
 
@@ -32,13 +33,14 @@ from .settings import DTYPES, MODEL_ALIASES, OFFLOAD_MODES, RunSettings
 @dataclass
 class LoadRequest:
     """What :func:`check_loadable` resolved: the model (hub id or folder), its local ``path`` (which may
-    not exist), the device, the torch dtype and the parsed LoRA files."""
+    not exist), the device, the torch dtype, the parsed LoRA files and whether to read local files only."""
 
     model: str
     path: Path
     device: str
     dtype: object  # torch.dtype
     loras: list = field(default_factory=list)
+    local_only: bool = False  # read the model's files from the folder or cache only (weights.check_weights)
 
 
 @dataclass
@@ -86,17 +88,32 @@ def resolve_model(model: str) -> str:
     return MODEL_ALIASES.get(model.strip().lower(), model)
 
 
-def names_a_folder(model: str) -> bool:
-    """True when ``model`` can only be a folder path, not a hub id ``owner/name``."""
-    return model.startswith((".", "/", "~")) or model.count("/") != 1
+def torch_is_cpu_only() -> bool:
+    """True when the installed torch can only run on the CPU (a build without CUDA or ROCm, not on macOS),
+    read from ``torch/version.py`` without importing torch (seconds): ``auto`` is then ``cpu``."""
+    if sys.platform == "darwin":  # mps
+        return False
+    if "torch" in sys.modules:
+        version = sys.modules["torch"].version
+        return not (version.cuda or version.hip)
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    try:
+        text = (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_text()
+    except OSError:
+        return False
+    return all(re.search(rf"^{name}\b[^=]*=\s*None\s*$", text, re.M) for name in ("cuda", "hip"))
 
 
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when available, else ``mps``, else ``cpu``."""
-    import torch
-
     if device != "auto":
         return device
+    if torch_is_cpu_only():
+        return "cpu"
+    import torch
+
     if torch.cuda.is_available():
         return "cuda"
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -138,32 +155,17 @@ def model_revision(model: str) -> str | None:
     return Path(found).parent.name if isinstance(found, str) else None
 
 
-def _missing_weights(model: str, exc: Exception) -> InputError:
-    from huggingface_hub import constants
-
-    offline = "offline (HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else "the hub did not provide them"
-    detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-    return InputError(
-        f"no weights found: not a local folder, not in the Hugging Face cache "
-        f"({constants.HF_HUB_CACHE}), and {offline} ({detail}). Download them with "
-        f"`hf download {model}` (or `huggingface-cli download {model}`), or point --model at a folder "
-        f"holding model_index.json",
-        field="model",
-        value=model,
-    )
-
-
 # --------------------------------------------------------------------------------------------- loading
 def check_loadable(settings: RunSettings) -> LoadRequest:
-    """Everything about loading ``settings`` that can be refused without loading: ftfy, the LoRA files,
-    the model folder (or, offline, its cache entry), offload on this device, dtype, attention backend,
-    and (where its files are here) what the model can honour (``model.check_model``: experts, geometry).
+    """Everything about loading ``settings`` that can be refused without loading: ftfy, the attention
+    backend, offload on this device, dtype, the LoRA files, the model folder or, for a hub id, its cache
+    entry or the hub (``weights.check_weights``), and (where its files are here) what the model can
+    honour (``model.check_model``: experts, geometry).
 
     Returns the resolved :class:`LoadRequest` for :func:`load_pipeline`; ``run_job`` calls it once, before
-    the audit, so that a bad input is the only line the run prints.
+    the audit, so that a bad input is the only line the run prints. Every refusal up to the model's weights
+    comes before torch is imported (a CPU-only torch is recognised from its files), so it takes no time.
     """
-    from huggingface_hub import constants
-
     from .lora import lora_specs
     from .memory import model_folder
     from .model import ModelFacts, check_model
@@ -180,7 +182,8 @@ def check_loadable(settings: RunSettings) -> LoadRequest:
                 value=settings.attention,
             )
     device = placement_device(settings)
-    dtype = resolve_dtype(settings.dtype, device)
+    if settings.dtype not in DTYPES:
+        raise InputError(f"choose from {', '.join(DTYPES)}", field="dtype", value=settings.dtype)
     loras = lora_specs(settings)
     model = resolve_model(settings.model)
     path = Path(model).expanduser()
@@ -188,15 +191,13 @@ def check_loadable(settings: RunSettings) -> LoadRequest:
         raise InputError(
             "folder has no model_index.json (not a diffusers model folder)", field="model", value=model
         )
-    if not path.exists() and names_a_folder(model):
-        raise InputError("folder not found", field="model", value=model)
+    local_only = check_weights(model, "model_index.json", field="model")
     folder = model_folder(model)
-    if not path.exists() and constants.HF_HUB_OFFLINE and folder is None:
-        raise _missing_weights(model, FileNotFoundError("model_index.json is not in the cache"))
     facts = ModelFacts.from_folder(folder) if folder is not None else None
     if facts is not None:  # else checked once loaded (run_job)
         check_model(settings, model, facts)
-    return LoadRequest(model=model, path=path, device=device, dtype=dtype, loras=loras)
+    dtype = resolve_dtype(settings.dtype, device)
+    return LoadRequest(model=model, path=path, device=device, dtype=dtype, loras=loras, local_only=local_only)
 
 
 def load_pipeline(settings: RunSettings, request: LoadRequest | None = None) -> LoadedPipeline:
@@ -209,7 +210,6 @@ def load_pipeline(settings: RunSettings, request: LoadRequest | None = None) -> 
     """
     import torch
     from diffusers import WanVACEPipeline
-    from huggingface_hub import constants
 
     from .lora import apply_loras
 
@@ -217,42 +217,21 @@ def load_pipeline(settings: RunSettings, request: LoadRequest | None = None) -> 
     model, path = request.model, request.path
     source = str(path) if path.exists() else model
     try:
-        with loading_bars_on_a_terminal_only():
+        with quiet_loading():  # messages only if it loads; no bars into a log
             pipe = WanVACEPipeline.from_pretrained(
                 source,
                 dtype={"default": request.dtype, "vae": torch.float32},
-                # offline: read the cache directly; asking the hub first prints a "Couldn't connect" warning
-                local_files_only=constants.HF_HUB_OFFLINE,
+                # offline or the hub silent: read the cache directly (asking the hub first warns and retries)
+                local_files_only=request.local_only,
             )
     except OSError as exc:
         if path.exists():
             reason = f"cannot load ({str(exc).splitlines()[0][:200]})"
             raise InputError(reason, field="model", value=model) from None
-        raise _missing_weights(model, exc) from None
+        raise load_failed(model, request.local_only, field="model") from exc
     pipe.set_progress_bar_config(disable=True)  # run_job reports steps through its own progress hook
     loras = apply_loras(pipe, request.loras) if request.loras else []
     return place_pipeline(pipe, settings, request=request, loras=loras)
-
-
-@contextlib.contextmanager
-def loading_bars_on_a_terminal_only() -> Iterator[None]:
-    """Silence diffusers' and transformers' loading bars while stderr is no terminal (a log, a pipe), so
-    that a run's stderr there holds messages only; on a terminal they show as usual."""
-    if sys.stderr.isatty():
-        yield
-        return
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    libraries = [(lib, lib.is_progress_bar_enabled()) for lib in (diffusers_logging, transformers_logging)]
-    for lib, _ in libraries:
-        lib.disable_progress_bar()
-    try:
-        yield
-    finally:
-        for lib, enabled in libraries:
-            if enabled:
-                lib.enable_progress_bar()
 
 
 def placement_device(settings: RunSettings) -> str:

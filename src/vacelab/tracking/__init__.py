@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..weights import check_weights
 from .prompts import Prompt, box_prompt, points_prompt
 
 DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
@@ -44,12 +45,13 @@ def track_mask(
       (SAM 2 video) for boxes/points and ``facebook/sam3`` (SAM 3 video) for text.
     - ``dtype``: ``auto`` (bf16 on CUDA, fp32 on CPU), ``bf16``, ``fp16`` or ``fp32``.
     - ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-    - ``progress``: ``None``/``True`` a tqdm bar over frames, ``False`` silent, or a callable
-      ``progress(done, total)`` called after each frame.
+    - ``progress``: ``True`` a tqdm bar over frames (``None``: on a terminal only), ``False`` silent, or
+      a callable ``progress(done, total)`` called after each frame.
 
     Prompts are propagated forward and backward from the earliest prompted frame through the whole clip;
     all objects are merged into one mask. Bad prompts, a missing model or unknown options raise
-    :class:`~vacelab.errors.InputError` with one line.
+    :class:`~vacelab.errors.InputError` with one line; weights neither in ``model``'s folder nor in the
+    Hugging Face cache, with the hub not answering, before torch is imported (``vacelab.weights``).
     """
     video = _check_video(video)
     frames, height, width = video.shape[:3]
@@ -67,6 +69,9 @@ def track_mask(
     elif not prompts:
         raise InputError("nothing to track: give boxes, clicks (points) or a phrase (text)")
 
+    model = model or (DEFAULT_TEXT_MODEL if text is not None else DEFAULT_MODEL)
+    # weights neither here nor to be had: one line now, before torch imports and the hub is retried
+    local_only = check_weights(model, "config.json", field="track_model")
     from ._runtime import ProgressSteps, resolve_device_dtype
 
     torch_device, torch_dtype = resolve_device_dtype(device, dtype)
@@ -74,12 +79,10 @@ def track_mask(
         if text is not None:
             from ._sam3 import track_text
 
-            return track_text(
-                video, text.strip(), model or DEFAULT_TEXT_MODEL, torch_device, torch_dtype, steps
-            )
+            return track_text(video, text.strip(), model, torch_device, torch_dtype, steps, local_only)
         from ._sam2 import track_prompts
 
-        return track_prompts(video, prompts, model or DEFAULT_MODEL, torch_device, torch_dtype, steps)
+        return track_prompts(video, prompts, model, torch_device, torch_dtype, steps, local_only)
 
 
 def _check_video(video) -> np.ndarray:

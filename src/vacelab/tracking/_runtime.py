@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import InputError
+from ..weights import load_failed, quiet_loading
+
+FIELD = "track_model"  # the setting naming the tracking model (``vacelab prepare --track-model``)
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -29,13 +33,14 @@ def resolve_device_dtype(device: str, dtype: str) -> tuple[torch.device, torch.d
 
 
 class ProgressSteps:
-    """Frames done: a tqdm bar (``None``/``True``), nothing (``False``) or ``callback(done, total)``."""
+    """Frames done: a tqdm bar (``True``; ``None``: on a terminal only), nothing (``False``) or
+    ``callback(done, total)``."""
 
     def __init__(self, progress, total: int):
         self.total, self.done = total, 0
         self.callback = progress if callable(progress) else None
         self.bar = None
-        if progress is None or progress is True:
+        if progress is True or (progress is None and sys.stderr.isatty()):  # no bar drawn into a log
             self.bar = tqdm(total=total, desc="tracking", unit="frame", dynamic_ncols=True)
 
     def __call__(self) -> None:
@@ -53,14 +58,15 @@ class ProgressSteps:
             self.bar.close()
 
 
-def read_json(model: str, filename: str) -> dict | None:
-    """A JSON file of a model folder or the hub cache (never downloaded when offline); None if absent."""
+def read_json(model: str, filename: str, local_only: bool = False) -> dict | None:
+    """A JSON file of a model folder or the hub cache (downloaded unless ``local_only``); None if absent."""
     from transformers.utils import cached_file
 
     try:
         path = cached_file(
             model,
             filename,
+            local_files_only=local_only,
             _raise_exceptions_for_missing_entries=False,
             _raise_exceptions_for_connection_errors=False,
         )
@@ -72,36 +78,30 @@ def read_json(model: str, filename: str) -> dict | None:
         return json.load(fh)
 
 
-def load_model(model_cls, model: str, model_types: tuple[str, ...], what: str, device, dtype):
-    """``model_cls.from_pretrained(model)`` on ``device``/``dtype``; missing or wrong weights: InputError."""
-    config = read_json(model, "config.json")
+def load_model(model_cls, model: str, model_types: tuple[str, ...], what: str, device, dtype, local_only):
+    """``model_cls.from_pretrained(model)`` on ``device``/``dtype``; missing or wrong weights: InputError.
+
+    ``local_only``: read the folder or the cache only (``weights.check_weights``, asked by ``track_mask``
+    before anything loads)."""
+    config = read_json(model, "config.json", local_only)
     if config is None:
-        raise InputError(_no_weights(model, what))
+        raise _no_weights(model, local_only)
     if config.get("model_type") not in model_types:
         raise InputError(
             f"{what}: {model!r} is a {config.get('model_type')!r} model, "
             f"expected one of {', '.join(model_types)}"
         )
     try:
-        loaded = model_cls.from_pretrained(model, dtype=dtype)
+        with quiet_loading():
+            loaded = model_cls.from_pretrained(model, dtype=dtype, local_files_only=local_only)
     except OSError:
-        raise InputError(_no_weights(model, what)) from None
+        raise _no_weights(model, local_only) from None
     return loaded.to(device).eval()
 
 
-def _no_weights(model: str, what: str) -> str:
-    from huggingface_hub import constants
-
-    from ..generation.pipeline import names_a_folder
-
+def _no_weights(model: str, local_only: bool) -> InputError:
     if os.path.isdir(model):
-        return f"{what}: {model}: no model in this folder (expected one saved with save_pretrained)"
-    if names_a_folder(model):
-        return f"{what}: {model}: folder not found"
-
-    where = f"the Hugging Face cache {constants.HF_HUB_CACHE}"
-    offline = " (offline: downloads are off)" if constants.HF_HUB_OFFLINE else ""
-    return (
-        f"{what}: no weights for {model!r} in {where}{offline}; download them once where the hub is "
-        f"reachable (`hf download {model}`) or pass --track-model PATH to a folder saved with save_pretrained"
-    )
+        return InputError(
+            "no model in this folder (expected one saved with save_pretrained)", field=FIELD, value=model
+        )
+    return load_failed(model, local_only, field=FIELD)

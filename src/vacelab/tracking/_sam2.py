@@ -29,13 +29,20 @@ WHAT = "--track-model (SAM 2 video)"
 
 
 def track_prompts(
-    video: np.ndarray, prompts: list[Prompt], model: str, device: torch.device, dtype: torch.dtype, steps
+    video: np.ndarray,
+    prompts: list[Prompt],
+    model: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    steps,
+    local_only: bool = False,
 ) -> np.ndarray:
-    """Merged bool mask ``[F, H, W]`` of every prompted object, propagated both ways through the clip."""
+    """Merged bool mask ``[F, H, W]`` of every prompted object, propagated both ways through the clip
+    (``local_only``: the model's files from its folder or the cache only)."""
     from transformers import Sam2VideoModel
 
-    net = load_model(Sam2VideoModel, model, MODEL_TYPES, WHAT, device, dtype)
-    feeder = frame_feeder(model, net.config.image_size)
+    net = load_model(Sam2VideoModel, model, MODEL_TYPES, WHAT, device, dtype, local_only)
+    feeder = frame_feeder(model, net.config.image_size, local_only)
     mask = np.zeros(video.shape[:3], dtype=bool)
     seen = set()
     with torch.inference_mode():
@@ -61,29 +68,29 @@ def propagate(net, session, feeder, prompts: list[Prompt]) -> Iterator[tuple[int
             yield out.frame_idx, out.pred_masks
 
 
-def frame_feeder(model: str, image_size: int):
+def frame_feeder(model: str, image_size: int, local_only: bool = False):
     """transformers' processor where torchvision imports and the model ships a processor config (a bare
     ``save_pretrained`` of the model has none), else the manual feeder."""
     from transformers.utils import is_torchvision_available
 
-    settings = preprocessor_settings(model)
+    settings = preprocessor_settings(model, local_only)
     if is_torchvision_available() and settings is not None:
         from transformers import Sam2VideoProcessor
 
-        return ProcessorFeeder(Sam2VideoProcessor.from_pretrained(model))
+        return ProcessorFeeder(Sam2VideoProcessor.from_pretrained(model, local_files_only=local_only))
     return ManualFeeder(image_size, **(settings or {}))
 
 
-def preprocessor_settings(model: str) -> dict | None:
+def preprocessor_settings(model: str, local_only: bool = False) -> dict | None:
     """``image_mean``/``image_std``/``rescale_factor`` a model ships: in ``processor_config.json``
     (transformers 5 nests them there) or the older ``video_preprocessor_config.json`` /
     ``preprocessor_config.json``; None if it ships none."""
-    combined = read_json(model, "processor_config.json") or {}
+    combined = read_json(model, "processor_config.json", local_only) or {}
     for config in (
         combined.get("video_processor"),
         combined.get("image_processor"),
-        read_json(model, "video_preprocessor_config.json"),
-        read_json(model, "preprocessor_config.json"),
+        read_json(model, "video_preprocessor_config.json", local_only),
+        read_json(model, "preprocessor_config.json", local_only),
     ):
         if config:
             keys = {"image_mean": "mean", "image_std": "std", "rescale_factor": "rescale"}
@@ -134,9 +141,9 @@ class ManualFeeder:
         self.rescale = float(rescale)
 
     @classmethod
-    def from_pretrained(cls, model: str, image_size: int) -> ManualFeeder:
+    def from_pretrained(cls, model: str, image_size: int, local_only: bool = False) -> ManualFeeder:
         """The model's preprocessing settings (see :func:`preprocessor_settings`), defaults where absent."""
-        return cls(image_size, **(preprocessor_settings(model) or {}))
+        return cls(image_size, **(preprocessor_settings(model, local_only) or {}))
 
     def pixel_values(self, frame: np.ndarray, device) -> torch.Tensor:
         """uint8 ``[H, W, 3]`` -> normalised float ``[3, S, S]`` on ``device``."""

@@ -25,13 +25,20 @@ TEXT_TOKENS = 32
 
 
 def track_text(
-    video: np.ndarray, text: str, model: str, device: torch.device, dtype: torch.dtype, steps
+    video: np.ndarray,
+    text: str,
+    model: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    steps,
+    local_only: bool = False,
 ) -> np.ndarray:
-    """Merged bool mask ``[F, H, W]`` of every instance of ``text`` that SAM 3 finds and tracks."""
+    """Merged bool mask ``[F, H, W]`` of every instance of ``text`` that SAM 3 finds and tracks
+    (``local_only``: the model's files from its folder or the cache only)."""
     from transformers import Sam3VideoModel
 
-    net = load_model(Sam3VideoModel, model, MODEL_TYPES, WHAT, device, dtype)
-    session = open_session(video, text, model, net.config.image_size, device, dtype)
+    net = load_model(Sam3VideoModel, model, MODEL_TYPES, WHAT, device, dtype, local_only)
+    session = open_session(video, text, model, net.config.image_size, device, dtype, local_only)
     mask = np.zeros(video.shape[:3], dtype=bool)
     with torch.inference_mode():
         for out in net.propagate_in_video_iterator(session, start_frame_idx=0):
@@ -40,17 +47,20 @@ def track_text(
     return mask
 
 
-def open_session(video: np.ndarray, text: str, model: str, image_size: int, device, dtype):
+def open_session(
+    video: np.ndarray, text: str, model: str, image_size: int, device, dtype, local_only: bool = False
+):
     """A ``Sam3VideoInferenceSession`` holding the prepared frames and the tokenised phrase."""
     from transformers import AutoTokenizer, Sam3VideoInferenceSession
 
-    feeder = ManualFeeder.from_pretrained(model, image_size)
+    feeder = ManualFeeder.from_pretrained(model, image_size, local_only)
     session = feeder.open_session(video, device, dtype, Sam3VideoInferenceSession)
-    if read_json(model, "tokenizer_config.json") is None:  # transformers would build an empty CLIP tokenizer
+    # without tokenizer files transformers would build an empty CLIP tokenizer
+    if read_json(model, "tokenizer_config.json", local_only) is None:
         raise InputError(
             f"{WHAT}: {model!r} has no tokenizer files (tokenizer_config.json) beside its weights"
         )
-    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=local_only)
     tokens = tokenizer(
         text, return_tensors="pt", padding="max_length", max_length=TEXT_TOKENS, truncation=True
     )

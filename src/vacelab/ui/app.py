@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from .. import media
-from ..errors import InputError
+from ..errors import InputError, cli_flag
 from ..generation.settings import RunSettings
 from .policy import Policy
 from .workbench import Form, Models, Workbench
@@ -330,8 +330,9 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
                     progress((done, max(total, 1)), desc=STAGES.get(stage, stage))
 
                 result, files = bench.generate(form_values, settings, models, report_progress)
-            except InputError as exc:
-                return None, None, f"✖ **Not run**: {exc}"
+            except InputError as exc:  # the model is `vacelab ui --model`'s: named as that option
+                shown = exc.render(cli_flag(exc.field)) if exc.field == "model" else str(exc)
+                return None, None, f"✖ **Not run**: {shown}"
             timings = result.run.get("timings", {})
             message = (
                 f"Generated **{result.path.name}**: {result.video.shape[0]} frames, generation "
