@@ -69,14 +69,14 @@ class Recorder:
 
 
 # ------------------------------------------------------------------------------------------- planning
-def test_windows_of_a_clip_that_is_not_4k_plus_1():
+def test_windows_of_a_clip_that_is_not_4n_plus_1():
     windows = plan_windows(300, 81, 17)
     # the last window is the shortest 4n+1 reaching frame 299: 45 frames, not a full 81
     assert windows == [(0, 81), (64, 145), (128, 209), (192, 273), (255, 300)]
     assert all(is_valid_frame_count(b - a) for a, b in windows)
     heads = kept_heads(windows)
     assert heads == [0, 17, 17, 17, 17]  # the last window shares 18 frames: its kept head is 4*4+1
-    with pytest.raises(ValueError, match="not 4k"):
+    with pytest.raises(ValueError, match="not 4n"):
         plan_windows(50, 81, 17)  # one window must itself be 4n+1
 
 

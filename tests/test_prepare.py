@@ -298,7 +298,7 @@ def test_frame_count_rules(clip, tmp_path):
     assert job.mask.shape[0] == 29 and any("using 29" in n for n in job.notes)
     with pytest.raises(InputError, match="holds 30 frames"):
         prepare("inpaint", video=str(short), bbox="0,0,32,32", size="320x192", frames=33)
-    with pytest.raises(InputError, match="not 4k\\+1"):
+    with pytest.raises(InputError, match="not 4n\\+1"):
         prepare("inpaint", video=str(short), bbox="0,0,32,32", size="320x192", frames=20)
 
 
