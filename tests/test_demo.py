@@ -45,6 +45,34 @@ def test_demo_without_model(tmp_path, capsys):
     aligned = html.split("<h3>keyframes-aligned")[1].split("<h3>")[0]
     assert "MIXED_GROUP" in naive and "MIXED_GROUP" not in aligned
     assert len(html) < 4_000_000
+    assert "`" not in re.sub(r'data:[^"]+', "", html)  # Markdown code spans become <code>
+    cards = html.split('<div class="card">')[1:]
+    previews = [re.search(r'<img src="(data:image/gif[^"]+)"', card).group(1) for card in cards]
+    assert len(previews) == len(VARIANTS) == len(set(previews))  # each job's preview shows its own input
+
+
+def test_the_report_keeps_every_colour_of_the_audit_picture(tmp_path):
+    """The legend swatches of the embedded audit pictures are the picture's own colours, exactly."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from vacelab import audit_job, prepare
+    from vacelab.audit.plot import GENERATE, INK, KEEP, SEVERITY, draw_audit
+    from vacelab.report import audit_uri
+    from vacelab.sample import sample_path
+
+    job = prepare("keyframes", video=str(sample_path()), every=4, strategy="naive", size="416x240")
+    audit = audit_job(job)
+    embedded = Image.open(io.BytesIO(base64.b64decode(audit_uri(audit, "jobs/k").split(",", 1)[1])))
+    draw_audit(audit, tmp_path / "a.png")  # the same label: audit_uri set it
+    drawn = np.asarray(Image.open(tmp_path / "a.png").convert("RGB"))
+    shown = np.asarray(embedded.convert("RGB"))
+    for colour in [KEEP, GENERATE, INK, *SEVERITY.values()]:
+        where = (drawn == colour).all(axis=-1)
+        assert (shown[where] == colour).all(), colour  # every pixel of a fill or swatch keeps its colour
 
 
 def test_demo_refuses_a_folder_that_is_not_empty(tmp_path, capsys):

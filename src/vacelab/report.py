@@ -1,8 +1,9 @@
 """The experiment / demo report: ONE self-contained HTML file (pictures embedded as data URIs, no URLs).
 
-Pictures are kept small (the demo's report is about 2 MB): animations are GIFs of at most ``GIF_FRAMES``
+Pictures are kept small (the demo's report is about 2.5 MB): animations are GIFs of at most ``GIF_FRAMES``
 frames (evenly subsampled), ``PANEL_WIDTH`` pixels per panel, ``GIF_COLORS`` colours; the audit pictures
-are ``draw_audit``'s PNGs reduced to ``AUDIT_COLORS`` colours (they are flat drawings: nothing is lost).
+are ``draw_audit``'s PNGs as palette images of their own 256 most used colours (flat drawings: every fill
+and legend swatch keeps its exact colour).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import numpy as np
 
 from . import __version__, media
 from .audit import formats
+from .audit.formats import html_text
 from .render import mask_overlay, side_by_side
 
-GIF_FRAMES = 21  # every 4th frame of an 81-frame job
+GIF_FRAMES = 27  # every 3rd frame of an 81-frame job: every position within a VAE group of 4 is shown
 GIF_COLORS = 48
 PANEL_WIDTH = 160  # each side of a side-by-side animation
-AUDIT_COLORS = 64
 METRIC_COLUMNS = [
     ("keep_psnr", "KEEP PSNR dB"),
     ("keep_ssim", "KEEP SSIM"),
@@ -104,21 +105,34 @@ def audit_uri(audit, label: str) -> str:
         path = Path(tmp) / "audit.png"
         draw_audit(audit, path)
         with Image.open(path) as image:
-            image.quantize(AUDIT_COLORS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-                path, format="PNG", optimize=True
-            )
+            exact_palette(image.convert("RGB")).save(path, format="PNG", optimize=True)
         return data_uri(path.read_bytes(), "image/png")
+
+
+def exact_palette(image):
+    """``image`` as a palette image of its own 256 most used colours, kept exactly (the audit picture's
+    fills and legend swatches); rarer colours (the edges of anti-aliased text) take the nearest."""
+    from PIL import Image
+
+    counts = image.getcolors(image.width * image.height)
+    common = sorted(counts, key=lambda item: -item[0])[:256]
+    palette = Image.new("P", (1, 1))
+    palette.putpalette([channel for _, rgb in common for channel in rgb])
+    return image.quantize(palette=palette, dither=Image.Dither.NONE)
 
 
 def _panels(job, *extra: np.ndarray) -> tuple[np.ndarray, float]:
     """Source | conditioning with the GENERATE area tinted | ``extra`` videos, and their frame rate.
 
-    Only ``GIF_FRAMES`` evenly spread frames at about twice the panel width are taken (strided views, so
-    the work is a fraction of the job's); the GIF writer then scales the whole smoothly to its width.
+    Only about ``GIF_FRAMES`` evenly spread frames (and the last) at about twice the panel width are taken
+    (the work is a fraction of the job's); the GIF writer then scales the whole smoothly to its width.
     """
     frames, width = job.video.shape[0], job.video.shape[2]
     step_t, step_s = max(1, math.ceil(frames / GIF_FRAMES)), max(1, width // (2 * PANEL_WIDTH))
-    view = np.s_[::step_t, ::step_s, ::step_s]
+    if step_t % 4 == 0:  # a stride of whole VAE groups would show one position of each group only
+        step_t += 1
+    times = np.unique(np.r_[np.arange(0, frames, step_t), frames - 1])  # the last frame too (lastframe)
+    view = np.s_[times, ::step_s, ::step_s]
     given = mask_overlay(np.asarray(job.video)[view], job.mask[view])
     panels = side_by_side(job.source_frames()[view], given, *(np.asarray(v)[view] for v in extra))
     return panels, job.fps / step_t
@@ -140,7 +154,8 @@ def esc(value) -> str:
 
 
 def figure(uri: str, caption: str) -> str:
-    return f'<figure><img src="{uri}" alt="{esc(caption)}"><figcaption>{esc(caption)}</figcaption></figure>'
+    image = f'<img src="{uri}" alt="{esc(caption)}">'
+    return f"<figure>{image}<figcaption>{html_text(caption)}</figcaption></figure>"
 
 
 def fmt_metric(value) -> str:
@@ -219,9 +234,9 @@ def write_experiment_report(
         + "</p>"
     )
     if plan.about:
-        parts.append(f"<p>{esc(plan.about)}</p>")
+        parts.append(f"<p>{html_text(plan.about)}</p>")
     if notice:
-        parts.append(f'<div class="notice">{esc(notice)}</div>')
+        parts.append(f'<div class="notice">{html_text(notice)}</div>')
     made = [r for r in runs if r["status"] != "not run"]
     if made:
         headers, rows, left = _run_rows(made, with_variant=True)
@@ -229,7 +244,7 @@ def write_experiment_report(
     for job in plan.jobs:
         parts.append(f"<h2>{esc(job.title)}</h2>")
         if job.about:
-            parts.append(f"<p>{esc(job.about)}</p>")
+            parts.append(f"<p>{html_text(job.about)}</p>")
         for variant in (v for v in variants if v.plan_job is job):
             parts.append(
                 _variant_html(
@@ -242,7 +257,7 @@ def write_experiment_report(
                 )
             )
     parts.append("<h2>What the numbers mean</h2><ul>")
-    parts += [f"<li><b>{esc(name)}</b>: {esc(text)}</li>" for name, text in DEFINITIONS]
+    parts += [f"<li><b>{esc(name)}</b>: {html_text(text)}</li>" for name, text in DEFINITIONS]
     parts.append("</ul>")
     document = (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(plan.title)}</title>'
@@ -272,7 +287,7 @@ def _variant_html(variant, job, runs: list[dict], out: Path, audit_job, load_res
         label = f" (mask encoding {esc(encoding)})" if len(audits) > 1 else ""
         parts.append(f"<p><b>Audit{label}</b></p>" + formats.html_list(audit))
     if job.notes:
-        notes = "".join(f"<li>{esc(n)}</li>" for n in job.notes)
+        notes = "".join(f"<li>{html_text(n)}</li>" for n in job.notes)
         parts.append(
             f"<details><summary>preparation notes ({len(job.notes)})</summary><ul>{notes}</ul></details>"
         )

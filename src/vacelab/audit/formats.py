@@ -4,6 +4,7 @@ web UI), HTML (the experiment report) and the picture's captions (:mod:`.plot`).
 from __future__ import annotations
 
 import html
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -126,13 +127,18 @@ def markdown(report: AuditReport) -> str:
     return "\n".join(lines)
 
 
+def html_text(text) -> str:
+    """``text`` escaped for HTML, its Markdown code spans (`like this`) as ``<code>``."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(text), quote=True))
+
+
 def html_list(report: AuditReport) -> str:
     """The findings as an HTML list, worst first (the experiment report)."""
     if not report.findings:
         return "<p>The audit found nothing to warn about: the model reads this mask as drawn.</p>"
     items = "".join(
         f'<li><b class="{f.severity}">{SEVERITY_WORDS[f.severity]}</b> <code>{html.escape(f.code)}</code>: '
-        f"{html.escape(f.message)}</li>"
+        f"{html_text(f.message)}</li>"
         for f in report.findings
     )
     return f'<ul class="findings">{items}</ul>'
