@@ -55,3 +55,14 @@ def test_an_unknown_or_missing_kind_is_one_line(tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "b")]) == 2
     assert capsys.readouterr().err == "error: --kind: required: gray, edges, scribble\n"
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_audit_says_what_a_control_or_reference_job_reads(tmp_path):
+    from vacelab import audit_job, media
+
+    control = audit_job(prepare("control", kind="gray", **COMMON))
+    assert "control job: the GENERATE area holds a control video" in control.text()
+    assert not control.findings  # no KEEP expected: nothing to warn about
+    media.write_png(tmp_path / "r.png", np.full((64, 64, 3), 90, np.uint8))
+    reference = audit_job(prepare("reference", ref=[str(tmp_path / "r.png")], frames=17, size="416x240"))
+    assert "reference job: every frame is GENERATE" in reference.text() and not reference.findings

@@ -81,6 +81,14 @@ def counts_line(report: AuditReport, info_word: str = "info") -> str:
 
 
 # ---------------------------------------------------------------------------------------------- formats
+TASK_READS = {  # what the model reads in a job that has no KEEP frames to anchor it, by task
+    "control": "control job: the GENERATE area holds a control video drawn from the source (gray, edges or "
+    "scribble); the model follows its structure there and keeps the source where the mask is KEEP",
+    "reference": "reference job: every frame is GENERATE; the model reads only the reference images and "
+    "the prompt (no KEEP is expected)",
+}
+
+
 def text(report: AuditReport) -> str:
     """The human-readable report: geometry, the read table, then findings, worst first."""
     g = report.geometry
@@ -92,6 +100,8 @@ def text(report: AuditReport) -> str:
         f"geometry: {g.frames} frames x {g.height}x{g.width} px -> {g.latent_frames} latent steps{refs} "
         f"x {g.latent_height}x{g.latent_width} latents, {g.tokens:,} tokens; mask encoding {report.encoding}"
     )
+    if report.source.get("task") in TASK_READS:
+        lines.append(TASK_READS[report.source["task"]])
     lines += ["", "step  VAE group  mask read  KEEP read  KEEP group  note"]
     for s in report.latents:
         read = s.mask_frame if isinstance(s.mask_frame, int) else f"{s.mask_frame[0]}-{s.mask_frame[-1]}"
