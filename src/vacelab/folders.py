@@ -128,8 +128,9 @@ def remove_own_folder(path: str | os.PathLike) -> None:
 
 def remove_parts(folder: Path, name: str, *, older_than: float | None = None) -> list[Path]:
     """Remove ``folder/.NAME.<8 random>.part``, the hidden siblings :func:`write_folder` builds NAME in,
-    that a killed command left (only those ``older_than`` seconds when given). Exactly that form: job
-    ``a`` must not touch ``.a.b.<random>.part``, which job ``a.b`` may be writing at this moment."""
+    that a killed command left (only those ``older_than`` seconds when given), and its ``.NAME.lock`` when
+    no live command holds it. Exactly that form: job ``a`` must not touch ``.a.b.<random>.part``, which
+    job ``a.b`` may be writing at this moment."""
     own = re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.part")
     removed = _remove_free_lock(folder / f".{name}.lock")
     now = time.time()
