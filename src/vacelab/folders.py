@@ -60,12 +60,11 @@ def _resolve(path: Path) -> Path:
         raise InputError(f"{path}: cannot be resolved ({exc})") from None
 
 
-def write_folder(out: str | os.PathLike, fill) -> Path:
-    """Build a folder atomically: ``fill(tmp_dir)`` writes into a hidden sibling that is then renamed.
-
-    The marker ``.vacelab`` (the list of files written) is added last. A fault while writing (a full
-    disk, a read-only folder) is one :class:`InputError` and leaves nothing under ``out``.
-    """
+@contextlib.contextmanager
+def part_folder(out: str | os.PathLike):
+    """A new hidden sibling ``.OUT.<8 random>.part`` of ``out`` for the block, removed after it (whatever
+    is still in it); stale ones a killed command left beside ``out`` are swept first (:func:`remove_parts`).
+    Creating it in a folder that cannot be written is one :class:`WriteFault`."""
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +72,27 @@ def write_folder(out: str | os.PathLike, fill) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
     except OSError as exc:
         raise WriteFault.of(out, exc) from None
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_folder(out: str | os.PathLike, fill) -> Path:
+    """Build a folder atomically: ``fill(tmp_dir)`` writes into a hidden sibling (:func:`part_folder`)
+    that is then renamed.
+
+    The marker ``.vacelab`` (the list of files written) is added last. A fault while writing (a full
+    disk, a read-only folder) is one :class:`InputError` and leaves nothing under ``out``.
+    """
+    out = Path(out)
+    with part_folder(out) as tmp:
+        _fill_and_rename(tmp, out, fill)
+    return out
+
+
+def _fill_and_rename(tmp: Path, out: Path, fill) -> None:
+    """``fill(tmp)``, the marker, then ``tmp`` renamed to ``out``; faults as one line naming ``out``."""
     try:
         fill(tmp)
         media.write_text(tmp / MARKER, json.dumps({"written_by": "vacelab", "files": _listing(tmp)}))
@@ -87,9 +107,6 @@ def write_folder(out: str | os.PathLike, fill) -> Path:
         raise WriteFault.of(out, exc) from None
     except WriteFault as fault:  # a file inside the folder: name the folder, not its temporary sibling
         raise WriteFault(out, fault.reason) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
 
 
 def _listing(folder: Path) -> list[str]:

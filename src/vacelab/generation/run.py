@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import media
 from ..errors import InputError
-from ..folders import check_new_folder, check_writable, output_lock
+from ..folders import check_new_folder, check_writable, output_lock, part_folder
 from ..job import Job, load_job
 from ..result import Result
 from .context import Progress, RunContext, Stopwatch, no_progress
@@ -103,15 +101,8 @@ def _generate(ctx: RunContext, out: Path, pipeline, request) -> Result:
 def frame_file(out: Path, shape: tuple[int, ...]):
     """``(path, writer)`` of the ``.npy`` a run writes its finished frames into, in a hidden
     ``.OUT.<8>.part`` folder beside ``out`` (removed at the end; a killed run's is swept as stale)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
-    path = folder / "video.npy"
-    writer = media.FrameWriter(path, shape)
-    try:
-        yield path, writer
-    finally:
-        writer.handle.close()
-        shutil.rmtree(folder, ignore_errors=True)
+    with part_folder(out) as folder, media.FrameWriter(folder / "video.npy", shape) as writer:
+        yield writer.path, writer
 
 
 def _obtain(ctx: RunContext, pipeline, request) -> LoadedPipeline:

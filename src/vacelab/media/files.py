@@ -90,7 +90,8 @@ def release(array: np.ndarray) -> None:
 
 class FrameWriter:
     """A ``.npy`` of ``shape`` written block by block with plain file writes (a long run's output frames:
-    nothing is kept resident). :meth:`close` checks that every frame was written."""
+    nothing is kept resident). :meth:`close` checks that every frame was written; used as a context
+    manager, the file is closed on the way out whatever happened."""
 
     def __init__(self, path: str | os.PathLike, shape: tuple[int, ...], dtype=np.uint8):
         self.path, self.shape, self.dtype, self.written = Path(path), tuple(shape), np.dtype(dtype), 0
@@ -109,6 +110,12 @@ class FrameWriter:
         self.handle.close()
         if self.written != self.shape[0]:
             raise ValueError(f"{self.path}: {self.written} of {self.shape[0]} frames written")
+
+    def __enter__(self) -> FrameWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
 
 
 class FrameReader:
