@@ -159,12 +159,12 @@ class FrameMapping:
         if frames.shape[1:3] != self.source_hw:
             raise InputError(f"{source['path']}: is {frames.shape[2]}x{frames.shape[1]} now, the job was cut "
                              f"from {self.source_hw[1]}x{self.source_hw[0]}")  # fmt: skip
-        placed: dict[int, tuple | None] = {}
+        current, placed = None, None  # job frames come in order: only the latest one's region is held
         for k, frame in enumerate(frames):
-            j = self.job_frame(k)
-            if j not in placed:
-                placed[j] = self.place(j)
-            yield frame if placed[j] is None else _blend(frame, *placed[j])
+            if self.job_frame(k) != current:
+                current = self.job_frame(k)
+                placed = self.place(current)
+            yield frame if placed is None else _blend(frame, *placed)
 
     def place(self, j: int) -> tuple | None:
         """Job frame ``j``'s generated region in source pixels: ``(rows, cols, pixels, alpha)``."""
@@ -173,10 +173,8 @@ class FrameMapping:
             return None
         from PIL import Image
 
-        (src_h, src_w), (job_h, job_w) = self.source_hw, mask.shape
-        scaled_h, scaled_w = media.cover_size((src_h, src_w), (job_h, job_w))
-        top, left = (scaled_h - job_h) // 2, (scaled_w - job_w) // 2
-        sy, sx = scaled_h / src_h, scaled_w / src_w  # source px -> scaled px
+        src_h, src_w = self.source_hw
+        sy, sx, top, left = media.cover_placement(self.source_hw, mask.shape)  # source px -> job px
         ys, xs = np.nonzero(mask)
         # the region (source px) where the upscaled mask can be above 0: one job pixel beyond the mask
         y0 = max(0, math.floor((ys.min() - 1 + top) / sy))

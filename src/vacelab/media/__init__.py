@@ -24,6 +24,7 @@ from .read import (  # noqa: F401
     VIDEO_SUFFIXES,
     centre_crop,
     cover_crop,
+    cover_placement,
     cover_size,
     fit_on_canvas,
     iter_video,

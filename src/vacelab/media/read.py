@@ -26,6 +26,14 @@ def cover_size(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> tuple[int, i
     return max(dst_hw[0], round(src_hw[0] * scale)), max(dst_hw[1], round(src_hw[1] * scale))
 
 
+def cover_placement(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> tuple[float, float, int, int]:
+    """Where cover-and-centre-crop puts a ``src_hw`` image into ``dst_hw``: ``(scale_y, scale_x, top,
+    left)``; source pixel (x, y) lands at (x * scale_x - left, y * scale_y - top)."""
+    scaled = cover_size(src_hw, dst_hw)
+    top, left = (scaled[0] - dst_hw[0]) // 2, (scaled[1] - dst_hw[1]) // 2
+    return scaled[0] / src_hw[0], scaled[1] / src_hw[1], top, left
+
+
 def centre_crop(image: np.ndarray, dst_hw: tuple[int, int]) -> np.ndarray:
     """Crop the centre ``dst_hw`` out of an [H, W, ...] array."""
     top = (image.shape[0] - dst_hw[0]) // 2

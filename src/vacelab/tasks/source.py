@@ -196,10 +196,8 @@ def to_job_coords(
         return xy
     if opts.coords != "source":
         raise InputError("choose job or source", field="coords", value=repr(opts.coords))
-    scaled = media.cover_size(source_hw, size)
-    top, left = (scaled[0] - size[0]) // 2, (scaled[1] - size[1]) // 2
-    scale = np.array([scaled[1] / source_hw[1], scaled[0] / source_hw[0]])
-    return xy * scale - np.array([left, top])
+    scale_y, scale_x, top, left = media.cover_placement(source_hw, size)
+    return xy * np.array([scale_x, scale_y]) - np.array([left, top])
 
 
 def check_block_size(px: int, option: str) -> list[str]:
