@@ -58,7 +58,7 @@ def _compare_frames(source, mask: np.ndarray, video):
     ``source`` is any iterable of frames, ``video`` anything indexed by frame ranges."""
     from .render import mask_frames, side_by_side
 
-    for f, frame in zip(range(len(video)), source, strict=False):
+    for f, frame in zip(range(len(video)), source, strict=True):  # a short source is a fault, not a cut
         one = np.s_[f : f + 1]
         yield side_by_side(frame[None], mask_frames(mask[one]), video[one])[0]
 
