@@ -38,7 +38,7 @@ class Options:
     polygon: str | None = None
     coords: str = "job"
     grow: int | None = None
-    feather: int = 0
+    fill_feather: int = 0
     fill: str | None = None
     what: str | None = None
     track_box: list = field(default_factory=list)
@@ -74,7 +74,7 @@ class Options:
 
 
 COMMON = {"video", "size", "frames", "fps", "start", "ref", "window", "overlap", "prompt", "negative_prompt"}
-MASKING = {"mask", "bbox", "polygon", "coords", "grow", "feather", "fill"}
+MASKING = {"mask", "bbox", "polygon", "coords", "grow", "fill_feather", "fill"}
 MASKING |= {"track_box", "track_points", "segment", "track_model"}
 TASK_OPTIONS = {
     "inpaint": COMMON | MASKING,
@@ -86,7 +86,7 @@ TASK_OPTIONS = {
     "keyframes": COMMON | {"key", "every", "strategy", "anchor_px", "anchor_edge"},
     "extend": COMMON | {"keep"},
     "reference": {"size", "frames", "fps", "ref", "prompt", "negative_prompt"},
-    "control": COMMON | {"kind"} | MASKING - {"grow", "feather", "fill"},
+    "control": COMMON | {"kind"} | MASKING - {"grow", "fill_feather", "fill"},
 }
 
 
