@@ -147,7 +147,8 @@ def html_list(report: AuditReport) -> str:
     if not report.findings:
         return "<p>The audit found nothing to warn about: the model reads this mask as drawn.</p>"
     items = "".join(
-        f'<li><b class="{f.severity}">{SEVERITY_WORDS[f.severity]}</b> <code>{html.escape(f.code)}</code>: '
+        f'<li><b class="{f.severity}">{SEVERITY_WORDS[f.severity]}</b> <code>{html.escape(f.code)}</code> '
+        f"(column {CODE_LABELS[f.code]}): "
         f"{html_text(f.message)}</li>"
         for f in report.findings
     )
