@@ -137,7 +137,7 @@ def test_browser_sample_mask_audit_build_run(browser, tiny_model_dir, tmp_path):
         actions = ActionChains(browser).move_to_element_with_offset(canvas, -200, -60).click_and_hold()
         actions.move_by_offset(80, 10).move_by_offset(80, 10).move_by_offset(80, 10).release().perform()
         page.click("apply-mask")
-        status = page.until_text("status", lambda t: "Painted mask" in t and "applied to frames 0–96" in t)
+        status = page.until_text("status", lambda t: "Painted mask" in t and "applied to frames 0–8" in t)
         assert "(0.0% of the frame)" not in status
         painted = page.until_text("findings", lambda t: t != boxed and "GENERATE" in t)
         share = lambda text: float(text.split("% of pixels to GENERATE")[0].rsplit("·", 1)[1])  # noqa: E731

@@ -163,11 +163,10 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
                 )  # fmt: skip
         # ----------------------------------------------------------------------------- 3 model's view
         gr.Markdown("### 3 · What the model sees", elem_id="view")
-        with gr.Row():
-            preview = gr.Video(label="Source | conditioning (red = GENERATE)", interactive=False,
-                               autoplay=True, loop=True, elem_id="preview")  # fmt: skip
-            audit_png = gr.Image(label="Audit: latent steps against frames", interactive=False,
-                                 type="filepath", elem_id="audit-png")  # fmt: skip
+        preview = gr.Video(label="Source | conditioning (red = GENERATE)", interactive=False,
+                           autoplay=True, loop=True, elem_id="preview")  # fmt: skip
+        audit_png = gr.Image(label="Audit: latent steps against frames (full width: one row per step)",
+                             interactive=False, type="filepath", elem_id="audit-png")  # fmt: skip
         findings = gr.Markdown("The audit appears here once a video is loaded.", elem_id="findings")
         with gr.Accordion("Full audit report", open=False):
             report = gr.Textbox(lines=14, show_label=False, elem_id="report", buttons=["copy"])
