@@ -96,6 +96,64 @@ def test_session_folders_are_private_and_removed(policy):
 
 
 # ------------------------------------------------------------------------------------------ workbench
+def test_clicks_track_the_object_into_the_painted_mask(policy, tmp_path):
+    """Clicks on one frame -> SAM 2 (a tiny random one, offline) -> the painted mask of each job frame."""
+    from vacelab.tasks import prepare
+    from vacelab.testing.sam import save_tiny_sam2
+    from vacelab.tracking import track_mask
+
+    model = str(save_tiny_sam2(tmp_path / "sam2"))
+    bench = Workbench(policy)
+    source = bench.load(sample_path(), "sample")
+    with pytest.raises(InputError, match="no click on the object"):
+        bench.track(9, model)
+    bench.click(400, 300, 5, on_object=True)  # clicks on another frame start over
+    bench.click(180, 280, 2, on_object=True)
+    shown = bench.click(600, 100, 2, on_object=False)
+    assert bench.clicks == [(180.0, 280.0, 1), (600.0, 100.0, 0)] and bench.click_frame == 2
+    assert tuple(shown[280, 180]) == (40, 220, 90) and tuple(shown[100, 600]) == (240, 50, 50)
+    message = bench.track(9, model)
+    expected = track_mask(
+        np.asarray(source.frames[:9]), points=[([(180, 280), (600, 100)], [1, 0], 2)], model=model
+    )
+    assert "through frames 0–8" in message
+    painted = np.stack([bench.paint.frame(i) for i in range(9)])
+    np.testing.assert_array_equal(painted, expected)  # the tracker's output, frame by frame
+    assert len({frame.tobytes() for frame in painted}) > 1 and bench.paint.frame(9) is None
+    task, opts = bench.options(Form(task="remove", size="832x480", frames=9, grow=0))
+    np.testing.assert_array_equal(prepare(task, **opts).mask, expected)
+    bench.click(10, 10, 40, on_object=True)
+    with pytest.raises(InputError, match="clicks are on frame 40; the job has frames 0..8"):
+        bench.track(9, model)
+    bench.close()
+
+
+def test_control_and_reference_tasks_from_the_workbench(policy, tmp_path):
+    from PIL import Image
+
+    from vacelab.tasks import prepare
+
+    bench = Workbench(policy)
+    with pytest.raises(InputError, match="reference images"):
+        bench.options(Form(task="reference", size="256x144", frames=9))
+    ref = tmp_path / "ref.png"
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(ref)
+    bench.add_refs([str(ref)])
+    task, opts = bench.options(Form(task="reference", size="256x144", frames=9))  # no video needed
+    job = prepare(task, **opts)
+    assert job.mask.all() and len(job.refs) == 1
+    bench.load(sample_path(), "sample")
+    bench.refs = []
+    task, opts = bench.options(Form(task="control", kind="gray", size="832x480", frames=9))
+    whole = prepare(task, **opts)
+    assert whole.mask.all() and (whole.video[..., 0] == whole.video[..., 1]).all()
+    form = Form(task="control", kind="edges", size="832x480", frames=9, box=(0, 0, 416, 480))
+    task, opts = bench.options(form)
+    boxed = prepare(task, **opts)
+    assert boxed.mask[:, :, :416].all() and not boxed.mask[:, :, 416:].any()
+    bench.close()
+
+
 def test_painted_mask_reaches_prepare_on_its_frames_only(policy):
     from vacelab.tasks import prepare
 

@@ -94,8 +94,8 @@ class Page:
         field.send_keys(value)
         field.send_keys(Keys.TAB)
 
-    def click(self, elem_id: str) -> None:
-        button = self.el(elem_id)
+    def click(self, elem_id: str, css: str = "") -> None:
+        button = self.el(elem_id, css)
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
         button.click()
 
@@ -172,3 +172,57 @@ def test_browser_sample_mask_audit_build_run(browser, tiny_model_dir, tmp_path):
         browser.find_element("css selector", "#strategy input[value='naive']").click()
         page.until_text("findings", lambda t: "keyframes · 9 frames" in t and "MASK_SAMPLE_MISMATCH" in t)
         page.shot("audit", "view")
+
+
+def test_browser_click_to_track_then_a_control_task(browser, tmp_path):
+    """A click on the sample's object, SAM 2 (tiny, random, offline) tracks it; the built job's mask is the
+    tracker's, frame by frame; then the control task builds from the same page."""
+    import re
+
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from vacelab import media
+    from vacelab.job import load_job
+    from vacelab.sample import sample_path
+    from vacelab.testing.sam import save_tiny_sam2
+    from vacelab.tracking import track_mask
+    from vacelab.ui.workbench import FPS, MAX_EDIT_FRAMES
+
+    model = save_tiny_sam2(tmp_path / "sam2")
+    shots = os.environ.get("VACELAB_UI_SCREENSHOTS")
+    with running_ui("--track-model", str(model)) as url:
+        browser.get(url)
+        page = Page(browser, Path(shots) if shots else None)
+        page.type("size", "256x144")
+        page.type("frames", "9")
+        page.click("load-sample")
+        page.until_text("status", lambda t: "Loaded the sample clip" in t)
+        page.click("track", "button")  # open the accordion
+        image = page.el("click-view", "img")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", image)
+        ActionChains(browser).move_to_element_with_offset(image, -240, 15).click().perform()
+        clicked = page.until_text("status", lambda t: "1 click(s) on frame 0" in t)
+        x, y = (int(v) for v in re.search(r"object at \((\d+), (\d+)\) px", clicked).groups())
+        page.click("track-btn")
+        tracked = page.until_text("status", lambda t: "Tracked the object" in t, timeout=180)
+        page.shot("track", "track")
+
+        frames, _ = media.read_video(sample_path(), size=(480, 832), fps=FPS, max_frames=MAX_EDIT_FRAMES)
+        expected = track_mask(frames[:9], points=[([(x, y)], [1], 0)], model=str(model))
+        areas = expected.mean(axis=(1, 2))
+        assert f"{areas.min():.1%}–{areas.max():.1%} of the frame" in tracked
+        assert len({frame.tobytes() for frame in expected}) > 1  # the mask changes from frame to frame
+
+        page.click("build")
+        link = page.el("job-zip", "a")
+        page.until_text("findings", lambda t: "built" in t)
+        with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as response:
+            zipfile.ZipFile(io.BytesIO(response.read())).extractall(tmp_path / "zip")
+        (job_json,) = (tmp_path / "zip").glob("*/job.json")
+        job = load_job(job_json.parent)
+        assert job.mask.shape == (9, 144, 256)
+        # the job's mask is the tracker's, resized to the job (cover and crop): per frame the same share
+        assert abs(job.mask.mean(axis=(1, 2)) - areas).max() < 0.03
+
+        page.type("task", "control\n", css="input")
+        page.until_text("findings", lambda t: "control · 9 frames" in t)

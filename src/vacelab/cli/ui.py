@@ -22,6 +22,10 @@ def register(subparsers) -> None:
     p.add_argument("--port", type=int, default=7860, help="port (default %(default)s)")
     p.add_argument("--model", help="hub id, local diffusers folder, 1.3b or 14b: enables Run (default: none)")
     p.add_argument(
+        "--track-model",
+        help="SAM 2 weights for click-to-track: hub id or local folder (default facebook/sam2.1-hiera-tiny)",
+    )
+    p.add_argument(
         "--allow",
         action="append",
         default=[],
@@ -65,7 +69,8 @@ def handle(args: argparse.Namespace) -> int:
         from ..ui.app import serve
         from ..ui.workbench import Models
 
-        app, url = serve(policy, Models(model), host=args.host, port=args.port, block=False)
+        models = Models(model, track_model=args.track_model)
+        app, url = serve(policy, models, host=args.host, port=args.port, block=False)
         print(f"vacelab ui on {url}  (Ctrl+C stops it)", flush=True)
         try:
             app.block_thread()

@@ -16,6 +16,7 @@ import gradio as gr
 from .. import media
 from ..errors import InputError, cli_flag
 from ..generation.settings import RunSettings
+from ..tasks.control import KINDS
 from .policy import Policy
 from .workbench import Form, Models, Workbench
 
@@ -28,6 +29,8 @@ TASK_LABELS = {
     "firstlast": "firstlast: a clip between the first and last frames",
     "keyframes": "keyframes: generate the frames between keyframes",
     "extend": "extend: keep the first N frames, generate what follows",
+    "control": "control: follow a control video drawn from the clip, whole or inside the mask",
+    "reference": "reference: a clip from the reference images alone (R2V)",
 }
 STAGES = {
     "audit": "auditing",
@@ -38,7 +41,7 @@ STAGES = {
 }
 FORM_FIELDS = (
     "task", "size", "frames", "box_x0", "box_y0", "box_x1", "box_y1", "grow", "what", "outpaint_mode",
-    "ratio", "expand", "auto_refs", "keys", "every", "strategy", "anchor_px", "keep", "prompt",
+    "ratio", "expand", "auto_refs", "keys", "every", "strategy", "anchor_px", "keep", "kind", "prompt",
     "negative_prompt",
 )  # fmt: skip
 START = "Load a video to start: upload one, open a path, or press **Load sample clip**."
@@ -129,6 +132,21 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
                         box_y1 = gr.Number(None, label="Y1", precision=0, elem_id="box-y1", min_width=60)
                     grow = gr.Number(None, label="Grow (--grow px; remove: 8)", precision=0, elem_id="grow")
                     what = gr.Textbox(label="Remove what (--what → negative prompt)", elem_id="what")
+            with gr.Accordion("Click to track an object (SAM 2)", open=False, elem_id="track"):
+                gr.Markdown(
+                    "Click on the object in the frame shown (choose **background** to click on what is not "
+                    "it), then press **Track**: SAM 2 follows it through the job's frames, and its mask "
+                    "becomes the painted mask of each frame. Scrub with *Frame shown*; correct a frame with "
+                    "the brush and **Apply to frames** on that frame alone."
+                )
+                with gr.Row():
+                    click_view = gr.Image(label="Click on the object", type="numpy", interactive=False,
+                                          elem_id="click-view", scale=3)  # fmt: skip
+                    with gr.Column(scale=1):
+                        click_kind = gr.Radio(["object", "background"], value="object", label="A click marks",
+                                              elem_id="click-kind")  # fmt: skip
+                        track_btn = gr.Button("Track", elem_id="track-btn", variant="primary")
+                        clear_clicks_btn = gr.Button("Clear clicks", elem_id="clear-clicks")
         with gr.Group(visible=False) as outpaint_group, gr.Row():
             outpaint_mode = gr.Radio(
                 ["ratio", "expand"], value="ratio", label="Outpaint by", elem_id="outpaint-mode"
@@ -150,6 +168,11 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             anchor_px = gr.Number(16, label="Anchor strip px (--anchor-px)", precision=0, elem_id="anchor-px")
         with gr.Group(visible=False) as extend_group:
             keep = gr.Number(17, label="Keep the first N frames (--keep)", precision=0, elem_id="keep")
+        with gr.Group(visible=False) as control_group:
+            kind = gr.Radio(
+                list(KINDS), value=KINDS[0], label="Control video drawn from the clip (--kind); inside the "
+                "painted mask or box if there is one, else over the whole frame", elem_id="kind",
+            )  # fmt: skip
         with gr.Row():
             refs = gr.File(
                 label="Reference images (--ref, in order)", file_count="multiple", file_types=["image"],
@@ -196,12 +219,12 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             outputs = gr.File(label="Outputs", file_count="multiple", interactive=False, elem_id="outputs")
 
         form = [task, size, frames, box_x0, box_y0, box_x1, box_y1, grow, what, outpaint_mode, ratio, expand,
-                auto_refs, keys, every, strategy, anchor_px, keep, prompt, negative_prompt]  # fmt: skip
+                auto_refs, keys, every, strategy, anchor_px, keep, kind, prompt, negative_prompt]  # fmt: skip
         view = [preview, audit_png, findings, report]
 
         # ------------------------------------------------------------------------------------- handlers
         def refresh(bench: Workbench, *values):
-            if bench.source is None:
+            if bench.source is None and form_from(values).task != "reference":
                 return None, None, "The audit appears here once a video is loaded.", ""
             try:
                 shown = bench.preview(form_from(values))
@@ -219,7 +242,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
                 message += f" The job takes its first {count} (Frames; up to {bench.frames_for(n)})."
             return (
                 str(bench.source.video), message, count, bench.editor_value(0),
-                gr.update(maximum=count - 1, value=0), 0, count - 1,
+                gr.update(maximum=count - 1, value=0), 0, count - 1, bench.clicks_view(0),
             )  # fmt: skip
 
         def job_span(bench: Workbench, wanted):
@@ -230,7 +253,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             return gr.update(maximum=count - 1), count - 1
 
         def failed(message: str):
-            return (gr.update(),) + (f"✖ {message}",) + (gr.update(),) * 5
+            return (gr.update(),) + (f"✖ {message}",) + (gr.update(),) * 6
 
         def load_sample(bench: Workbench, wanted):
             from ..sample import sample_path
@@ -260,7 +283,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             return loaded(bench, f"Opened **{path}** ({len(bench.source.frames)} frames at 16 fps).", wanted)
 
         frames.change(job_span, [bench, frames], [edit_frame, last])
-        load_outputs = [source_video, status, frames, editor, edit_frame, first, last]
+        load_outputs = [source_video, status, frames, editor, edit_frame, first, last, click_view]
         for event, fn, inputs in (
             (sample_btn.click, load_sample, [bench, frames]),
             (upload.upload, load_upload, [bench, upload, frames]),
@@ -272,6 +295,40 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             return bench.editor_value(int(index or 0)) if bench.source else gr.update()
 
         edit_frame.release(show_frame, [bench, edit_frame], editor)
+        edit_frame.release(
+            lambda b, i: b.clicks_view(int(i or 0)) if b.source else gr.update(),
+            [bench, edit_frame],
+            click_view,
+        )
+
+        def on_click(bench: Workbench, kind_of_click, index, evt: gr.SelectData):
+            if bench.source is None:
+                return gr.update(), "Load a video first."
+            x, y = evt.index
+            image = bench.click(x, y, int(index or 0), kind_of_click == "object")
+            return image, (
+                f"{len(bench.clicks)} click(s) on frame {bench.click_frame}, the last one on the "
+                f"{kind_of_click} at ({x}, {y}) px. Press **Track**."
+            )
+
+        click_view.select(on_click, [bench, click_kind, edit_frame], [click_view, status])
+
+        def clear_clicks(bench: Workbench, index):
+            bench.clicks = []
+            return (bench.clicks_view(int(index or 0)) if bench.source else gr.update()), "Clicks cleared."
+
+        clear_clicks_btn.click(clear_clicks, [bench, edit_frame], [click_view, status])
+
+        def on_track(bench: Workbench, wanted, index, progress=gr.Progress()):  # noqa: B008 (Gradio's way)
+            try:
+                message = bench.track(
+                    wanted, models.track_model, lambda done, total: progress((done, total), desc="tracking")
+                )
+            except InputError as exc:
+                return gr.update(), f"✖ {exc}"
+            return bench.editor_value(int(index or 0)), message
+
+        show(track_btn.click(on_track, [bench, frames, edit_frame], [editor, status], api_name="track"))
 
         def apply_paint(bench: Workbench, value, a, b):
             try:
@@ -303,13 +360,15 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
 
         def show_task(name):
             return [
-                gr.update(visible=name in ("inpaint", "remove")),
+                gr.update(visible=name in ("inpaint", "remove", "control")),
                 gr.update(visible=name == "outpaint"),
                 gr.update(visible=name == "keyframes"),
                 gr.update(visible=name == "extend"),
+                gr.update(visible=name == "control"),
             ]
 
-        task.change(show_task, task, [mask_group, outpaint_group, keyframes_group, extend_group])
+        groups = [mask_group, outpaint_group, keyframes_group, extend_group, control_group]
+        task.change(show_task, task, groups)
         # one listener for every field: while a refresh runs, only the latest change waits (debounce)
         gr.on([c.change for c in form], refresh, [bench, *form], view, trigger_mode="always_last", **REFRESH)
 

@@ -26,6 +26,7 @@ MAX_EDIT_FRAMES = 257  # frames of the source the editor decodes (16 s at 16 fps
 CANVAS_MAX = 832  # longest side of the frame shown in the mask editor
 MASK_ALPHA = 64  # painted layer pixels at least this opaque are GENERATE
 PAINT_RGBA = (255, 48, 48, 153)
+CLICK_COLOURS = {1: (40, 220, 90), 0: (240, 50, 50)}  # a click on the object, on the background
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Form:
     strategy: str = "aligned"
     anchor_px: int = 16
     keep: int | None = 17
+    kind: str = "gray"
     prompt: str = ""
     negative_prompt: str = ""
 
@@ -143,13 +145,14 @@ class Paint:
 
 
 class Models:
-    """The app's model (``--model``): loaded on first use into the process's pipeline cache and shared;
-    runs take turns."""
+    """The app's models: the pipeline (``--model``), loaded on first use into the process's pipeline cache
+    and shared, runs taking turns; and the tracker's weights (``--track-model``, None: SAM 2.1 tiny)."""
 
-    def __init__(self, model: str | None):
+    def __init__(self, model: str | None, track_model: str | None = None):
         from ..generation.cache import PipelineCache
 
         self.model = model
+        self.track_model = track_model
         self.lock = threading.Lock()
         self.cache = PipelineCache()
 
@@ -168,6 +171,8 @@ class Workbench:
         self.paint: Paint | None = None
         self.refs: list[Path] = []
         self._keyframes: dict[int, Path] = {}
+        self.clicks: list[tuple[float, float, int]] = []  # (x, y, label) on ``click_frame``, editor px
+        self.click_frame = 0
         self._built: tuple | None = None  # (what it was built from, job folder, zip)
         self._loads = 0  # clips loaded so far (a new clip invalidates the built job)
         self._shown: list[Path] = []
@@ -191,6 +196,7 @@ class Workbench:
         self._drop_source()
         self.source = Source(path, name, media.load_array(stored, mmap=True), source_hw, video, stored)
         self.paint = Paint(len(frames), canvas)
+        self.clicks = []
         self._loads += 1
         return self.source
 
@@ -253,11 +259,63 @@ class Workbench:
         self.paint.apply(mask, int(first), int(last))
         return float(mask.mean())
 
+    # ---------------------------------------------------------------------------------------- tracking
+    def click(self, x: float, y: float, frame: int, on_object: bool) -> np.ndarray:
+        """Add a click at editor pixel ``(x, y)`` of ``frame``, on the object or (``on_object=False``) on
+        what is not it; clicks on another frame start over (the tracker is prompted on one frame).
+        Returns the frame with its clicks drawn."""
+        source = self.require_source()
+        frame = int(np.clip(frame, 0, len(source.frames) - 1))
+        if frame != self.click_frame:
+            self.clicks, self.click_frame = [], frame
+        self.clicks.append((float(x), float(y), int(on_object)))
+        return self.clicks_view(frame)
+
+    def clicks_view(self, frame: int) -> np.ndarray:
+        """Editor frame ``frame``, with the clicks drawn if they were made on it."""
+        from PIL import Image, ImageDraw
+
+        source = self.require_source()
+        frame = int(np.clip(frame, 0, len(source.frames) - 1))
+        image = Image.fromarray(np.asarray(source.frames[frame]))
+        draw = ImageDraw.Draw(image)
+        for x, y, label in self.clicks if frame == self.click_frame else ():
+            draw.ellipse([x - 6, y - 6, x + 6, y + 6], fill=CLICK_COLOURS[label], outline="white", width=2)
+        return np.asarray(image)
+
+    def track(self, frames: int | None, model: str | None, progress=None) -> str:
+        """SAM 2 follows the clicked object through the job's frames; its mask becomes the painted mask of
+        each of those frames (the brush corrects any of them). Returns what was done, in words."""
+        from ..tracking import track_mask
+
+        source = self.require_source()
+        if not any(label for _, _, label in self.clicks):
+            raise InputError("no click on the object yet: click on it in the frame shown, then Track")
+        count = self.frames_for(frames)
+        if self.click_frame >= count:
+            raise InputError(f"the clicks are on frame {self.click_frame}; the job has frames 0..{count - 1}")
+        prompt = (
+            [(x, y) for x, y, _ in self.clicks],
+            [label for _, _, label in self.clicks],
+            self.click_frame,
+        )
+        masks = track_mask(
+            np.asarray(source.frames[:count]), points=[prompt], model=model, progress=progress or False
+        )
+        for frame, mask in enumerate(masks):
+            self.paint.apply(mask, frame, frame)
+        areas = masks.mean(axis=(1, 2))
+        return (
+            f"Tracked the object from frame {self.click_frame} through frames 0–{count - 1}: "
+            f"{areas.min():.1%}–{areas.max():.1%} of the frame. It is now the painted mask of each frame; "
+            "correct any frame with the brush and Apply to that frame alone."
+        )
+
     # ---------------------------------------------------------------------------------------------- jobs
     def options(self, form: Form) -> tuple[str, dict]:
         """``prepare(task, **options)`` arguments for ``form`` and this session's inputs."""
-        source = self.require_source()
         task = form.task
+        source = self.source if task == "reference" else self.require_source()
         opts = {
             "size": (form.size or "480p").strip(),
             "frames": int(form.frames) if form.frames else None,
@@ -266,20 +324,28 @@ class Workbench:
             "ref": [str(p) for p in self.refs],
             "fps": FPS,  # the rate the editor decoded the source at: painted frames are numbered at it
         }
-        if task in ("inpaint", "remove"):
-            opts.update(video=str(source.path), coords="source", grow=_int(form.grow))
+        if task in ("inpaint", "remove", "control"):
+            opts.update(video=str(source.path), coords="source")
             if self.paint.any():
                 opts["mask"] = str(self.paint.folder(self.folder, source.source_hw))
             if form.box is not None:
                 if any(v is None for v in form.box):
                     raise InputError("box: fill in all four of X0, Y0, X1, Y1 (source pixels)")
                 opts["bbox"] = tuple(float(v) for v in form.box)
-            if "mask" not in opts and "bbox" not in opts:
+            if task == "control":  # a mask is optional: the control fills it, the source KEEP around it
+                opts["kind"] = form.kind
+            elif "mask" not in opts and "bbox" not in opts:
                 raise InputError(
-                    "no mask yet: paint on the frame and press 'Apply to frames', or enter a box"
+                    "no mask yet: paint on the frame and press 'Apply to frames', click and Track, or enter "
+                    "a box"
                 )
+            else:
+                opts["grow"] = _int(form.grow)
             if task == "remove":
                 opts["what"] = form.what or None
+        elif task == "reference":  # no video: the references alone
+            if not self.refs:
+                raise InputError("reference: add the reference images (Reference images, in order)")
         elif task == "outpaint":
             opts.update(video=str(source.path), auto_refs=int(form.auto_refs or 0))
             if form.outpaint_mode == "expand":
