@@ -355,6 +355,54 @@ def test_server_rejects_non_media_and_oversized_uploads(server):
 def test_server_without_model_says_so(server):
     url, _ = server
     call(url, "load_sample", [17])
-    form = ["inpaint", "320x192", 17, 0, 0, 0, 0, None, "", "ratio", 0.8, "", 0, "", None, "aligned", 16, 17]
-    event, outputs = call(url, "run", [2, 0, 5.0, *form, "a prompt", ""])
+    from vacelab.ui.settings_form import default, page_fields
+
+    settings = [default(name) for names in page_fields().values() for name in names]
+    form = [
+        "inpaint",
+        "320x192",
+        17,
+        0,
+        0,
+        0,
+        0,
+        None,
+        "",
+        "ratio",
+        0.8,
+        "",
+        0,
+        "",
+        None,
+        "aligned",
+        16,
+        17,
+        "gray",
+    ]
+    event, outputs = call(url, "run", [*settings, *form, "a prompt", ""])
     assert event == "complete" and outputs[0] is None and "No model configured" in outputs[2]
+
+
+def test_run_settings_on_the_page_are_every_run_option_read_back_by_its_rule():
+    from dataclasses import fields
+
+    from vacelab.generation.settings import RunSettings
+    from vacelab.ui.settings_form import NOT_ON_PAGE, default, page_fields, settings_from
+
+    groups = page_fields()
+    names = [name for members in groups.values() for name in members]
+    assert len(names) == len(set(names)) and set(names) | NOT_ON_PAGE == {f.name for f in fields(RunSettings)}
+    assert groups["Sampling"][:4] == ["steps", "guidance", "shift", "seed"]
+    defaults = settings_from(names, [default(n) for n in names], model="m")
+    assert defaults == RunSettings(model="m")  # the page's initial values are the run defaults
+    values = {n: default(n) for n in names} | {"steps": 4.0, "color_match": "reinhard", "offload": "group"}
+    chosen = settings_from(names, list(values.values()), model="m")
+    assert (chosen.steps, chosen.color_match, chosen.offload) == (4, "reinhard", "group")
+    assert settings_from(names, [*values.values()][:-1] + ["on"], model="m").color_match is True
+    shifted = settings_from(names, [" 4.5" if n == "shift" else v for n, v in values.items()], model="m")
+    assert shifted.shift == 4.5 and shifted.boundary is None  # optional numbers: text, empty = default
+    with pytest.raises(InputError, match="expected a number") as bad:
+        settings_from(names, ["lots" if n == "shift" else v for n, v in values.items()], model="m")
+    with pytest.raises(InputError) as bad:
+        settings_from(names, [0 if n == "steps" else v for n, v in values.items()], model="m")
+    assert bad.value.field == "steps" and "at least 1" in str(bad.value)

@@ -155,6 +155,15 @@ def test_browser_sample_mask_audit_build_run(browser, tiny_model_dir, tmp_path):
             n.endswith("arrays/mask.npy") for n in names
         )
 
+        # the memory estimate of this job and these settings is shown before Run, and follows the offload
+        estimate = page.until_text("memory", lambda t: "Memory estimate" in t and "offload none" in t)
+        assert "9 frames of 256×144" in estimate
+        page.click("settings-speed-and-memory", "button")  # open the group
+        page.type("offload", "group\n", css="input")
+        page.until_text("memory", lambda t: "offload group" in t)
+        page.type("offload", "none\n", css="input")  # group offload needs a GPU: this run is on the CPU
+        page.until_text("memory", lambda t: "offload none" in t)
+
         # run with the tiny offline model: the side-by-side output video appears
         page.type("steps", "2")
         page.click("run")

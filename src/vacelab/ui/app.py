@@ -18,6 +18,7 @@ from ..errors import InputError, cli_flag
 from ..generation.settings import RunSettings
 from ..tasks.control import KINDS
 from .policy import Policy
+from .settings_form import page_fields, settings_from, widget
 from .workbench import Form, Models, Workbench
 
 TASK_LABELS = {
@@ -200,10 +201,14 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
                 build_btn = gr.Button("Build job folder", elem_id="build", variant="primary")
                 job_zip = gr.File(label="Job folder (zip)", interactive=False, elem_id="job-zip")
             with gr.Column():
-                with gr.Row():
-                    steps = gr.Number(RunSettings.steps, label="Steps", precision=0, elem_id="steps")
-                    seed = gr.Number(RunSettings.seed, label="Seed", precision=0, elem_id="seed")
-                    guidance = gr.Number(RunSettings.guidance, label="Guidance", elem_id="guidance")
+                run_widgets = {}  # every run setting, grouped; read back through RunSettings.validate
+                for group, names in page_fields().items():
+                    slug = group.lower().replace(" ", "-")
+                    with gr.Accordion(group, open=group == "Sampling", elem_id=f"settings-{slug}"):
+                        for row in range(0, len(names), 3):  # three to a row: labels stay readable
+                            with gr.Row():
+                                run_widgets.update({name: widget(name) for name in names[row : row + 3]})
+                memory = gr.Markdown("", elem_id="memory")
                 run_btn = gr.Button(
                     "Run", elem_id="run", variant="primary", interactive=models.model is not None
                 )
@@ -383,24 +388,40 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
 
         build_btn.click(build, [bench, *form], [job_zip, *view])
 
-        def run(bench: Workbench, n_steps, n_seed, cfg, *values, progress=gr.Progress()):  # noqa: B008 (Gradio's way)
+        run_names = list(run_widgets)
+
+        def run_settings(values, form_values: Form) -> RunSettings:
+            return settings_from(
+                run_names, values, model=models.model, prompt=form_values.prompt or "",
+                negative_prompt=form_values.negative_prompt or None,
+            )  # fmt: skip
+
+        def show_memory(bench: Workbench, *values):
+            if models.model is None or bench.viewed is None:
+                return ""
+            try:
+                settings = run_settings(values[: len(run_names)], form_from(values[len(run_names) :]))
+            except InputError as exc:
+                return f"✖ {exc.render(cli_flag(exc.field) if exc.field else None)}"
+            return bench.memory_text(models.model, settings)
+
+        memory_inputs = [bench, *run_widgets.values(), *form]
+        triggers = [c.change for c in run_widgets.values()] + [audit_png.change]
+        gr.on(triggers, show_memory, memory_inputs, memory, trigger_mode="always_last")
+
+        def run(bench: Workbench, *values, progress=gr.Progress()):  # noqa: B008 (Gradio's way)
             if models.model is None:
                 return None, None, "**No model configured**: restart with `vacelab ui --model ID_OR_PATH`."
-            form_values = form_from(values)
+            form_values = form_from(values[len(run_names) :])
             try:
-                settings = RunSettings(
-                    model=models.model, prompt=form_values.prompt or "",
-                    negative_prompt=form_values.negative_prompt or None, steps=int(n_steps or 1),
-                    seed=int(n_seed or 0), guidance=float(cfg if cfg is not None else RunSettings.guidance),
-                )  # fmt: skip
+                settings = run_settings(values[: len(run_names)], form_values)
 
                 def report_progress(stage, done, total):
                     progress((done, max(total, 1)), desc=STAGES.get(stage, stage))
 
                 result, files = bench.generate(form_values, settings, models, report_progress)
-            except InputError as exc:  # the model is `vacelab ui --model`'s: named as that option
-                shown = exc.render(cli_flag(exc.field)) if exc.field == "model" else str(exc)
-                return None, None, f"✖ **Not run**: {shown}"
+            except InputError as exc:  # named as the page's field, or the model as `vacelab ui --model`'s
+                return None, None, f"✖ **Not run**: {exc.render(cli_flag(exc.field) if exc.field else None)}"
             timings = result.run.get("timings", {})
             message = (
                 f"Generated **{result.path.name}**: {result.video.shape[0]} frames, generation "
@@ -409,7 +430,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             return str(files[0]), [str(f) for f in files], message
 
         run_btn.click(
-            run, [bench, steps, seed, guidance, *form], [compare, outputs, run_status], api_name="run",
+            run, [bench, *run_widgets.values(), *form], [compare, outputs, run_status], api_name="run",
             concurrency_limit=1,
         )  # fmt: skip
     return app

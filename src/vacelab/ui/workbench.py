@@ -174,6 +174,7 @@ class Workbench:
         self.clicks: list[tuple[float, float, int]] = []  # (x, y, label) on ``click_frame``, editor px
         self.click_frame = 0
         self._built: tuple | None = None  # (what it was built from, job folder, zip)
+        self.viewed = None  # the job last shown (its geometry sizes the memory estimate)
         self._loads = 0  # clips loaded so far (a new clip invalidates the built job)
         self._shown: list[Path] = []
 
@@ -396,7 +397,41 @@ class Workbench:
         for old in self._shown:  # Gradio serves its own copies; the session keeps only the latest
             old.unlink(missing_ok=True)
         self._shown = [audit, preview]
+        self.viewed = job
         return View(preview, audit, findings_markdown(job, report), report.text())
+
+    def memory_text(self, model: str | None, settings) -> str:
+        """The accelerator memory the shown job's largest window needs with ``settings``, in words."""
+        from ..generation.memory import GIB, estimate_memory
+        from ..generation.pipeline import resolve_device
+        from ..generation.preflight import window_part
+
+        if self.viewed is None or model is None:
+            return ""
+        job = self.viewed
+        geometry = window_part(job, job.plan.window(0)).geometry
+        device = resolve_device(settings.device)
+        dtype = settings.dtype if settings.dtype != "auto" else ("fp32" if device == "cpu" else "bf16")
+        estimate = estimate_memory(model, geometry, dtype_bytes=4 if dtype == "fp32" else 2,
+                                   vae_tiling=settings.vae_tiling)  # fmt: skip
+        if estimate is None:
+            return f"Memory: no estimate for `{model}` (not a known model, not in the local cache)."
+        gib = {mode: need / GIB for mode, need in estimate.per_mode.items()}
+        others = " · ".join(f"{mode} {v:.1f}" for mode, v in gib.items() if mode != settings.offload)
+        text = (
+            f"**Memory estimate** ({dtype}, {geometry.frames} frames of {geometry.width}×{geometry.height} a "
+            "pass): "
+            f"about **{gib[settings.offload]:.1f} GiB** on the accelerator with offload {settings.offload} "
+            f"(other offload modes: {others} GiB)."
+        )
+        if device.startswith("cuda"):
+            import torch
+
+            free, _ = torch.cuda.mem_get_info(torch.device(device))
+            text += f" {device}: {free / GIB:.1f} GiB free."
+        else:
+            text += f" This machine runs it on {device}: the figures are for a GPU."
+        return text
 
     def build(self, form: Form):
         """Write the job folder (and a zip of it) into the session; reuse it if nothing changed since."""
