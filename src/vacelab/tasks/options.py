@@ -15,6 +15,8 @@ from ..geometry import DEFAULT_FRAMES, default_overlap, is_valid_frame_count
 REMOVE_GROW = 8  # px: covers the object's edge at VAE resolution (one 8x8 latent pixel)
 ANCHOR_EDGES = ("bottom", "top", "left", "right")
 STRATEGIES = ("naive", "aligned", "anchor")
+CONTROL_KINDS = ("gray", "edges", "scribble", "depth", "pose", "layout")
+MODEL_KINDS = ("depth", "pose")  # control kinds drawn by a model (--control-model)
 
 
 @dataclass
@@ -62,6 +64,8 @@ class Options:
     keep: int | None = None
     # control
     kind: str | None = None
+    control_model: str | None = None
+    person_model: str | None = None
 
     def given(self) -> dict:
         """The options that differ from their defaults (what ``job.json`` records as parameters)."""
@@ -86,7 +90,7 @@ TASK_OPTIONS = {
     "keyframes": COMMON | {"key", "every", "strategy", "anchor_px", "anchor_edge"},
     "extend": COMMON | {"keep"},
     "reference": {"size", "frames", "fps", "ref", "prompt", "negative_prompt"},
-    "control": COMMON | {"kind"} | MASKING - {"grow", "feather", "fill"},
+    "control": COMMON | {"kind", "control_model", "person_model"} | MASKING - {"grow", "feather", "fill"},
 }
 
 
@@ -108,7 +112,25 @@ def make_options(task: str, options: dict) -> Options:
         raise InputError("must be a finite number > 0, or source", field="fps", value=opts.fps)
     if not _number(opts.start, lambda v: v >= 0):
         raise InputError("must be a finite number of seconds >= 0", field="start", value=opts.start)
+    if task == "control":
+        check_control(opts)
     return opts
+
+
+def check_control(opts: Options) -> None:
+    """``control``: a known ``kind``; a model only for the kinds a model draws, a detector only for pose."""
+    if opts.kind is None:
+        raise InputError(f"required: {', '.join(CONTROL_KINDS)}", field="kind")
+    if opts.kind not in CONTROL_KINDS:
+        raise InputError(f"choose from {', '.join(CONTROL_KINDS)}", field="kind", value=opts.kind)
+    if opts.control_model and opts.kind not in MODEL_KINDS:
+        raise InputError(
+            f"kind {opts.kind} is drawn without a model (only {' and '.join(MODEL_KINDS)} use one)",
+            field="control_model",
+            value=opts.control_model,
+        )
+    if opts.person_model and opts.kind != "pose":
+        raise InputError("only kind pose finds persons", field="person_model", value=opts.person_model)
 
 
 def _number(value, ok) -> bool:
