@@ -80,6 +80,22 @@ DEMO_PLAN = {
             "only (the report's failing setup); aligned fills each keyframe's whole 4-frame VAE group; "
             "anchor adds a 16 px KEEP strip on every frame. Compare the audits.",
         },
+        {
+            "name": "control-gray", "task": "control", "video": "sample:", "kind": "gray",
+            "title": "7a. Colourising: a gray control video",
+            "about": "The clip's luminance on three equal channels, every pixel GENERATE: the model keeps "
+            "the structure and brightness and invents the colours from the prompt. edges and scribble "
+            "control videos are built the same way; depth and pose need their models' weights (not in the "
+            "demo).",
+            "run": {"prompt": f"{SCENE}, warm golden sunset light"},
+        },
+        {
+            "name": "control-layout", "task": "control", "video": "sample:", "kind": "layout",
+            "mask": "sample:object",
+            "title": "7b. Layout: the moving object's outline",
+            "about": "The object's outline on each frame, black on white, replaces the whole video: the "
+            "model generates a scene from the prompt with something moving along that path.",
+        },
     ],
 }  # fmt: skip
 
