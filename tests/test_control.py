@@ -263,3 +263,25 @@ def test_a_batch_manifest_prepares_the_new_kinds(tmp_path):
     assert layout["kind"] == "layout"
     with pytest.raises(InputError, match=r"^m: prepare: kind = dept: choose from gray, .*, layout$"):
         check_prepare({"task": "control", "kind": "dept"}, "m", tmp_path)
+
+
+def test_the_preview_shows_source_control_and_mask():
+    from vacelab.render import preview_frames
+
+    job = prepare("control", kind="edges", bbox="100,48,300,192", **COMMON)
+    preview = preview_frames(job)  # 416 px wide sides: every other pixel
+    assert preview.shape == (17, 120, 3 * 208 + 2 * 4, 3)
+    source, control, mask = (preview[:, :, i * 212 : i * 212 + 208] for i in range(3))
+    assert np.array_equal(source, job.original[:, ::2, ::2])
+    assert np.array_equal(control, job.video[:, ::2, ::2])  # the control as the model reads it, untinted
+    assert np.array_equal(mask[..., 0] == 255, job.mask[:, ::2, ::2])
+
+
+def test_a_model_of_another_kind_is_refused_in_one_line(models, tmp_path, capsys):
+    argv = ["prepare", "control", "--video", COMMON["video"], "--frames", "5", "--size", "416x240"]
+    out = tmp_path / "job"
+    assert main([*argv, "--kind", "depth", "--control-model", models["pose"], "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    expected = f"{models['pose']!r} is a 'vitpose' model, expected one of depth_anything, dpt"
+    assert err == f"error: depth model: {expected}\n"
+    assert not out.exists()
