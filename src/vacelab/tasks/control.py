@@ -27,11 +27,9 @@ import numpy as np
 from ..annotators.drawing import layout_frames
 from ..errors import InputError
 from ..job import Job
-from .options import Options
+from .options import MASK_OPTIONS, MODEL_KINDS, Options
 from .source import job_size, probe_hw, read_clip, read_refs
 from .spatial import collect_mask
-
-MASK_OPTIONS = ("mask", "bbox", "polygon", "track_box", "track_points", "segment")
 
 
 def control_frames(frames: np.ndarray, kind: str) -> np.ndarray:
@@ -71,12 +69,6 @@ def _model_control(frames: np.ndarray, opts: Options, region: np.ndarray | None)
         depth = annotators.estimate_depth(frames, model=model)
         return depth_frames(depth), [f"control: depth by {model}, near = bright, normalised over the clip"]
     model = opts.control_model or annotators.POSE_MODEL
-    if region is not None and opts.person_model:
-        raise InputError(
-            "with a mask the person is the mask's box on each frame: no detector runs",
-            field="person_model",
-            value=opts.person_model,
-        )
     boxes = region_boxes(region) if region is not None else None
     poses = annotators.estimate_poses(frames, boxes=boxes, model=model, person_model=opts.person_model)
     found = "the mask's box on each frame"
@@ -99,18 +91,11 @@ def build_control(task: str, opts: Options) -> Job:
     region, notes = None, []
     if any(getattr(opts, name) for name in MASK_OPTIONS):
         region, notes = collect_mask(opts, clip, size)
-    if opts.kind == "layout":
-        if region is None:
-            raise InputError(
-                "draws the outline of an object: give it with a box, keyed boxes, a mask, a polygon or a "
-                "tracked object",
-                field="kind",
-                value="layout",
-            )
+    if opts.kind == "layout":  # make_options saw to a region
         control = layout_frames(region)
         notes.append("control: layout, the object's outline in black on white; the whole frame GENERATE")
         region = None  # the layout replaces the whole video
-    elif opts.kind in ("depth", "pose"):
+    elif opts.kind in MODEL_KINDS:
         control, model_notes = _model_control(clip.frames, opts, region)
         notes += model_notes
     else:

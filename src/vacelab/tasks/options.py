@@ -17,6 +17,7 @@ ANCHOR_EDGES = ("bottom", "top", "left", "right")
 STRATEGIES = ("naive", "aligned", "anchor")
 CONTROL_KINDS = ("gray", "edges", "scribble", "depth", "pose", "layout")
 MODEL_KINDS = ("depth", "pose")  # control kinds drawn by a model (--control-model)
+MASK_OPTIONS = ("mask", "bbox", "polygon", "track_box", "track_points", "segment")  # a region to control
 
 
 @dataclass
@@ -131,6 +132,20 @@ def check_control(opts: Options) -> None:
         )
     if opts.person_model and opts.kind != "pose":
         raise InputError("only kind pose finds persons", field="person_model", value=opts.person_model)
+    masked = any(getattr(opts, name) for name in MASK_OPTIONS)
+    if opts.person_model and masked:
+        raise InputError(
+            "with a mask the person is the mask's box on each frame: no detector runs",
+            field="person_model",
+            value=opts.person_model,
+        )
+    if opts.kind == "layout" and not masked:
+        raise InputError(
+            "draws the outline of an object: give it with a box, keyed boxes, a mask, a polygon or a "
+            "tracked object",
+            field="kind",
+            value="layout",
+        )
 
 
 def _number(value, ok) -> bool:
