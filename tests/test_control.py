@@ -285,3 +285,13 @@ def test_a_model_of_another_kind_is_refused_in_one_line(models, tmp_path, capsys
     expected = f"{models['pose']!r} is a 'vitpose' model, expected one of depth_anything, dpt"
     assert err == f"error: depth model: {expected}\n"
     assert not out.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert (
+        main(
+            [*argv, "--kind", "pose", "--bbox", "1,1,50,50", "--control-model", str(empty), "--out", str(out)]
+        )
+        == 2
+    )
+    no_model = "no model in this folder (expected one saved with save_pretrained)"
+    assert capsys.readouterr().err == f"error: --control-model {empty}: {no_model}\n" and not out.exists()

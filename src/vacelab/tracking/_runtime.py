@@ -89,7 +89,7 @@ def load_model(
     and the control annotators before anything loads)."""
     config = read_json(model, "config.json", local_only)
     if config is None:
-        raise no_weights(model, local_only, field)
+        raise _no_weights(model, local_only, field)
     if config.get("model_type") not in model_types:
         raise InputError(
             f"{what}: {model!r} is a {config.get('model_type')!r} model, "
@@ -99,11 +99,11 @@ def load_model(
         with quiet_loading():
             loaded = model_cls.from_pretrained(model, dtype=dtype, local_files_only=local_only)
     except OSError:
-        raise no_weights(model, local_only, field) from None
+        raise _no_weights(model, local_only, field) from None
     return loaded.to(device).eval()
 
 
-def no_weights(model: str, local_only: bool, field: str = FIELD) -> InputError:
+def _no_weights(model: str, local_only: bool, field: str = FIELD) -> InputError:
     """The refusal for a folder without a saved model, or a hub model whose files are missing."""
     if os.path.isdir(model):
         return InputError(
