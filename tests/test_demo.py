@@ -44,9 +44,19 @@ def test_demo_without_model(tmp_path, capsys):
     naive = html.split("<h3>keyframes-naive")[1].split("<h3>")[0]
     aligned = html.split("<h3>keyframes-aligned")[1].split("<h3>")[0]
     assert "MIXED_GROUP" in naive and "MIXED_GROUP" not in aligned
-    assert len(html) < 4_000_000
+    # the summary shows the fix: anchored keyframes under the aligned mask encoding read as drawn
+    glance = html.split("<h2>At a glance</h2>")[1].split("<h2>")[0]
+    rows = {
+        tuple(re.sub("<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", r)[:4])
+        for r in glance.split("<tr>")
+    }
+    assert ("keyframes-anchor", "keyframes", "aligned", "read as drawn") in rows
+    assert ("keyframes-anchor", "keyframes", "reference", "not read as drawn") in rows
+    assert "the 3 reference image(s), in the order the model gets them" in html  # outpaint's auto refs
+    assert "What the numbers mean" not in html  # no metric without a run
+    assert len(html) < 6_000_000
     assert "`" not in re.sub(r'data:[^"]+', "", html)  # Markdown code spans become <code>
-    cards = html.split('<div class="card">')[1:]
+    cards = html.split('<div class="card"')[1:]
     previews = [re.search(r'<img src="(data:image/gif[^"]+)"', card).group(1) for card in cards]
     assert len(previews) == len(VARIANTS) == len(set(previews))  # each job's preview shows its own input
 
@@ -67,7 +77,7 @@ def test_the_report_keeps_every_colour_of_the_audit_picture(tmp_path):
     job = prepare("keyframes", video=str(sample_path()), every=4, strategy="naive", size="416x240")
     audit = audit_job(job)
     embedded = Image.open(io.BytesIO(base64.b64decode(audit_uri(audit, "jobs/k").split(",", 1)[1])))
-    draw_audit(audit, tmp_path / "a.png")  # the same label: audit_uri set it
+    draw_audit(audit, tmp_path / "a.png", findings=False)  # the same label and form as audit_uri
     drawn = np.asarray(Image.open(tmp_path / "a.png").convert("RGB"))
     shown = np.asarray(embedded.convert("RGB"))
     for colour in [KEEP, GENERATE, INK, *SEVERITY.values()]:
@@ -98,19 +108,22 @@ def test_demo_with_the_tiny_model_shows_outputs(tmp_path, tiny_model_dir):
     out = tmp_path / "demo"
     report = run_demo(out, model=str(tiny_model_dir), steps=2, size="112x64", frames=9)
     assert report == out / "report.html"
+    runs = [v for v in VARIANTS if not v.startswith("keyframes")]  # keyframes: under both mask encodings
+    runs += [f"{v}-{e}" for v in VARIANTS if v.startswith("keyframes") for e in ("reference", "aligned")]
     assert sorted(
         p.name for p in (out / "runs").iterdir() if p.is_dir() and not p.name.startswith(".")
-    ) == sorted(VARIANTS)
+    ) == sorted(runs)
     html = report.read_text()
     assert_self_contained(html)
     assert ADD_MODEL.split("`")[0] not in html
-    assert html.count("source | given | output</figcaption>") == len(VARIANTS)
+    assert html.count("source | given | output</figcaption>") == len(runs)
     record = json.loads((out / "experiment.json").read_text())
     assert {r["status"] for r in record["runs"]} == {"done"}
     # the runs name their jobs where they are, not in the temporary folder the demo was built in
-    for name in VARIANTS:
+    for name in runs:
         run = json.loads((out / "runs" / name / "run.json").read_text())
-        assert (out / "runs" / name / run["job"]["path"]).resolve() == (out / "jobs" / name).resolve()
+        job = name.rsplit("-", 1)[0] if name.startswith("keyframes") else name  # minus its encoding
+        assert (out / "runs" / name / run["job"]["path"]).resolve() == (out / "jobs" / job).resolve()
     assert ".part" not in "".join(p.read_text() for p in (out / "runs").glob("**/*.json"))
     extend = json.loads((out / "jobs" / "extend" / "job.json").read_text())
     assert extend["params"]["keep"] == 5  # half of the 9 frames in whole VAE groups

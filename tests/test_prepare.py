@@ -93,7 +93,7 @@ def test_fill_source_and_feather(clip, source):
     box = "40,30,120,90"
     kept = prepare("inpaint", video=str(clip), bbox=box, fill="source", **SMALL)
     assert np.array_equal(kept.video, source) and kept.mask.sum() == 17 * 60 * 80
-    soft = prepare("inpaint", video=str(clip), bbox=box, feather=4, **SMALL)
+    soft = prepare("inpaint", video=str(clip), bbox=box, fill_feather=4, **SMALL)
     assert soft.mask.dtype == bool and np.array_equal(soft.mask, kept.mask)  # the mask stays binary
     assert np.array_equal(soft.video[~soft.mask], source[~soft.mask])
     assert (soft.video[:, 34:86, 44:116] == 127).all()  # 4 px inside: pure gray
@@ -362,7 +362,7 @@ def test_job_rebuilds_from_its_recorded_params(clip, tmp_path):
         "--frames",
         "17",
     ]
-    code = main(["prepare", "remove", *args, "--feather", "2", "--out", str(tmp_path / "job")])
+    code = main(["prepare", "remove", *args, "--fill-feather", "2", "--out", str(tmp_path / "job")])
     assert code == 0
     manifest = json.loads((tmp_path / "job" / "job.json").read_text())
     assert manifest["params"]["frames"] == 17
@@ -495,3 +495,20 @@ def test_reference_to_video_keeps_the_references_in_order(tmp_path, capsys):
     assert main(["prepare", "reference", "--frames", "17", "--out", str(tmp_path / "k")]) == 2
     assert capsys.readouterr().err == "error: --ref: reference needs at least one reference image\n"
     assert not (tmp_path / "k").exists()
+
+
+def test_every_example_in_prepare_help_is_accepted():
+    """The examples ``vacelab prepare --help`` prints parse and name only options their task takes."""
+    import shlex
+
+    from vacelab.cli import build_parser
+    from vacelab.cli.prepare import EXAMPLES
+    from vacelab.tasks.options import make_options
+
+    lines = [line.strip() for line in EXAMPLES.splitlines() if line.strip().startswith("vacelab prepare")]
+    assert len(lines) >= 9
+    skip = {"task", "out", "command", "handler"}
+    for line in lines:
+        args = build_parser().parse_args(shlex.split(line, comments=True)[1:])
+        options = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
+        make_options(args.task, options)  # raises InputError for an option the task does not take

@@ -248,6 +248,9 @@ def test_server_serves_its_own_files_and_nothing_else(server):
     url, allowed = server
     event, outputs = call(url, "load_sample", [81])
     assert event == "complete" and "Loaded the **sample clip**" in outputs[1]
+    # the 97-frame sample makes an 81-frame job: the message says so, the frame range ends at the job's end
+    assert outputs[2] == 81 and "first 81 (Frames; up to 97)" in outputs[1]
+    assert outputs[4]["maximum"] == 80 and outputs[6] == 80
     video = outputs[0]
     status, body = _get(video["url"])
     assert status == 200 and body[4:8] == b"ftyp"  # the app's own (cached) copy of the clip is served

@@ -27,9 +27,13 @@ SCENE = "a slow pan along a steel roof lattice over a wide plain, distant hills,
 DEMO_PLAN = {
     "title": "vacelab demo: the field report's tasks on the bundled sample",
     "about": (
-        "Each section builds one VACE task on the bundled synthetic clip (a steel roof lattice over a plain, "
-        "a gun-like object crossing the frame, a slow pan), shows what the model is given, and audits what "
-        "the model will actually see of the mask once the VAE has compressed it 4x in time and 8x in space."
+        "The field report is a practitioner's write-up of four VACE experiments (irregular inpainting, "
+        "removal, outpainting, keyframe interpolation) and of why some failed: masks and keyframes that the "
+        "model reads differently from how they were drawn. vacelab is built from it. Each section builds one "
+        "of those tasks on the bundled synthetic clip (a steel roof lattice over a plain, a gun-like object "
+        "crossing the frame, a slow pan), shows what the model is given, and audits what the model will "
+        "actually see of the mask once the VAE has compressed it 4x in time and 8x in space. The table "
+        "below sums up the audits; each job's section shows them step by step."
     ),
     "prepare": {"size": DEMO_SIZE, "frames": DEMO_FRAMES},
     "run": {"composite": False, "prompt": SCENE},
@@ -74,11 +78,14 @@ DEMO_PLAN = {
         },
         {
             "name": "keyframes", "task": "keyframes", "video": "sample:", "every": 8,
-            "grid": {"strategy": ["naive", "aligned", "anchor"]},
-            "title": "6. Keyframe interpolation: naive vs aligned vs anchored",
+            "grid": {"strategy": ["naive", "aligned", "anchor"], "mask_encoding": ["reference", "aligned"]},
+            "title": "6. Keyframe interpolation: naive vs aligned vs anchored, under both mask encodings",
             "about": "Every 8th frame of the clip is a keyframe. naive keeps each keyframe on its own frame "
             "only (the report's failing setup); aligned fills each keyframe's whole 4-frame VAE group; "
-            "anchor adds a 16 px KEEP strip on every frame. Compare the audits.",
+            "anchor adds a 16 px KEEP strip on every frame. Under the reference mask encoding (what "
+            "diffusers does) every strategy still loses KEEP where a latent step reads the next group's "
+            "frame; `vacelab run --mask-encoding aligned` reads each step's own group, and with it the "
+            "anchored job reads exactly as drawn. Compare the audits.",
         },
         {
             "name": "control-gray", "task": "control", "video": "sample:", "kind": "gray",

@@ -1,6 +1,6 @@
 """The experiment / demo report: ONE self-contained HTML file (pictures embedded as data URIs, no URLs).
 
-Pictures are kept small (the demo's report is about 2.5 MB): animations are GIFs of at most ``GIF_FRAMES``
+Pictures are kept small (the demo's report is about 5 MB): animations are GIFs of at most ``GIF_FRAMES``
 frames (evenly subsampled), ``PANEL_WIDTH`` pixels per panel, ``GIF_COLORS`` colours; the audit pictures
 are ``draw_audit``'s PNGs as palette images of their own 256 most used colours (flat drawings: every fill
 and legend swatch keeps its exact colour).
@@ -24,7 +24,8 @@ from .render import mask_overlay, side_by_side
 
 GIF_FRAMES = 27  # every 3rd frame of an 81-frame job: every position within a VAE group of 4 is shown
 GIF_COLORS = 48
-PANEL_WIDTH = 160  # each side of a side-by-side animation
+PANEL_WIDTH = 288  # each side of a side-by-side animation
+REF_HEIGHT = 120  # the reference images' strip
 METRIC_COLUMNS = [
     ("keep_psnr", "KEEP PSNR dB"),
     ("keep_ssim", "KEEP SSIM"),
@@ -95,7 +96,9 @@ def gif_uri(frames: np.ndarray, fps: float, *, max_width: int) -> str:
 
 
 def audit_uri(audit, label: str) -> str:
-    """The audit picture (``audit.plot.draw_audit``) as a PNG data URI; ``label`` names the job in it."""
+    """The audit picture (``audit.plot.draw_audit``) as a PNG data URI; ``label`` names the job in it.
+
+    The findings are not repeated in the picture: the report lists them under it."""
     from PIL import Image
 
     from .audit.plot import draw_audit
@@ -103,7 +106,7 @@ def audit_uri(audit, label: str) -> str:
     audit.source = {"job": label, **{k: v for k, v in audit.source.items() if k != "job"}}
     with tempfile.TemporaryDirectory(prefix="vacelab-report-") as tmp:
         path = Path(tmp) / "audit.png"
-        draw_audit(audit, path)
+        draw_audit(audit, path, findings=False)
         with Image.open(path) as image:
             exact_palette(image.convert("RGB")).save(path, format="PNG", optimize=True)
         return data_uri(path.read_bytes(), "image/png")
@@ -141,6 +144,23 @@ def _panels(job, *extra: np.ndarray) -> tuple[np.ndarray, float]:
 def preview_uri(job) -> str:
     """Source | what the model is given (GENERATE tinted red)."""
     return gif_uri(*_panels(job), max_width=2 * PANEL_WIDTH + 4)
+
+
+def refs_uri(job) -> str:
+    """The job's reference images side by side, in the order the model gets them, as a PNG data URI."""
+    from PIL import Image
+
+    strip = [Image.fromarray(np.asarray(ref)) for ref in job.refs]
+    strip = [im.resize((max(1, round(im.width * REF_HEIGHT / im.height)), REF_HEIGHT)) for im in strip]
+    canvas = Image.new("RGB", (sum(im.width for im in strip) + 6 * (len(strip) - 1), REF_HEIGHT), "white")
+    x = 0
+    for im in strip:
+        canvas.paste(im, (x, 0))
+        x += im.width + 6
+    with tempfile.TemporaryDirectory(prefix="vacelab-report-") as tmp:
+        path = Path(tmp) / "refs.png"
+        canvas.save(path, format="PNG", optimize=True)
+        return data_uri(path.read_bytes(), "image/png")
 
 
 def compare_uri(job, output: np.ndarray) -> str:
@@ -219,12 +239,18 @@ def _axis_value(value) -> str:
 def write_experiment_report(
     path, plan, variants, jobs: dict, record: dict, *, notice: str | None = None
 ) -> None:
-    """Write the report of ``run_plan``: the runs table, then per job its pictures, findings and runs."""
+    """Write the report of ``run_plan``: a summary, the runs table, then per job its pictures, findings
+    and runs."""
     from .audit import audit_job
     from .result import load_result
 
     out = Path(path).parent
     runs = record.get("runs", [])
+    audits = {}  # variant name -> {mask encoding: audit}, each encoding its runs use (else the default)
+    for variant in variants:
+        mine = [r for r in runs if r["variant"] == variant.name]
+        encodings = list(dict.fromkeys(r["settings"]["mask_encoding"] for r in mine)) or ["reference"]
+        audits[variant.name] = {e: audit_job(jobs[variant.name], encoding=e) for e in encodings}
     parts = [f"<h1>{esc(plan.title)}</h1>"]
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     overrides = ", ".join(f"--{k} {_axis_value(v)}" for k, v in plan.overrides.items())
@@ -237,6 +263,7 @@ def write_experiment_report(
         parts.append(f"<p>{html_text(plan.about)}</p>")
     if notice:
         parts.append(f'<div class="notice">{html_text(notice)}</div>')
+    parts.append("<h2>At a glance</h2>" + _summary(variants, jobs, audits))
     made = [r for r in runs if r["status"] != "not run"]
     if made:
         headers, rows, left = _run_rows(made, with_variant=True)
@@ -246,19 +273,14 @@ def write_experiment_report(
         if job.about:
             parts.append(f"<p>{html_text(job.about)}</p>")
         for variant in (v for v in variants if v.plan_job is job):
+            mine = [r for r in runs if r["variant"] == variant.name]
             parts.append(
-                _variant_html(
-                    variant,
-                    jobs[variant.name],
-                    [r for r in runs if r["variant"] == variant.name],
-                    out,
-                    audit_job,
-                    load_result,
-                )
+                _variant_html(variant, jobs[variant.name], audits[variant.name], mine, out, load_result)
             )
-    parts.append("<h2>What the numbers mean</h2><ul>")
-    parts += [f"<li><b>{esc(name)}</b>: {html_text(text)}</li>" for name, text in DEFINITIONS]
-    parts.append("</ul>")
+    if made:
+        parts.append("<h2>What the numbers mean</h2><ul>")
+        parts += [f"<li><b>{esc(name)}</b>: {html_text(text)}</li>" for name, text in DEFINITIONS]
+        parts.append("</ul>")
     document = (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(plan.title)}</title>'
         f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
@@ -266,26 +288,56 @@ def write_experiment_report(
     media.write_text(path, document)
 
 
-def _variant_html(variant, job, runs: list[dict], out: Path, audit_job, load_result) -> str:
+def _summary(variants, jobs: dict, audits: dict) -> str:
+    """One row per job and mask encoding: what it is, what the audit found, whether it reads as drawn."""
+    rows = []
+    for variant in variants:
+        job = jobs[variant.name]
+        for encoding, audit in audits[variant.name].items():
+            count = {s: sum(f.severity == s for f in audit.findings) for s in ("error", "warning", "info")}
+            codes = ", ".join(dict.fromkeys(f.code for f in audit.findings if f.severity != "info"))
+            if count["error"]:
+                verdict = '<span class="error">not read as drawn</span>'
+            elif count["warning"]:
+                verdict = '<span class="warning">usable, check the warnings</span>'
+            else:
+                verdict = "read as drawn"
+            rows.append(
+                [
+                    f'<a href="#{esc(variant.name)}">{esc(variant.name)}</a>',
+                    esc(job.task),
+                    esc(encoding),
+                    verdict,
+                    esc(codes) or "–",
+                    str(count["error"]),
+                    str(count["warning"]),
+                    str(count["info"]),
+                ]
+            )
+    headers = ["job", "task", "mask encoding", "verdict", "codes (warnings and errors)", "errors", "warnings"]
+    return table(headers + ["notes"], rows, left=5)
+
+
+def _variant_html(variant, job, audits: dict, runs: list[dict], out: Path, load_result) -> str:
     axes = ", ".join(f"{k} = {v}" for k, v in variant.axes.items())
     g = job.geometry
     parts = [
-        '<div class="card">',
+        f'<div class="card" id="{esc(variant.name)}">',
         f"<h3>{esc(variant.name)}" + (f" <small>({esc(axes)})</small>" if axes else "") + "</h3>",
         f'<p class="meta">{esc(job.task)} · {g.frames} frames · {g.width}x{g.height} · {len(job.refs)} '
         f"reference image(s) · job folder <code>jobs/{esc(variant.name)}</code></p>",
     ]
-    encodings = list(dict.fromkeys(r["settings"]["mask_encoding"] for r in runs)) or ["reference"]
-    audits = {e: audit_job(job, encoding=e) for e in encodings}
     figures = [figure(preview_uri(job), "source | what the model is given (red = GENERATE)")]
-    figures += [
-        figure(audit_uri(a, f"jobs/{variant.name}"), f"what the model sees (mask encoding {e})")
-        for e, a in audits.items()
-    ]
+    if job.refs:
+        figures.append(
+            figure(refs_uri(job), f"the {len(job.refs)} reference image(s), in the order the model gets them")
+        )
     parts.append(f'<div class="figs">{"".join(figures)}</div>')
     for encoding, audit in audits.items():
-        label = f" (mask encoding {esc(encoding)})" if len(audits) > 1 else ""
-        parts.append(f"<p><b>Audit{label}</b></p>" + formats.html_list(audit))
+        chart = figure(
+            audit_uri(audit, f"jobs/{variant.name}"), f"what the model sees (mask encoding {encoding})"
+        )
+        parts.append(f"{chart}<p><b>Audit (mask encoding {esc(encoding)})</b></p>{formats.html_list(audit)}")
     if job.notes:
         notes = "".join(f"<li>{html_text(n)}</li>" for n in job.notes)
         parts.append(

@@ -98,8 +98,8 @@ def text(report: AuditReport) -> str:
         lines.append("audit of " + ", ".join(f"{k} {v}" for k, v in report.source.items()))
     refs = f" (+{g.ref_frames} reference step{'s' * (g.ref_frames != 1)})" if g.ref_frames else ""
     lines.append(
-        f"geometry: {g.frames} frames x {g.height}x{g.width} px -> {g.latent_frames} latent steps{refs} "
-        f"x {g.latent_height}x{g.latent_width} latents, {g.tokens:,} tokens; mask encoding {report.encoding}"
+        f"geometry: {g.frames} frames x {g.width}x{g.height} px -> {g.latent_frames} latent steps{refs} "
+        f"x {g.latent_width}x{g.latent_height} latents, {g.tokens:,} tokens; mask encoding {report.encoding}"
     )
     if report.source.get("task") in TASK_READS:
         lines.append(TASK_READS[report.source["task"]])
@@ -148,7 +148,8 @@ def html_list(report: AuditReport) -> str:
     if not report.findings:
         return "<p>The audit found nothing to warn about: the model reads this mask as drawn.</p>"
     items = "".join(
-        f'<li><b class="{f.severity}">{SEVERITY_WORDS[f.severity]}</b> <code>{html.escape(f.code)}</code>: '
+        f'<li><b class="{f.severity}">{SEVERITY_WORDS[f.severity]}</b> <code>{html.escape(f.code)}</code> '
+        f"(column {CODE_LABELS[f.code]}): "
         f"{html_text(f.message)}</li>"
         for f in report.findings
     )

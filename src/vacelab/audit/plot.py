@@ -4,7 +4,8 @@ One row per latent step (reference steps first, in gray). In each row the step's
 block whose cells are coloured by each frame's KEEP share; a black dot marks the frame whose mask the
 model reads (a dot outside the block is a read outside the step's own frames). On top: KEEP share per
 frame. On the right: KEEP share of the mask read per step, then one column per finding with a mark on
-each step it concerns, coloured by severity. A legend and the finding list close the picture.
+each step it concerns, coloured by severity. A legend and the finding list close the picture (or, where
+the findings are listed beside the picture, a key to the column heads).
 """
 
 from __future__ import annotations
@@ -29,19 +30,20 @@ def _mix(keep: float) -> tuple[int, int, int]:
     return tuple(int(round(g + (c - g) * k)) for c, g in zip(KEEP, GENERATE, strict=True))
 
 
-def draw_audit(report, path) -> None:
+def draw_audit(report, path, *, findings: bool = True) -> None:
     """Draw ``report`` (an :class:`vacelab.audit.AuditReport`) as a PNG at ``path``, atomically; with
-    ``report.spatial`` set, the frame's spatial view is drawn below the latent steps."""
+    ``report.spatial`` set, the frame's spatial view is drawn below the latent steps. ``findings=False``
+    leaves out the finding list (for pages that list the findings themselves) and keys the column heads."""
     from ..media import atomic_path
 
-    image = _timeline(report)
+    image = _timeline(report, findings)
     if getattr(report, "spatial", None) is not None:
         image = _with_spatial(image, report.spatial)
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
 
 
-def _timeline(report):
+def _timeline(report, findings: bool = True):
     """The picture of frames against latent steps (the "when"), as a Pillow image."""
     from PIL import Image, ImageDraw, ImageFont
 
@@ -63,7 +65,12 @@ def _timeline(report):
     find_x = bar_x + bar_w + 24
     fcol = 30
     width = max(find_x + fcol * max(len(report.findings), 1) + 30, 900)
-    wrapped = [(f, textwrap.wrap(caption(f), 150)) for f in report.findings]
+    if findings:
+        wrapped = [(f, textwrap.wrap(caption(f), 150)) for f in report.findings]
+    else:  # one line keying the column heads; the page lists the findings
+        codes = dict.fromkeys(f.code for f in report.findings)
+        key = "columns: " + ", ".join(f"{CODE_LABELS[c]} = {c}" for c in codes) + " (findings listed below)"
+        wrapped = [(None, [key])] if codes else []
     legend_top = grid_top + rows * rh + 40
     height = legend_top + 60 + sum(16 * len(lines) + 6 for _, lines in wrapped) + 20
     image = Image.new("RGB", (width, height), "white")
@@ -177,7 +184,7 @@ def _timeline(report):
                 (12 if j == 0 else 28, y),
                 line,
                 font=small,
-                fill=SEVERITY[finding.severity] if j == 0 else INK,
+                fill=SEVERITY[finding.severity] if finding and j == 0 else INK,
             )
             y += 16
         y += 6

@@ -20,6 +20,22 @@ TASK_HELP = {
 }
 
 
+EXAMPLES = """\
+examples (S is a clip; every task takes --out JOB):
+  vacelab prepare remove    --video S --bbox 63,230,262,358@0 --bbox 531,169,729,293@80 --what "gun" --out j1
+  vacelab prepare inpaint   --video S --mask mask.png --frames all --window 81 --out j2
+  vacelab prepare inpaint   --video S --track-points 180,280@0 --out j3      # SAM 2 follows the object
+  vacelab prepare outpaint  --video S --ratio 0.8 --auto-refs 3 --ref mood.png --out j4
+  vacelab prepare firstlast --image first.jpg --image2 last.jpg --frames 49 --out j5
+  vacelab prepare keyframes --video S --every 8 --strategy anchor --out j6
+  vacelab prepare extend    --video S --keep 33 --out j7
+  vacelab prepare control   --kind edges --video S --bbox 0,0,416,480 --out j8
+  vacelab prepare reference --ref face.png --ref jacket.png --frames 49 --out j9
+
+Each option group above names the tasks it applies to; an option a task does not take is refused.
+"""
+
+
 def fps_value(text: str) -> float | str:
     """``--fps``: a number, or ``source`` (the clip's own rate)."""
     if text.strip().lower() == "source":
@@ -37,6 +53,8 @@ def register(subparsers) -> None:
         description="Build src_video.mp4 / src_mask.mp4 / src_ref_images (and a lossless copy) for one task, "
         "then audit what the model will see. Coordinates are job pixels (after resizing) unless "
         "--coords source.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("task", choices=TASK_HELP, help="; ".join(f"{k}: {v}" for k, v in TASK_HELP.items()))
     parser.add_argument("--out", required=True, help="the job folder to create (must not exist or be empty)")
@@ -80,7 +98,10 @@ def register(subparsers) -> None:
     masking.add_argument("--coords", choices=("job", "source"), help="pixel space of boxes, polygons, clicks")
     masking.add_argument("--grow", type=int, help="dilate the mask by PX pixels (remove: 8 by default)")
     masking.add_argument(
-        "--feather", type=int, help="fade the gray fill into the source over PX px inside the mask"
+        "--fill-feather",
+        type=int,
+        help="fade the gray fill into the source over PX px inside the mask (not run --feather, the "
+        "paste-back's seam band)",
     )
     masking.add_argument(
         "--fill", help="GENERATE pixels: gray (default) or source; outpaint: gray, black or edge"

@@ -200,7 +200,7 @@ def feather_alpha(mask: np.ndarray, px: int) -> np.ndarray | None:
     """Weight of the fill inside the GENERATE area: rises from ``1/(px+1)`` at the mask's edge to 1 at
     ``px`` pixels inside it (chessboard distance); 0 outside. None when ``px`` is 0."""
     if px < 0:
-        raise InputError("must be 0 or more pixels", field="feather", value=px)
+        raise InputError("must be 0 or more pixels", field="fill_feather", value=px)
     if px == 0:
         return None
 

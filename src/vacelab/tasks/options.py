@@ -41,7 +41,7 @@ class Options:
     polygon: str | None = None
     coords: str = "job"
     grow: int | None = None
-    feather: int = 0
+    fill_feather: int = 0
     fill: str | None = None
     what: str | None = None
     track_box: list = field(default_factory=list)
@@ -79,8 +79,9 @@ class Options:
 
 
 COMMON = {"video", "size", "frames", "fps", "start", "ref", "window", "overlap", "prompt", "negative_prompt"}
-MASKING = {"mask", "bbox", "polygon", "coords", "grow", "feather", "fill"}
+MASKING = {"mask", "bbox", "polygon", "coords", "grow", "fill_feather", "fill"}
 MASKING |= {"track_box", "track_points", "segment", "track_model"}
+CONTROL = {"kind", "control_model", "person_model"}
 TASK_OPTIONS = {
     "inpaint": COMMON | MASKING,
     "remove": COMMON | MASKING | {"what"},
@@ -91,7 +92,7 @@ TASK_OPTIONS = {
     "keyframes": COMMON | {"key", "every", "strategy", "anchor_px", "anchor_edge"},
     "extend": COMMON | {"keep"},
     "reference": {"size", "frames", "fps", "ref", "prompt", "negative_prompt"},
-    "control": COMMON | {"kind", "control_model", "person_model"} | MASKING - {"grow", "feather", "fill"},
+    "control": COMMON | CONTROL | MASKING - {"grow", "fill_feather", "fill"},
 }
 
 

@@ -35,7 +35,7 @@ def build_inpaint(task: str, opts: Options) -> Job:
     fill = opts.fill or "gray"
     if fill not in ("gray", "source"):
         raise InputError(f"{task} takes gray or source", field="fill", value=repr(fill))
-    video = fill_masked(clip.frames, mask, fill, masks.feather_alpha(mask, int(opts.feather)))
+    video = fill_masked(clip.frames, mask, fill, masks.feather_alpha(mask, int(opts.fill_feather)))
     refs, ref_notes = read_refs(opts.ref, size)
     negative = opts.negative_prompt
     if task == "remove" and opts.what:

@@ -215,11 +215,20 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             return dependency.then(refresh, [bench, *form], view, **REFRESH)
 
         def loaded(bench: Workbench, message: str, wanted):
-            n = len(bench.source.frames)
+            n, count = len(bench.source.frames), bench.frames_for(wanted)
+            if count < n:
+                message += f" The job takes its first {count} (Frames; up to {bench.frames_for(n)})."
             return (
-                str(bench.source.video), message, bench.frames_for(wanted), bench.editor_value(0),
-                gr.update(maximum=n - 1, value=0), 0, n - 1,
+                str(bench.source.video), message, count, bench.editor_value(0),
+                gr.update(maximum=count - 1, value=0), 0, count - 1,
             )  # fmt: skip
+
+        def job_span(bench: Workbench, wanted):
+            """The frame slider and range end follow Frames: a painted frame past the job would be lost."""
+            if bench.source is None or not wanted or wanted < 1:
+                return gr.update(), gr.update()
+            count = bench.frames_for(wanted)
+            return gr.update(maximum=count - 1), count - 1
 
         def failed(message: str):
             return (gr.update(),) + (f"✖ {message}",) + (gr.update(),) * 5
@@ -251,6 +260,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
                 return failed(str(exc))
             return loaded(bench, f"Opened **{path}** ({len(bench.source.frames)} frames at 16 fps).", wanted)
 
+        frames.change(job_span, [bench, frames], [edit_frame, last])
         load_outputs = [source_video, status, frames, editor, edit_frame, first, last]
         for event, fn, inputs in (
             (sample_btn.click, load_sample, [bench, frames]),
