@@ -88,20 +88,13 @@ DEMO_PLAN = {
             "anchored job reads exactly as drawn. Compare the audits.",
         },
         {
-            "name": "control-gray", "task": "control", "video": "sample:", "kind": "gray",
-            "title": "7a. Colourising: a gray control video",
-            "about": "The clip's luminance on three equal channels, every pixel GENERATE: the model keeps "
-            "the structure and brightness and invents the colours from the prompt. edges and scribble "
-            "control videos are built the same way; depth and pose need their models' weights (not in the "
-            "demo).",
-            "run": {"prompt": f"{SCENE}, warm golden sunset light"},
-        },
-        {
             "name": "control-layout", "task": "control", "video": "sample:", "kind": "layout",
             "mask": "sample:object",
-            "title": "7b. Layout: the moving object's outline",
+            "title": "7. A control video: the moving object's layout",
             "about": "The object's outline on each frame, black on white, replaces the whole video: the "
-            "model generates a scene from the prompt with something moving along that path.",
+            "model generates a scene from the prompt with something moving along that path. The other "
+            "control videos (`--kind gray`, `edges`, `scribble`; `depth` and `pose` with their models' "
+            "weights) are built the same way: see docs/prepare.md.",
         },
     ],
 }  # fmt: skip
