@@ -195,7 +195,11 @@ def test_pose_keypoints_of_given_boxes_lie_in_them(models):
     boxes = [[(120, 30, 260, 230)], [], [(10, 10, 110, 200), (300, 20, 400, 230)]]
     poses = estimate_poses(frames, boxes=boxes, model=models["pose"], progress=False)
     assert [len(p) for p in poses] == [1, 0, 2]
-    one_by_one = estimate_poses(frames, boxes=boxes, model=models["pose"], batch=1, progress=False)
+    calls = []
+    one_by_one = estimate_poses(
+        frames, boxes=boxes, model=models["pose"], batch=1, progress=lambda *done: calls.append(done)
+    )
+    assert calls == [(1, 3), (2, 3), (3, 3)]  # progress(done, total) after each frame
     assert [len(p) for p in one_by_one] == [1, 0, 2]  # batches change nothing but float rounding
     pairs = [(a, b) for f, g in zip(poses, one_by_one, strict=True) for a, b in zip(f, g, strict=True)]
     assert all(np.allclose(a[0], b[0], atol=0.01) and np.allclose(a[1], b[1], atol=1e-5) for a, b in pairs)
