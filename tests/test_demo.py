@@ -10,7 +10,7 @@ from vacelab.demo import ADD_MODEL, run_demo
 
 VARIANTS = [
     "inpaint-beams", "remove-object", "outpaint-mood", "firstframe", "firstlast", "extend",
-    "keyframes-naive", "keyframes-aligned", "keyframes-anchor",
+    "keyframes-naive", "keyframes-aligned", "keyframes-anchor", "control-layout",
 ]  # fmt: skip
 
 

@@ -61,7 +61,7 @@ def test_the_shell_examples_run_from_a_fresh_clone(clone):
         ["bash", "-euo", "pipefail", "-c", script], cwd=clone, capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    for job in ("remove", "beams", "outpaint", "fl", "extend", "keys", "gray", "long"):
+    for job in ("remove", "beams", "outpaint", "fl", "extend", "keys", "gray", "layout", "long"):
         assert (clone / "jobs" / job / "job.json").is_file(), job
     assert (clone / "jobs/remove/audit.png").stat().st_size > 0
     audit = json.loads(done.stdout[done.stdout.index("\n{") :])  # the last command's --json report

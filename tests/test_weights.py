@@ -110,6 +110,36 @@ def test_tracking_without_network_is_one_line_before_torch(tmp_path):
     assert "torch" not in imported and not (tmp_path / "job").exists()
 
 
+@pytest.mark.parametrize(
+    ("kind", "option", "model"),
+    [
+        ("depth", "--control-model", "vacelab-tests/no-depth"),
+        ("pose", "--person-model", "vacelab-tests/no-detr"),
+    ],
+)
+def test_control_models_without_network_are_one_line_before_torch(tmp_path, kind, option, model):
+    from vacelab.sample import sample_path
+
+    args = [
+        "prepare",
+        "control",
+        "--kind",
+        kind,
+        "--video",
+        sample_path(),
+        "--size",
+        "112x64",
+        "--frames",
+        "9",
+    ]
+    if kind == "pose":
+        args += ["--control-model", tmp_path]  # a folder: its contents are the loader's to judge, later
+    code, lines, imported = vacelab([*args, option, model, "--out", tmp_path / "job"], tmp_path)
+    assert code == 2
+    assert_no_weights_line(lines, model, option)
+    assert "torch" not in imported and not (tmp_path / "job").exists()
+
+
 def test_experiment_without_weights_says_it_once(tmp_path):
     plan = tmp_path / "plan.toml"
     plan.write_text(

@@ -36,6 +36,8 @@ _API = {
     "export_run": "vacelab.export",
     "Export": "vacelab.export",
     "track_mask": "vacelab.tracking",
+    "estimate_depth": "vacelab.annotators",
+    "estimate_poses": "vacelab.annotators",
     "audit_job": "vacelab.audit",
     "audit_arrays": "vacelab.audit",
     "AuditReport": "vacelab.audit",
@@ -52,6 +54,7 @@ _API = {
 }
 
 if TYPE_CHECKING:  # the names of _API, for type checkers and IDEs (a test keeps the two lists equal)
+    from .annotators import estimate_depth, estimate_poses
     from .audit import AuditReport, audit_arrays, audit_job
     from .audit.plot import draw_audit
     from .batch import Outcome, run_batch

@@ -87,6 +87,15 @@ DEMO_PLAN = {
             "frame; `vacelab run --mask-encoding aligned` reads each step's own group, and with it the "
             "anchored job reads exactly as drawn. Compare the audits.",
         },
+        {
+            "name": "control-layout", "task": "control", "video": "sample:", "kind": "layout",
+            "mask": "sample:object",
+            "title": "7. A control video: the moving object's layout",
+            "about": "The object's outline on each frame, black on white, replaces the whole video: the "
+            "model generates a scene from the prompt with something moving along that path. The other "
+            "control videos (`--kind gray`, `edges`, `scribble`; `depth` and `pose` with their models' "
+            "weights) are built the same way: see docs/prepare.md.",
+        },
     ],
 }  # fmt: skip
 

@@ -9,7 +9,7 @@ Layout of ``JOB/``::
     original.mp4         the source at job size before any fill, for viewing and comparison
     arrays/video.npy     LOSSLESS conditioning video, uint8 [F, H, W, 3]  <- what vacelab reads back
     arrays/mask.npy      LOSSLESS mask, bit-packed bool [F, H, W], True = GENERATE
-    preview.gif          source | mask overlay, side by side
+    preview.gif          source | mask overlay, side by side (control: source | control | mask)
 
 A job folder is built in a hidden temporary folder beside its target and renamed into place when
 complete, so a crash never leaves a half-written job under the final name.

@@ -41,6 +41,8 @@ from .generation.settings import RunSettings
 PATH_OPTIONS = ("model",)
 # `vacelab prepare` options naming input files, taken relative to the manifest (refs and keys: lists).
 PREPARE_FILES = ("video", "mask", "polygon", "image", "image2")
+# `vacelab prepare` options naming a model: a folder beside the manifest, else a hub id (as PATH_OPTIONS).
+PREPARE_MODELS = ("track_model", "control_model", "person_model")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
@@ -231,8 +233,9 @@ def check_prepare(table, where: str, base: Path) -> dict:
             f"{k.partition('=')[0]}={_absolute(k.partition('=')[2], base)}" if isinstance(k, str) else k
             for k in keys
         ]
-    if options.get("track_model"):
-        options["track_model"] = _resolve_path(options["track_model"], base)
+    for key in PREPARE_MODELS:
+        if options.get(key):
+            options[key] = _resolve_path(options[key], base)
     for key, value in prepare_inputs(options).items():
         if not Path(value).exists():
             raise InputError(f"{where}: prepare: {key} = {value!r}: no such file or folder")

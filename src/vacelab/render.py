@@ -32,11 +32,14 @@ def side_by_side(*videos: np.ndarray, gap: int = 4) -> np.ndarray:
 
 
 def preview_frames(job, max_side_width: int = 320, every: int = 1) -> np.ndarray:
-    """``preview.gif`` content: source | conditioning video with the GENERATE area tinted.
+    """``preview.gif`` content: source | conditioning video with the GENERATE area tinted; for a control
+    job source | control video (untinted: the control is what the model reads) | mask.
 
-    Both sides are first subsampled by a whole factor to at most ``max_side_width`` pixels wide, and to
+    All sides are first subsampled by a whole factor to at most ``max_side_width`` pixels wide, and to
     every ``every``-th frame (cheap strided views), so the preview costs a fraction of the job.
     """
     step = max(1, -(-job.video.shape[2] // max_side_width))
     view = np.s_[::every, ::step, ::step]
+    if job.task == "control":
+        return side_by_side(job.source_frames()[view], job.video[view], mask_frames(job.mask[view]))
     return side_by_side(job.source_frames()[view], mask_overlay(job.video[view], job.mask[view]))

@@ -82,8 +82,9 @@ def counts_line(report: AuditReport, info_word: str = "info") -> str:
 
 # ---------------------------------------------------------------------------------------------- formats
 TASK_READS = {  # what the model reads in a job that has no KEEP frames to anchor it, by task
-    "control": "control job: the GENERATE area holds a control video drawn from the source (gray, edges or "
-    "scribble); the model follows its structure there and keeps the source where the mask is KEEP",
+    "control": "control job: the GENERATE area holds a control video drawn from the source (gray, edges, "
+    "scribble, depth, pose or layout); the model follows its structure there and keeps the source where "
+    "the mask is KEEP",
     "reference": "reference job: every frame is GENERATE; the model reads only the reference images and "
     "the prompt (no KEEP is expected)",
 }

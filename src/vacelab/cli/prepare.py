@@ -15,7 +15,8 @@ TASK_HELP = {
     "keyframes": "generate the frames between keyframes (naive | aligned | anchor)",
     "extend": "keep the first N frames of a video and generate what follows",
     "reference": "generate a clip from reference images alone (R2V): --ref IMG [--ref IMG2 ...]",
-    "control": "follow a control video drawn from --video (--kind gray|edges|scribble), in a mask or not",
+    "control": "follow a control video drawn from --video (--kind gray|edges|scribble|depth|pose|layout), "
+    "in a mask or not",
 }
 
 
@@ -118,8 +119,20 @@ def register(subparsers) -> None:
     control = parser.add_argument_group("control")
     control.add_argument(
         "--kind",
-        help="gray (colourise), edges (Canny line drawing), scribble (simplified thick lines); "
-        "--mask/--bbox/--polygon/--track-* restrict it to a region",
+        help="gray (colourise), edges (Canny line drawing), scribble (simplified thick lines), depth "
+        "(Depth Anything V2), pose (ViTPose skeletons), layout (the outline of the object given by "
+        "--bbox/--track-*/--mask/--polygon); for the others --mask/--bbox/--polygon/--track-* restrict "
+        "the control to a region",
+    )
+    control.add_argument(
+        "--control-model",
+        help="depth: a depth model (default depth-anything/Depth-Anything-V2-Small-hf); pose: a ViTPose "
+        "model (default usyd-community/vitpose-base-simple); hub id or local folder",
+    )
+    control.add_argument(
+        "--person-model",
+        help="pose without a mask: the person detector (default PekingU/rtdetr_r50vd_coco_o365); with a "
+        "mask the person is the mask's box on each frame",
     )
 
     outpaint = parser.add_argument_group("outpaint")

@@ -7,33 +7,37 @@ The control video is drawn from ``--video`` at job size, the way VACE's annotato
   black: the structure, without texture or colour;
 - ``scribble``: a simplified, thicker line drawing (Gaussian blur, Canny at 50 / 150, lines dilated to
   3 px): the rough shapes only. VACE's own scribble annotator is a learned model; this is its model-free
-  stand-in.
+  stand-in;
+- ``depth``: relative depth from a transformers depth model (Depth Anything V2 Small by default), near =
+  bright, normalised once over the clip (:mod:`vacelab.annotators`);
+- ``pose``: the OpenPose-style body skeleton of each person's ViTPose keypoints; the persons are the
+  mask's box on each frame when a mask option is given, else those an RT-DETR detector finds;
+- ``layout``: the outline of the object given by the mask options (a box, keyed boxes, a tracked object),
+  black on a white canvas; the whole frame is GENERATE (the layout replaces the video).
 
 Without a mask option every pixel is GENERATE and the model follows the control. With ``--mask``,
 ``--bbox``, ``--polygon`` or a tracked object, only that region is GENERATE and carries the control; the
-source stays KEEP elsewhere (masked control).
+source stays KEEP elsewhere (masked control). ``layout`` reads the mask options as the object to outline.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..annotators.drawing import layout_frames
 from ..errors import InputError
 from ..job import Job
-from .options import Options
+from .options import MASK_OPTIONS, MODEL_KINDS, Options
 from .source import job_size, probe_hw, read_clip, read_refs
 from .spatial import collect_mask
 
-KINDS = ("gray", "edges", "scribble")
-MASK_OPTIONS = ("mask", "bbox", "polygon", "track_box", "track_points", "segment")
-
 
 def control_frames(frames: np.ndarray, kind: str) -> np.ndarray:
-    """The control video of ``kind`` for uint8 RGB [F, H, W, 3] frames, uint8 [F, H, W, 3]."""
+    """The model-free control video (gray, edges, scribble) of uint8 RGB [F, H, W, 3] frames."""
     import cv2
 
-    if kind not in KINDS:
-        raise InputError(f"choose from {', '.join(KINDS)}", field="kind", value=kind)
+    if kind not in ("gray", "edges", "scribble"):
+        raise InputError("choose from gray, edges, scribble", field="kind", value=kind)
     out = np.empty_like(frames)
     for f, frame in enumerate(frames):
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
@@ -46,24 +50,62 @@ def control_frames(frames: np.ndarray, kind: str) -> np.ndarray:
     return out
 
 
+def region_boxes(region: np.ndarray) -> list[list[tuple[int, int, int, int]]]:
+    """Per frame, the box ``(x0, y0, x1, y1)`` (x1, y1 exclusive) around the region; ``[]``: empty."""
+    boxes = []
+    for frame in region:
+        rows, cols = np.flatnonzero(frame.any(1)), np.flatnonzero(frame.any(0))
+        boxes.append([(cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)] if len(rows) else [])
+    return boxes
+
+
+def _model_control(frames: np.ndarray, opts: Options, region: np.ndarray | None) -> tuple[np.ndarray, list]:
+    """``depth`` or ``pose`` drawn by their models, and notes saying by which."""
+    from .. import annotators
+    from ..annotators.drawing import depth_frames, pose_frames
+
+    if opts.kind == "depth":
+        model = opts.control_model or annotators.DEPTH_MODEL
+        depth = annotators.estimate_depth(frames, model=model)
+        return depth_frames(depth), [f"control: depth by {model}, near = bright, normalised over the clip"]
+    model = opts.control_model or annotators.POSE_MODEL
+    boxes = region_boxes(region) if region is not None else None
+    poses = annotators.estimate_poses(frames, boxes=boxes, model=model, person_model=opts.person_model)
+    found = "the mask's box on each frame"
+    if boxes is None:
+        found = f"found by {opts.person_model or annotators.PERSON_MODEL}"
+    people = sum(map(len, poses))
+    notes = [f"control: pose by {model}; persons: {found}; {people} person-frame(s) drawn"]
+    if not people:
+        notes.append("pose: nobody was found in any frame: the control video is black")
+    return pose_frames(poses, frames.shape[1:3]), notes
+
+
 def build_control(task: str, opts: Options) -> Job:
     """``control``: ``--kind`` drawn from ``--video``, everywhere or inside the mask options given."""
     if not opts.video:
         raise InputError("control needs --video (the clip the control video is drawn from)")
-    if opts.kind is None:
-        raise InputError(f"required: {', '.join(KINDS)}", field="kind")
     source_hw = probe_hw(opts.video)
     size = job_size(opts, source_hw)
     clip = read_clip(opts.video, opts, size, source_hw)
-    control = control_frames(clip.frames, opts.kind)
-    notes = [f"control: {opts.kind} drawn from the source"]
+    region, notes = None, []
     if any(getattr(opts, name) for name in MASK_OPTIONS):
-        mask, mask_notes = collect_mask(opts, clip, size)
-        notes += mask_notes + ["masked control: the control inside the mask, the source KEEP outside"]
-        video = np.where(mask[..., None], control, clip.frames)
+        region, notes = collect_mask(opts, clip, size)
+    if opts.kind == "layout":  # make_options saw to a region
+        control = layout_frames(region)
+        notes.append("control: layout, the object's outline in black on white; the whole frame GENERATE")
+        region = None  # the layout replaces the whole video
+    elif opts.kind in MODEL_KINDS:
+        control, model_notes = _model_control(clip.frames, opts, region)
+        notes += model_notes
     else:
-        mask = np.ones(control.shape[:3], bool)
-        video = control
+        control = control_frames(clip.frames, opts.kind)
+        notes.append(f"control: {opts.kind} drawn from the source")
+    if region is not None:
+        notes.append("masked control: the control inside the mask, the source KEEP outside")
+        mask, video = region, np.where(region[..., None], control, clip.frames)
+    else:
+        mask, video = np.ones(control.shape[:3], bool), control
     refs, ref_notes = read_refs(opts.ref, size)
     return Job(
         task=task,

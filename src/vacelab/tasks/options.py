@@ -15,6 +15,9 @@ from ..geometry import DEFAULT_FRAMES, default_overlap, is_valid_frame_count
 REMOVE_GROW = 8  # px: covers the object's edge at VAE resolution (one 8x8 latent pixel)
 ANCHOR_EDGES = ("bottom", "top", "left", "right")
 STRATEGIES = ("naive", "aligned", "anchor")
+CONTROL_KINDS = ("gray", "edges", "scribble", "depth", "pose", "layout")
+MODEL_KINDS = ("depth", "pose")  # control kinds drawn by a model (--control-model)
+MASK_OPTIONS = ("mask", "bbox", "polygon", "track_box", "track_points", "segment")  # a region to control
 
 
 @dataclass
@@ -62,6 +65,8 @@ class Options:
     keep: int | None = None
     # control
     kind: str | None = None
+    control_model: str | None = None
+    person_model: str | None = None
 
     def given(self) -> dict:
         """The options that differ from their defaults (what ``job.json`` records as parameters)."""
@@ -76,6 +81,7 @@ class Options:
 COMMON = {"video", "size", "frames", "fps", "start", "ref", "window", "overlap", "prompt", "negative_prompt"}
 MASKING = {"mask", "bbox", "polygon", "coords", "grow", "fill_feather", "fill"}
 MASKING |= {"track_box", "track_points", "segment", "track_model"}
+CONTROL = {"kind", "control_model", "person_model"}
 TASK_OPTIONS = {
     "inpaint": COMMON | MASKING,
     "remove": COMMON | MASKING | {"what"},
@@ -86,7 +92,7 @@ TASK_OPTIONS = {
     "keyframes": COMMON | {"key", "every", "strategy", "anchor_px", "anchor_edge"},
     "extend": COMMON | {"keep"},
     "reference": {"size", "frames", "fps", "ref", "prompt", "negative_prompt"},
-    "control": COMMON | {"kind"} | MASKING - {"grow", "fill_feather", "fill"},
+    "control": COMMON | CONTROL | MASKING - {"grow", "fill_feather", "fill"},
 }
 
 
@@ -108,7 +114,39 @@ def make_options(task: str, options: dict) -> Options:
         raise InputError("must be a finite number > 0, or source", field="fps", value=opts.fps)
     if not _number(opts.start, lambda v: v >= 0):
         raise InputError("must be a finite number of seconds >= 0", field="start", value=opts.start)
+    if task == "control":
+        check_control(opts)
     return opts
+
+
+def check_control(opts: Options) -> None:
+    """``control``: a known ``kind``; a model only for the kinds a model draws, a detector only for pose."""
+    if opts.kind is None:
+        raise InputError(f"required: {', '.join(CONTROL_KINDS)}", field="kind")
+    if opts.kind not in CONTROL_KINDS:
+        raise InputError(f"choose from {', '.join(CONTROL_KINDS)}", field="kind", value=opts.kind)
+    if opts.control_model and opts.kind not in MODEL_KINDS:
+        raise InputError(
+            f"kind {opts.kind} is drawn without a model (only {' and '.join(MODEL_KINDS)} use one)",
+            field="control_model",
+            value=opts.control_model,
+        )
+    if opts.person_model and opts.kind != "pose":
+        raise InputError("only kind pose finds persons", field="person_model", value=opts.person_model)
+    masked = any(getattr(opts, name) for name in MASK_OPTIONS)
+    if opts.person_model and masked:
+        raise InputError(
+            "with a mask the person is the mask's box on each frame: no detector runs",
+            field="person_model",
+            value=opts.person_model,
+        )
+    if opts.kind == "layout" and not masked:
+        raise InputError(
+            "draws the outline of an object: give it with a box, keyed boxes, a mask, a polygon or a "
+            "tracked object",
+            field="kind",
+            value="layout",
+        )
 
 
 def _number(value, ok) -> bool:

@@ -1,4 +1,5 @@
-"""Device, dtype, progress and weight loading shared by the SAM 2 and SAM 3 trackers."""
+"""Device, dtype, progress and weight loading shared by the SAM 2 and SAM 3 trackers and the control
+annotators (:mod:`vacelab.annotators`)."""
 
 from __future__ import annotations
 
@@ -36,12 +37,12 @@ class ProgressSteps:
     """Frames done: a tqdm bar (``True``; ``None``: on a terminal only), nothing (``False``) or
     ``callback(done, total)``."""
 
-    def __init__(self, progress, total: int):
+    def __init__(self, progress, total: int, desc: str = "tracking"):
         self.total, self.done = total, 0
         self.callback = progress if callable(progress) else None
         self.bar = None
         if progress is True or (progress is None and sys.stderr.isatty()):  # no bar drawn into a log
-            self.bar = tqdm(total=total, desc="tracking", unit="frame", dynamic_ncols=True)
+            self.bar = tqdm(total=total, desc=desc, unit="frame", dynamic_ncols=True)
 
     def __call__(self) -> None:
         self.done += 1
@@ -78,14 +79,17 @@ def read_json(model: str, filename: str, local_only: bool = False) -> dict | Non
         return json.load(fh)
 
 
-def load_model(model_cls, model: str, model_types: tuple[str, ...], what: str, device, dtype, local_only):
-    """``model_cls.from_pretrained(model)`` on ``device``/``dtype``; missing or wrong weights: InputError.
+def load_model(
+    model_cls, model: str, model_types: tuple[str, ...], what: str, device, dtype, local_only, field=FIELD
+):
+    """``model_cls.from_pretrained(model)`` on ``device``/``dtype``; missing or wrong weights: InputError
+    on ``field`` (the setting naming the model).
 
     ``local_only``: read the folder or the cache only (``weights.check_weights``, asked by ``track_mask``
-    before anything loads)."""
+    and the control annotators before anything loads)."""
     config = read_json(model, "config.json", local_only)
     if config is None:
-        raise _no_weights(model, local_only)
+        raise _no_weights(model, local_only, field)
     if config.get("model_type") not in model_types:
         raise InputError(
             f"{what}: {model!r} is a {config.get('model_type')!r} model, "
@@ -95,13 +99,24 @@ def load_model(model_cls, model: str, model_types: tuple[str, ...], what: str, d
         with quiet_loading():
             loaded = model_cls.from_pretrained(model, dtype=dtype, local_files_only=local_only)
     except OSError:
-        raise _no_weights(model, local_only) from None
+        raise _no_weights(model, local_only, field) from None
     return loaded.to(device).eval()
 
 
-def _no_weights(model: str, local_only: bool) -> InputError:
+def _no_weights(model: str, local_only: bool, field: str = FIELD) -> InputError:
+    """The refusal for a folder without a saved model, or a hub model whose files are missing."""
     if os.path.isdir(model):
         return InputError(
-            "no model in this folder (expected one saved with save_pretrained)", field=FIELD, value=model
+            "no model in this folder (expected one saved with save_pretrained)", field=field, value=model
         )
-    return load_failed(model, local_only, field=FIELD)
+    return load_failed(model, local_only, field=field)
+
+
+def load_processor(model: str, what: str, local_only: bool, field: str = FIELD):
+    """transformers' ``AutoImageProcessor`` of ``model`` (``preprocessor_config.json``); none: InputError."""
+    from transformers import AutoImageProcessor
+
+    if read_json(model, "preprocessor_config.json", local_only) is None:
+        raise InputError(f"{what}: no image processor (preprocessor_config.json)", field=field, value=model)
+    with quiet_loading():
+        return AutoImageProcessor.from_pretrained(model, local_files_only=local_only)
