@@ -84,6 +84,14 @@ def register(subparsers) -> None:
         "~25 s once per process: pays off for 14B, and for 1.3B from the second job of a batch",
     )
     p.add_argument(
+        "--cache",
+        type=float,
+        default=DEFAULTS.cache,
+        metavar="R",
+        help="lossy step cache made for VACE: skip a step while the accumulated relative change of the "
+        "first block's input stays below R (0.05-0.2; default 0: off). Skipped steps go into run.json",
+    )
+    p.add_argument(
         "--window-prompts",
         type=window_prompts,
         default=[],

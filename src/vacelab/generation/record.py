@@ -96,6 +96,7 @@ def run_record(ctx: RunContext, out: Path, windows: list[dict], memory: dict) ->
             "color_match": colour,
             "fast_profile": loaded.profile,  # what --fast set, and why
             "loras": loaded.loras,
+            "cache": cache_record(ctx, windows),
         },
         "job": {"path": relative_to(job.path, out), "task": job.task, **job.geometry.as_dict()},
         "output": {"frames": frames, "height": height, "width": width, "fps": job.fps},
@@ -109,6 +110,16 @@ def run_record(ctx: RunContext, out: Path, windows: list[dict], memory: dict) ->
     if ctx.plan.is_long:
         run["windows"] = windows
     return run
+
+
+def cache_record(ctx: RunContext, windows: list[dict]) -> dict | None:
+    """``--cache``: the step cache's record (``None`` when off); a long job's ``skipped`` holds one list
+    per window (each window's full record is in its own ``cache``)."""
+    if ctx.settings.cache <= 0:
+        return None
+    if not ctx.plan.is_long:
+        return windows[0].get("cache")
+    return {"threshold": ctx.settings.cache, "skipped": [w.get("cache", {}).get("skipped") for w in windows]}
 
 
 def expert_record(ctx: RunContext) -> dict:

@@ -101,6 +101,11 @@ class RunSettings:
     attention: str | None = _setting(None, loads=True)
     compile: bool = _setting(False, loads=True)
     fast: bool = _setting(False, loads=True)
+    # lossy step cache (generation/stepcache.py): skip a step while the accumulated relative change of the
+    # first block's input stays below this; 0: off (exactly the plain call)
+    cache: float = _setting(
+        0.0, check=(lambda v: math.isfinite(v) and v >= 0, "must be a finite number >= 0")
+    )
     composite: bool = True
     # width in pixels of the blend band at the mask border (composite)
     feather: int = _setting(16, check=(lambda v: 0 <= v <= 16, "must be 0..16 px"))
