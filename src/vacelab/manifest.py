@@ -157,11 +157,12 @@ def validate_settings(settings: RunSettings, where: str) -> None:
 
 
 def build_settings(*tables: dict) -> RunSettings:
-    """``RunSettings`` from checked tables, later tables overriding earlier ones (defaults, then a job's)."""
+    """``RunSettings`` from checked tables, later tables overriding earlier ones (defaults, then a job's);
+    a ``preset`` fills what no table sets."""
     merged: dict = {}
     for table in tables:
         merged.update(table)
-    return replace(RunSettings(), **merged)
+    return replace(RunSettings(), **merged).with_preset(explicit=merged)
 
 
 def check_name(value, where: str, seen: set[str]) -> str:

@@ -27,7 +27,14 @@ import numpy as np
 from ..errors import InputError
 from ..job import Job
 from .context import Progress, RunContext, Stopwatch
-from .hooks import boundary_hook, expert_steps_hook, mask_encoding_hook, set_flow_shift, vace_end_hook
+from .hooks import (
+    boundary_hook,
+    expert_steps_hook,
+    mask_encoding_hook,
+    scheduler_hook,
+    set_flow_shift,
+    vace_end_hook,
+)
 from .settings import OFFLOAD_MODES, RunSettings
 from .stepcache import cache_hook
 
@@ -82,6 +89,7 @@ def generate(
 
             hooks.enter_context(mask_encoding_hook(pipe, mask_latent(clip.mask, len(clip.refs), "aligned")))
         hooks.enter_context(vace_end_hook(pipe, settings.vace_end, settings.steps))
+        hooks.enter_context(scheduler_hook(pipe, settings.scheduler, settings.steps))
         if len(ctx.loaded.experts) > 1:
             hooks.enter_context(boundary_hook(pipe, settings.boundary))
             ctx.expert_steps.clear()
