@@ -6,6 +6,9 @@ A plan is a TOML file (docs/experiments.md)::
     [prepare]                 # `vacelab prepare` options for every job (underscores), e.g. size, frames
     [run]                     # `vacelab run` options for every run (what a batch manifest's [defaults] takes)
     [grid]                    # axes crossed into every job's own grid, e.g. seed = [1, 2]
+    [modes]                   # named sets of run options, each job run once per mode (axis "mode");
+    exact = {}                # the first is the reference the others are measured against
+    cache = {cache = 0.1}
     [[jobs]]
     name = "keyframes"        # folder-safe and unique
     task = "keyframes"        # a `vacelab prepare` task
@@ -54,7 +57,8 @@ from .sample import SAMPLE_PREFIX, SampleInputs
 PATH_OPTIONS = ("video", "mask", "polygon", "image", "image2")  # prepare options naming one input file
 EXPERIMENT_FORMAT = 1
 MAX_RUNS = 1000  # the most runs one plan may make: a plan is read whole before anything runs
-PLAN_KEYS = {"title", "about", "prepare", "run", "grid", "jobs"}
+PLAN_KEYS = {"title", "about", "prepare", "run", "grid", "modes", "jobs"}
+MODE = "mode"  # the axis of a plan's [modes]
 JOB_KEYS = {"name", "task", "title", "about", "run", "grid"}
 
 
@@ -82,6 +86,7 @@ class Plan:
     prepare: dict = field(default_factory=dict)
     run: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)
+    modes: dict = field(default_factory=dict)  # name -> run options; the first is the reference
     base: Path | None = None
     source: str = "plan"
     overrides: dict = field(default_factory=dict)
@@ -153,6 +158,12 @@ def plan_from_dict(data: dict, *, base: Path | None = None, source: str = "plan"
         )
     run = check_settings(_table(data.get("run", {}), f"{source}: [run]"), f"{source}: [run]", base=base)
     grid = _check_grid(_table(data.get("grid", {}), f"{source}: [grid]"), f"{source}: [grid]", base)
+    modes = {
+        name: check_settings(
+            _table(table, f"{source}: [modes] {name}"), f"{source}: [modes] {name}", base=base
+        )
+        for name, table in _table(data.get("modes", {}), f"{source}: [modes]").items()
+    }
     jobs = []
     for name, where, entry in job_tables(data.get("jobs"), source):
         task = entry.get("task")
@@ -182,6 +193,7 @@ def plan_from_dict(data: dict, *, base: Path | None = None, source: str = "plan"
         prepare=prepare,
         run=run,
         grid=grid,
+        modes=modes,
         base=base,
         source=source,
     )
@@ -271,15 +283,16 @@ def expand(plan: Plan) -> tuple[list[Variant], list[RunSpec]]:
             seen_settings = set()
             for combo in itertools.product(*run_axes.values()):
                 values = dict(zip(run_axes, combo, strict=True))
-                settings = build_settings(plan.run, job.run, values, run_over)
-                validate_settings(settings, f"{plan.source}: [[jobs]] {job.name!r}")
-                key = json.dumps(settings.as_dict(), sort_keys=True, default=str)
-                if key in seen_settings:
-                    continue
-                seen_settings.add(key)
-                shown = {k: values[k] for k in varying_runs}
-                run_name = "-".join([variant.name, *map(_slug, shown.values())])
-                runs.append(RunSpec(_unique(run_name, run_names), variant, settings, {**axes, **shown}))
+                for mode, mode_run in (plan.modes or {None: {}}).items():
+                    settings = build_settings(plan.run, job.run, values, mode_run, run_over)
+                    validate_settings(settings, f"{plan.source}: [[jobs]] {job.name!r}")
+                    key = json.dumps(settings.as_dict(), sort_keys=True, default=str)
+                    if key in seen_settings:
+                        continue
+                    seen_settings.add(key)
+                    shown = {k: values[k] for k in varying_runs} | ({MODE: mode} if mode else {})
+                    run_name = "-".join([variant.name, *map(_slug, shown.values())])
+                    runs.append(RunSpec(_unique(run_name, run_names), variant, settings, {**axes, **shown}))
     return variants, runs
 
 
@@ -422,6 +435,8 @@ def run_plan(
         for v in variants
     ]
     record["runs"] = [_run_record(r, jobs[r.variant.name], out, outcomes.get(r.name)) for r in runs]
+    if plan.modes:
+        compare_modes(record["runs"], jobs, out, reference=next(iter(plan.modes)))
     media.write_text(out / "experiment.json", json.dumps(_finite(record), indent=2, default=str))
     write_experiment_report(out / "report.html", plan, variants, jobs, record, notice=notice)
     return record
@@ -458,12 +473,50 @@ def _run_record(run: RunSpec, job: Job, out: Path, outcome) -> dict:
             np.asarray(job.video), job.mask, result.video, key_frames=key_frames(job)
         )
         timings, memory = result.run.get("timings", {}), result.run.get("memory", {})
-        record["seconds"] = {"generate": timings.get("generate"), "total": timings.get("total")}
+        passes = run.settings.steps * len(result.run.get("windows") or [None])
+        generate = timings.get("generate")
+        record["seconds"] = {
+            "generate": generate,
+            "total": timings.get("total"),
+            "per_step": generate / passes if generate is not None else None,
+        }
         record["peak_memory"] = {
             "accelerator_bytes": memory.get("accelerator_peak_bytes"),
             "cpu_rss_bytes": memory.get("cpu_peak_rss_bytes"),
         }
     return record
+
+
+def compare_modes(records: list[dict], jobs: dict, out: Path, *, reference: str) -> None:
+    """Add to each finished run of a mode other than ``reference`` its quality cost against the
+    reference run of the same job and axes (``metrics``): ``gen_psnr_vs_ref`` / ``gen_ssim_vs_ref`` over the
+    GENERATE pixels, ``keep_exact`` (every KEEP pixel equal to the source), and ``speedup_vs_ref``
+    (the reference's generation seconds over this run's)."""
+    from .metrics import masked_psnr, masked_ssim
+    from .result import load_result
+
+    def same_run(record: dict) -> str:
+        axes = {k: v for k, v in record["axes"].items() if k != MODE}
+        return json.dumps([record["variant"], axes], sort_keys=True, default=str)
+
+    done = [r for r in records if r["status"] == "done"]
+    references = {same_run(r): r for r in done if r["axes"].get(MODE) == reference}
+    for record in done:
+        ref = references.get(same_run(record))
+        if ref is None:
+            continue
+        job = jobs[record["variant"]]
+        keep = ~np.asarray(job.mask, bool)
+        output = load_result(out / "runs" / record["name"]).video
+        source = np.asarray(job.video)
+        record["metrics"]["keep_exact"] = bool(np.array_equal(output[keep], source[keep]))
+        if record is ref:
+            continue
+        exact = load_result(out / "runs" / ref["name"]).video
+        record["metrics"]["gen_psnr_vs_ref"] = masked_psnr(output, exact, ~keep)
+        record["metrics"]["gen_ssim_vs_ref"] = masked_ssim(output, exact, ~keep)
+        own, base = record["seconds"]["generate"], ref["seconds"]["generate"]
+        record["metrics"]["speedup_vs_ref"] = base / own if own and base else None
 
 
 def _finite(value):
