@@ -76,13 +76,19 @@ def test_a_cached_step_adds_the_hints_once(pipe):
                 step[0] = 2  # the VACE scale changed (--vace-end): computed
                 third = transformer(**transformer_inputs(transformer, scale=0.0))[0]
                 assert calls == {"vace": 4, "dit": 6}
+                step[0] = 3  # no scale given (diffusers' default ones) after a given one: computed, then kept
+                unscaled = {**transformer_inputs(transformer), "control_hidden_states_scale": None}
+                transformer(**unscaled)
+                step[0] = 4
+                transformer(**unscaled)
+                assert calls == {"vace": 6, "dit": 9}
     finally:
         for handle in counters:
             handle.remove()
     assert torch.equal(first, reference)
     torch.testing.assert_close(second, first, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(third, first, atol=1e-3)
-    assert cache.record()["skipped"] == [1]
+    assert cache.record()["skipped"] == [1, 4]
     assert type(transformer.blocks[0]).__name__ == "WanTransformerBlock"  # put back
 
 

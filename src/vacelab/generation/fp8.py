@@ -51,15 +51,20 @@ def check_fp8(device: str, dtype: str, offload: str) -> None:
         )
 
 
-def apply_fp8(pipe) -> dict:
-    """Quantise the linear layers of every expert's DiT and VACE blocks to FP8 in place (torchao); returns
-    what was done, for ``run.json``."""
-    import torchao
+def quantize_transformer(transformer) -> None:
+    """Quantise the linear layers of one transformer's DiT and VACE blocks to FP8 in place (torchao)."""
     from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
 
+    for name in BLOCKS:
+        quantize_(getattr(transformer, name), Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+
+
+def apply_fp8(pipe) -> dict:
+    """:func:`quantize_transformer` on every expert of ``pipe``; returns what was done, for ``run.json``."""
+    import torchao
+
     for _, module in experts(pipe):
-        for name in BLOCKS:
-            quantize_(getattr(module, name), Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+        quantize_transformer(module)
     return {
         "method": "torchao Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())",
         "modules": [f"{expert}.{name}" for expert, _ in experts(pipe) for name in BLOCKS],

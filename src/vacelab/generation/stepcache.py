@@ -62,8 +62,6 @@ class StepCache:
 
     def decide(self, state: _Expert, block, hidden_states, temb) -> None:
         """Skip or compute the current call (see the module docstring)."""
-        import torch
-
         if state.branch > 0:  # the negative prompt follows its step's prompt pass
             state.skip = state.skip and state.branch in state.residuals
             return
@@ -79,7 +77,7 @@ class StepCache:
             compute = (
                 state.accumulated >= self.threshold
                 or state.step >= self.steps - 1
-                or not torch.equal(cached[1], state.scale)
+                or not _same_scale(cached[1], state.scale)
             )
         state.previous = modulated
         state.skip = not compute
@@ -106,6 +104,13 @@ class StepCache:
         elif self.experts:
             out["changes"] = next(iter(self.experts.values())).changes
         return out
+
+
+def _same_scale(a, b) -> bool:
+    """Whether two ``control_hidden_states_scale`` values are the same (``None``: diffusers' ones)."""
+    import torch
+
+    return a is b or (a is not None and b is not None and torch.equal(a, b))
 
 
 def _gates(cache: StepCache, state: _Expert, transformer):
