@@ -102,7 +102,7 @@ def test_a_preset_in_a_plan_table():
 
 def test_every_preset_names_its_source_and_valid_values():
     for name, preset in PRESETS.items():
-        assert preset.source and preset.lora, name
+        assert preset.source and preset.lora and preset.credit, name
         RunSettings(**preset.values).validate()
 
 

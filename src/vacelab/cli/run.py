@@ -107,7 +107,7 @@ def register(subparsers) -> None:
         default=DEFAULTS.cache,
         metavar="R",
         help="lossy step cache made for VACE: skip a step while the accumulated relative change of the "
-        "first block's input stays below R (0.05-0.2; default 0: off). Skipped steps go into run.json",
+        "first block's input stays below R (e.g. 0.1; default 0: off). Skipped steps go into run.json",
     )
     p.add_argument(
         "--window-prompts",

@@ -17,6 +17,7 @@ class Preset:
     values: dict = field(default_factory=dict)
     lora: str = ""  # which LoRA file(s) the recipe is for, and into which expert
     source: str = ""
+    credit: str = ""  # the source in a few words (``vacelab run --help``)
 
 
 PRESETS = {
@@ -29,6 +30,7 @@ PRESETS = {
         source="LightX2V configs/distill/wan21/wan_t2v_distill_lora_4step_cfg.json and "
         "configs/distill/wan22/wan_moe_t2v_distill_lora.json (github.com/ModelTC/LightX2V): infer_steps 4, "
         "enable_cfg false, sample_shift 5, Euler steps at timesteps 1000/750/500/250",
+        credit="LightX2V's distill LoRA configs",
     ),
     "causvid": Preset(
         values={"steps": 8, "guidance": 1.0, "scheduler": "unipc"},
@@ -36,6 +38,7 @@ PRESETS = {
         "or the bidirect2 1.3B one) at a scale of 0.3-0.5: --lora FILE:0.4",
         source="Kijai's CausVid LoRA page, civitai.com/models/1585622: CFG 1, 4-9 steps (more steps, more "
         "motion), strength about 0.5 and lower with VACE; 0.3 with unipc for about 12 steps",
+        credit="Kijai's CausVid LoRA page",
     ),
 }
 
@@ -46,8 +49,8 @@ def preset_values(name: str) -> dict:
 
 
 def describe_presets() -> str:
-    """One line per preset for ``vacelab run --help``: its name and the settings it fills."""
+    """The presets for ``vacelab run --help``: name, source in short, the settings each fills."""
     return "; ".join(
-        f"{name}: " + ", ".join(f"{k} {v}" for k, v in preset.values.items())
+        f"{name} ({preset.credit}): " + ", ".join(f"{k} {v}" for k, v in preset.values.items())
         for name, preset in PRESETS.items()
     )
