@@ -98,6 +98,9 @@ def test_a_preset_in_a_plan_table():
 
     settings = build_settings({"preset": "lightx2v"}, {"steps": 6})
     assert (settings.steps, settings.guidance, settings.scheduler) == (6, 1.0, "euler")
+    # a mode (a later table) with a preset overrides the plan's [run]; a later table still wins over it
+    settings = build_settings({"steps": 50, "guidance": 5.0}, {"preset": "lightx2v"}, {"guidance": 2.0})
+    assert (settings.steps, settings.guidance) == (4, 2.0)
 
 
 def test_every_preset_names_its_source_and_valid_values():
