@@ -14,7 +14,11 @@ Variants, all on the same model and inputs:
                  attention backend, compile_repeated_blocks; two guidance passes
   fast_batched   fast + the two guidance passes batched (batch 2): measured here, not in the profile
   fast_<extra>   with --extra: candidates added on top of fast, one after the other (fused_qkv: diffusers'
-                 fuse_qkv_projections; autotune: compile mode max-autotune-no-cudagraphs)
+                 fuse_qkv_projections; autotune: compile mode max-autotune-no-cudagraphs; fa4:
+                 FlashAttention-4 behind PyTorch's flash SDPA path, where flash-attn-4 imports and is exact;
+                 cache: the time of a step the --cache step cache SKIPS (identical inputs, so its output
+                 must equal the computed one); fp8: --fp8's torchao FP8 blocks, recompiled - lossy, and
+                 last, as it changes the weights). One that cannot run here is noted under "extras".
   kernel floor   not a variant: every matmul and attention of the step timed alone at its real shape and
                  summed (the fastest SDPA kernel that runs). No exact profile built on these kernels can beat
                  it, so default / floor bounds any exact speed-up on this GPU (skip with --no-floor)
@@ -72,7 +76,7 @@ PEAK_BF16_TFLOPS = (
     ("RTX 4090", 165),
     ("A10G", 70),
 )
-EXTRAS = ("fused_qkv", "autotune")  # --extra candidates, see run()
+EXTRAS = ("fused_qkv", "autotune", "fa4", "cache", "fp8")  # --extra candidates, see run()
 
 
 def kernel_floor(cfg: dict, tokens: int, text_len: int, device, dtype, repeats: int = 5) -> dict:
@@ -316,6 +320,25 @@ def run(args) -> dict:
                     torch._dynamo.reset()
                     model.compile_repeated_blocks(fullgraph=True, mode="max-autotune-no-cudagraphs")
                     res.setdefault("extras", {})[name] = {"compile_mode": "max-autotune-no-cudagraphs"}
+                elif extra == "fa4":
+                    outputs[name] = fa4_variant(name, model, inp, cfg, device, backend, record, res, args)
+                    continue
+                elif extra == "cache":
+                    outputs[name] = cache_variant(name, model, inp, record, res, args)
+                    continue
+                elif extra == "fp8":  # irreversible: the last extra
+                    from vacelab.generation.fp8 import quantize_transformer
+
+                    try:
+                        quantize_transformer(model)
+                    except Exception as exc:  # no torchao, no FP8 kernels here
+                        res.setdefault("extras", {})[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+                        log(f"{name}: unavailable ({res['extras'][name]['error']})")
+                        continue
+                    torch._dynamo.reset()
+                    if res["profile"]["compile"]:
+                        model.compile_repeated_blocks(fullgraph=True)
+                    res.setdefault("extras", {})[name] = {"quantized": "blocks, vace_blocks (torchao)"}
                 outputs[name] = record(
                     name, lambda: guided_step(model, inp, bf16, False), args.warmup + 1, args.steps_measured
                 )
@@ -347,6 +370,53 @@ def run(args) -> dict:
         model = None
         summarize(res, outputs)
     return res
+
+
+def fa4_variant(name, model, inp, cfg, device, backend: str, record, res, args):
+    """The fast profile with FlashAttention-4 as its attention (where it imports and probes exact), then
+    the picked backend put back; ``res["extras"][name]`` says what the probe and a timing found."""
+    import torch
+    from torch.nn.attention import activate_flash_attention_impl, restore_flash_attention_impl
+
+    from vacelab.generation.profiles import FA4_BACKEND, _probe_fa4, set_backend_locally, try_fa4
+
+    dtype, head_dim, heads = torch.bfloat16, cfg["attention_head_dim"], cfg["num_attention_heads"]
+    note = res.setdefault("extras", {})[name] = {"probe": _probe_fa4(device, dtype, head_dim) or "exact"}
+    if note["probe"] != "exact":
+        log(f"{name}: unavailable ({note['probe']})")
+        return None
+    restore_flash_attention_impl(_raise_warn=False)
+    if device.type == "cuda":  # the --fast decision at full size: FA4 stays active only if faster
+        note["self_attention"] = try_fa4(backend, device, dtype, head_dim, heads)[1]
+    activate_flash_attention_impl("FA4")
+    set_backend_locally(model, FA4_BACKEND)
+    try:
+        return record(
+            name, lambda: guided_step(model, inp, dtype, False), args.warmup + 1, args.steps_measured
+        )
+    finally:
+        restore_flash_attention_impl(_raise_warn=False)
+        set_backend_locally(model, backend)
+
+
+def cache_variant(name, model, inp, record, res, args):
+    """The step time when ``--cache`` skips: step 0 computed, every later step skipped (identical inputs,
+    threshold infinite); the output must equal the computed step's (``vs_default`` in the JSON)."""
+    import torch
+
+    from vacelab.generation.stepcache import step_cache
+
+    dtype, step = torch.bfloat16, [0]
+
+    def skipped_step():
+        step[0] += 1
+        return guided_step(model, inp, dtype, False)
+
+    with step_cache([("transformer", model)], float("inf"), 10**9, lambda: step[0]) as cache:
+        guided_step(model, inp, dtype, False)  # step 0: computed, keeps the residuals
+        out = record(name, skipped_step, 1, args.steps_measured)
+    res.setdefault("extras", {})[name] = {"skipped_steps": len(cache.record()["skipped"])}
+    return out
 
 
 def second_expert(args, cfg, device, inp, record) -> dict:

@@ -201,3 +201,23 @@ def test_a_failed_run_is_reported_and_the_exit_code_is_1(tmp_path, capsys):
     assert all("folder not found" in r["error"] for r in record["runs"])
     html = (tmp_path / "out" / "report.html").read_text()
     assert "folder not found" in html and "All runs" in html
+
+
+def test_shipped_speed_plan_measures_each_mode_against_the_exact_run(tmp_path, tiny_model_dir, capsys):
+    out = tmp_path / "speed"
+    args = ["experiment", "speed", "--out", str(out), "--model", str(tiny_model_dir)]
+    args += ["--steps", "3", "--size", "112x64", "--frames", "5"]
+    assert main(args) == 1  # fp8 cannot run on a CPU: that run fails in one line, the others go on
+    runs = {r["axes"]["mode"]: r for r in json.loads((out / "experiment.json").read_text())["runs"]}
+    assert list(runs) == ["exact", "fast", "cache-0.1", "cache-0.2", "fp8"]
+    assert runs["fp8"]["status"] == "failed" and "fp8: FP8 needs a CUDA GPU" in runs["fp8"]["error"]
+    exact = runs["exact"]
+    assert exact["metrics"]["keep_exact"] is True and "gen_psnr_vs_ref" not in exact["metrics"]
+    assert exact["seconds"]["per_step"] == pytest.approx(exact["seconds"]["generate"] / 3)
+    for mode in ("fast", "cache-0.1", "cache-0.2"):
+        metrics = runs[mode]["metrics"]
+        assert metrics["keep_exact"] is True  # composite on: KEEP is the source whatever the mode
+        assert metrics["gen_psnr_vs_ref"] == "inf" or metrics["gen_psnr_vs_ref"] > 0
+        assert 0 < metrics["gen_ssim_vs_ref"] <= 1 and metrics["speedup_vs_ref"] > 0
+    html = (out / "report.html").read_text()
+    assert "GENERATE PSNR vs ref dB" in html and "s/step" in html

@@ -6,6 +6,9 @@ A plan is a TOML file (docs/experiments.md)::
     [prepare]                 # `vacelab prepare` options for every job (underscores), e.g. size, frames
     [run]                     # `vacelab run` options for every run (what a batch manifest's [defaults] takes)
     [grid]                    # axes crossed into every job's own grid, e.g. seed = [1, 2]
+    [modes]                   # named sets of run options, each job run once per mode (axis "mode");
+    exact = {}                # the first is the reference the others are measured against
+    cache = {cache = 0.1}
     [[jobs]]
     name = "keyframes"        # folder-safe and unique
     task = "keyframes"        # a `vacelab prepare` task
@@ -49,12 +52,13 @@ from .folders import write_folder
 from .generation.settings import RunSettings
 from .job import TASKS, Job, load_job, save_job
 from .manifest import build_settings, check_settings, job_tables, read_toml, validate_settings
+from .mode_costs import MODE, compare_modes
 from .sample import SAMPLE_PREFIX, SampleInputs
 
 PATH_OPTIONS = ("video", "mask", "polygon", "image", "image2")  # prepare options naming one input file
 EXPERIMENT_FORMAT = 1
 MAX_RUNS = 1000  # the most runs one plan may make: a plan is read whole before anything runs
-PLAN_KEYS = {"title", "about", "prepare", "run", "grid", "jobs"}
+PLAN_KEYS = {"title", "about", "prepare", "run", "grid", "modes", "jobs"}
 JOB_KEYS = {"name", "task", "title", "about", "run", "grid"}
 
 
@@ -82,6 +86,7 @@ class Plan:
     prepare: dict = field(default_factory=dict)
     run: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)
+    modes: dict = field(default_factory=dict)  # name -> run options; the first is the reference
     base: Path | None = None
     source: str = "plan"
     overrides: dict = field(default_factory=dict)
@@ -153,6 +158,12 @@ def plan_from_dict(data: dict, *, base: Path | None = None, source: str = "plan"
         )
     run = check_settings(_table(data.get("run", {}), f"{source}: [run]"), f"{source}: [run]", base=base)
     grid = _check_grid(_table(data.get("grid", {}), f"{source}: [grid]"), f"{source}: [grid]", base)
+    modes = {
+        name: check_settings(
+            _table(table, f"{source}: [modes] {name}"), f"{source}: [modes] {name}", base=base
+        )
+        for name, table in _table(data.get("modes", {}), f"{source}: [modes]").items()
+    }
     jobs = []
     for name, where, entry in job_tables(data.get("jobs"), source):
         task = entry.get("task")
@@ -182,6 +193,7 @@ def plan_from_dict(data: dict, *, base: Path | None = None, source: str = "plan"
         prepare=prepare,
         run=run,
         grid=grid,
+        modes=modes,
         base=base,
         source=source,
     )
@@ -271,15 +283,16 @@ def expand(plan: Plan) -> tuple[list[Variant], list[RunSpec]]:
             seen_settings = set()
             for combo in itertools.product(*run_axes.values()):
                 values = dict(zip(run_axes, combo, strict=True))
-                settings = build_settings(plan.run, job.run, values, run_over)
-                validate_settings(settings, f"{plan.source}: [[jobs]] {job.name!r}")
-                key = json.dumps(settings.as_dict(), sort_keys=True, default=str)
-                if key in seen_settings:
-                    continue
-                seen_settings.add(key)
-                shown = {k: values[k] for k in varying_runs}
-                run_name = "-".join([variant.name, *map(_slug, shown.values())])
-                runs.append(RunSpec(_unique(run_name, run_names), variant, settings, {**axes, **shown}))
+                for mode, mode_run in (plan.modes or {None: {}}).items():
+                    settings = build_settings(plan.run, job.run, values, mode_run, run_over)
+                    validate_settings(settings, f"{plan.source}: [[jobs]] {job.name!r}")
+                    key = json.dumps(settings.as_dict(), sort_keys=True, default=str)
+                    if key in seen_settings:
+                        continue
+                    seen_settings.add(key)
+                    shown = {k: values[k] for k in varying_runs} | ({MODE: mode} if mode else {})
+                    run_name = "-".join([variant.name, *map(_slug, shown.values())])
+                    runs.append(RunSpec(_unique(run_name, run_names), variant, settings, {**axes, **shown}))
     return variants, runs
 
 
@@ -422,6 +435,8 @@ def run_plan(
         for v in variants
     ]
     record["runs"] = [_run_record(r, jobs[r.variant.name], out, outcomes.get(r.name)) for r in runs]
+    if plan.modes:
+        compare_modes(record["runs"], jobs, out, reference=next(iter(plan.modes)))
     media.write_text(out / "experiment.json", json.dumps(_finite(record), indent=2, default=str))
     write_experiment_report(out / "report.html", plan, variants, jobs, record, notice=notice)
     return record
@@ -458,7 +473,13 @@ def _run_record(run: RunSpec, job: Job, out: Path, outcome) -> dict:
             np.asarray(job.video), job.mask, result.video, key_frames=key_frames(job)
         )
         timings, memory = result.run.get("timings", {}), result.run.get("memory", {})
-        record["seconds"] = {"generate": timings.get("generate"), "total": timings.get("total")}
+        passes = run.settings.steps * len(result.run.get("windows") or [None])
+        generate = timings.get("generate")
+        record["seconds"] = {
+            "generate": generate,
+            "total": timings.get("total"),
+            "per_step": generate / passes if generate is not None else None,
+        }
         record["peak_memory"] = {
             "accelerator_bytes": memory.get("accelerator_peak_bytes"),
             "cpu_rss_bytes": memory.get("cpu_peak_rss_bytes"),

@@ -159,11 +159,14 @@ def validate_settings(settings: RunSettings, where: str) -> None:
 
 
 def build_settings(*tables: dict) -> RunSettings:
-    """``RunSettings`` from checked tables, later tables overriding earlier ones (defaults, then a job's)."""
+    """``RunSettings`` from checked tables, later tables overriding earlier ones (defaults, then a job's);
+    a ``preset`` fills what neither its own table nor a later one sets (it overrides earlier tables)."""
     merged: dict = {}
+    explicit: set[str] = set()
     for table in tables:
         merged.update(table)
-    return replace(RunSettings(), **merged)
+        explicit = set(table) if "preset" in table else explicit | set(table)
+    return replace(RunSettings(), **merged).with_preset(explicit=explicit)
 
 
 def check_name(value, where: str, seen: set[str]) -> str:

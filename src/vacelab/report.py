@@ -32,6 +32,10 @@ METRIC_COLUMNS = [
     ("key_psnr", "key PSNR dB"),
     ("key_ssim", "key SSIM"),
     ("flicker", "flicker"),
+    ("gen_psnr_vs_ref", "GENERATE PSNR vs ref dB"),
+    ("gen_ssim_vs_ref", "GENERATE SSIM vs ref"),
+    ("keep_exact", "KEEP exact"),
+    ("speedup_vs_ref", "speed-up vs ref"),
 ]
 DEFINITIONS = [
     (
@@ -49,6 +53,13 @@ DEFINITIONS = [
         "flicker",
         "mean absolute change from each frame to the next (0-255, averaged over RGB) over the "
         "GENERATE pixels; the source's own motion counts too, so compare runs of one job with each other.",
+    ),
+    (
+        "vs ref, KEEP exact, speed-up",
+        "plans with [modes] (e.g. the shipped speed plan): each mode's output against the first mode's "
+        "output of the same job (the exact reference), PSNR and SSIM over the GENERATE pixels: the quality a "
+        "speed mode costs; KEEP exact: every KEEP pixel equals the source; speed-up: the reference's "
+        "generation seconds over this run's (same machine, same process).",
     ),
     (
         "SSIM",
@@ -179,6 +190,8 @@ def figure(uri: str, caption: str) -> str:
 
 
 def fmt_metric(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if value == "inf" or (isinstance(value, float) and math.isinf(value)):
@@ -210,7 +223,7 @@ def table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
 def _run_rows(runs: list[dict], *, with_variant: bool) -> tuple[list[str], list[list[str]]]:
     axes = list(dict.fromkeys(k for r in runs for k in r["axes"]))
     headers = ["run"] + (["job"] if with_variant else []) + [esc(a) for a in axes] + ["status"]
-    headers += [label for _, label in METRIC_COLUMNS] + ["generate s", "total s", "peak memory"]
+    headers += [label for _, label in METRIC_COLUMNS] + ["s/step", "generate s", "total s", "peak memory"]
     rows = []
     for r in runs:
         metrics, seconds, memory = r.get("metrics", {}), r.get("seconds", {}), r.get("peak_memory", {})
@@ -223,7 +236,8 @@ def _run_rows(runs: list[dict], *, with_variant: bool) -> tuple[list[str], list[
             + [esc(_axis_value(r["axes"].get(a))) for a in axes]
             + [status]
             + [fmt_metric(metrics.get(key)) for key, _ in METRIC_COLUMNS]
-            + [fmt_metric(seconds.get("generate")), fmt_metric(seconds.get("total")), fmt_memory(memory)]
+            + [fmt_metric(seconds.get(k)) for k in ("per_step", "generate", "total")]
+            + [fmt_memory(memory)]
         )
     left = 2 + with_variant + len(axes)
     return headers, rows, left

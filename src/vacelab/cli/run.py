@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..generation.presets import describe_presets
 from ..generation.settings import COLOR_METHODS, LONG_JOB_COLOR_METHOD, MODEL_ALIASES, RunSettings
 
 DEFAULTS = RunSettings()
@@ -36,10 +37,9 @@ def register(subparsers) -> None:
         default=DEFAULTS.model,
         help=f"hub id, local diffusers folder, or {' / '.join(MODEL_ALIASES)} (default {DEFAULTS.model})",
     )
-    p.add_argument("--steps", type=int, default=DEFAULTS.steps, help="denoising steps (default %(default)s)")
-    p.add_argument(
-        "--guidance", type=float, default=DEFAULTS.guidance, help="CFG scale (default %(default)s)"
-    )
+    # steps, guidance, shift and scheduler default to None here so that a --preset knows what was set
+    p.add_argument("--steps", type=int, help=f"denoising steps (default {DEFAULTS.steps})")
+    p.add_argument("--guidance", type=float, help=f"CFG scale (default {DEFAULTS.guidance})")
     p.add_argument(
         "--guidance-2",
         type=float,
@@ -52,6 +52,18 @@ def register(subparsers) -> None:
         "timesteps (default the model's boundary_ratio, 0.875 for 2.2-a14b)",
     )
     p.add_argument("--shift", type=float, help="scheduler flow shift (default 3.0 up to 480p, 5.0 at 720p)")
+    p.add_argument(
+        "--scheduler",
+        choices=RunSettings.choices("scheduler"),
+        help="unipc: diffusers' Wan default; euler: first-order flow Euler on the same timesteps, as "
+        f"step-distilled LoRAs are sampled (default {DEFAULTS.scheduler})",
+    )
+    p.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="a step-distilled LoRA's recipe (lossy; bring the LoRA with --lora): fills the options it names "
+        f"that you did not set. {describe_presets()}. Sources: docs/performance.md",
+    )
     p.add_argument(
         "--seed", type=int, default=DEFAULTS.seed, help="noise seed (default %(default)s, as VACE)"
     )
@@ -82,6 +94,20 @@ def register(subparsers) -> None:
         action="store_true",
         help="exact speed-ups (bf16, best attention, compile); the compile costs "
         "~25 s once per process: pays off for 14B, and for 1.3B from the second job of a batch",
+    )
+    p.add_argument(
+        "--fp8",
+        action="store_true",
+        help="lossy: FP8 weights and activations in the DiT and VACE blocks (torchao; CUDA GPUs of compute "
+        "capability 8.9+: Ada, Hopper, Blackwell; pip install 'vacelab[gpu]')",
+    )
+    p.add_argument(
+        "--cache",
+        type=float,
+        default=DEFAULTS.cache,
+        metavar="R",
+        help="lossy step cache made for VACE: skip a step while the accumulated relative change of the "
+        "first block's input stays below R (e.g. 0.1; default 0: off). Skipped steps go into run.json",
     )
     p.add_argument(
         "--window-prompts",
@@ -169,10 +195,12 @@ def window_prompts(path: str) -> list[str]:
 
 
 def settings_from_args(args: argparse.Namespace) -> RunSettings:
-    """The RunSettings named by the parsed options (field names = option names)."""
+    """The RunSettings named by the parsed options (field names = option names), ``--preset`` applied
+    to the options not given."""
     values = {name: getattr(args, name) for name in RunSettings.field_types() if hasattr(args, name)}
     values["prompt"] = values.get("prompt") or ""
-    return RunSettings(**values)
+    given = {name: value for name, value in values.items() if value is not None}  # unset options: None
+    return RunSettings(**given).with_preset(explicit=given)
 
 
 def default_out(job: Path) -> Path:

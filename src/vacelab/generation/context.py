@@ -56,6 +56,7 @@ class RunContext:
     loaded: LoadedPipeline | None = None  # set once the pipeline is loaded
     audits: list[dict] = field(default_factory=list)  # each window's audit summary, once audited
     expert_steps: dict[str, list[int]] = field(default_factory=dict)  # the steps each expert ran
+    cache: dict | None = None  # the last pass's step cache record (``--cache``), None when off
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     run_start: float = field(default_factory=time.perf_counter)
 

@@ -8,7 +8,8 @@ the duration of one call and restores it afterwards, and each applies to every e
 - :func:`vace_end_hook` registers a forward pre-hook on each expert that zeroes
   ``control_hidden_states_scale`` from step ``ceil(F * steps)`` on (``vace_end = F``);
 - :func:`boundary_hook` sets the step where a two-expert model switches experts (``boundary``);
-- :func:`expert_steps_hook` records which steps each expert ran.
+- :func:`expert_steps_hook` records which steps each expert ran;
+- :func:`scheduler_hook` swaps in the first-order (Euler) scheduler (``scheduler = "euler"``).
 
 :func:`set_flow_shift` gives the pipeline the scheduler a run's flow shift asks for.
 """
@@ -128,3 +129,32 @@ def expert_steps_hook(pipe, seen: dict[str, list[int]]) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextlib.contextmanager
+def scheduler_hook(pipe, name: str, steps: int) -> Iterator[None]:
+    """Within the block, ``name = "euler"`` samples with first-order flow Euler on the timesteps of the
+    pipeline's UniPC flow scheduler (its ``solver_order=1`` with the corrector off, which is exactly an
+    Euler step), as lightx2v samples its step-distilled LoRAs; ``"unipc"`` changes nothing. Restored on
+    exit."""
+    if name == "unipc":
+        yield
+        return
+    from diffusers import UniPCMultistepScheduler
+
+    from ..errors import InputError
+
+    if not isinstance(pipe.scheduler, UniPCMultistepScheduler):
+        raise InputError(
+            f"needs the pipeline's UniPC flow scheduler, not {type(pipe.scheduler).__name__}",
+            field="scheduler",
+            value=name,
+        )
+    saved = pipe.scheduler
+    pipe.scheduler = UniPCMultistepScheduler.from_config(
+        saved.config, solver_order=1, disable_corrector=list(range(steps))
+    )
+    try:
+        yield
+    finally:
+        pipe.scheduler = saved

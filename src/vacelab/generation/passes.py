@@ -13,7 +13,9 @@ What vacelab hands diffusers, and why:
 
 The hooks of :mod:`~vacelab.generation.hooks` (``mask_encoding``, ``vace_end``; with two experts
 ``boundary`` and the record of each expert's steps) are on for the call only. A two-expert model gets
-``guidance_scale_2`` (``guidance_2``; diffusers uses ``guidance`` when it is ``None``).
+``guidance_scale_2`` (``guidance_2``; diffusers uses ``guidance`` when it is ``None``). ``--cache R``
+puts :func:`~vacelab.generation.stepcache.cache_hook` around the call (after ``vace_end``, whose scale it
+reads); its record lands in ``ctx.cache``.
 """
 
 from __future__ import annotations
@@ -25,8 +27,16 @@ import numpy as np
 from ..errors import InputError
 from ..job import Job
 from .context import Progress, RunContext, Stopwatch
-from .hooks import boundary_hook, expert_steps_hook, mask_encoding_hook, set_flow_shift, vace_end_hook
+from .hooks import (
+    boundary_hook,
+    expert_steps_hook,
+    mask_encoding_hook,
+    scheduler_hook,
+    set_flow_shift,
+    vace_end_hook,
+)
 from .settings import OFFLOAD_MODES, RunSettings
+from .stepcache import cache_hook
 
 
 def pipeline_inputs(clip: Job) -> dict:
@@ -79,10 +89,12 @@ def generate(
 
             hooks.enter_context(mask_encoding_hook(pipe, mask_latent(clip.mask, len(clip.refs), "aligned")))
         hooks.enter_context(vace_end_hook(pipe, settings.vace_end, settings.steps))
+        hooks.enter_context(scheduler_hook(pipe, settings.scheduler, settings.steps))
         if len(ctx.loaded.experts) > 1:
             hooks.enter_context(boundary_hook(pipe, settings.boundary))
             ctx.expert_steps.clear()
             hooks.enter_context(expert_steps_hook(pipe, ctx.expert_steps))
+        cache = hooks.enter_context(cache_hook(pipe, settings.cache, settings.steps))
         report("denoise", 0, settings.steps)
         try:
             with clock("generate"):
@@ -106,6 +118,7 @@ def generate(
                     "no kernel for this model/GPU/dtype", field="attention", value=settings.attention
                 ) from None
             raise
+        ctx.cache = cache.record() if cache is not None else None
     video = to_uint8(raw)
     if video.shape != clip.video.shape:
         raise RuntimeError(f"pipeline returned {video.shape}, expected {clip.video.shape}")

@@ -7,8 +7,8 @@ per run:
    files, the model folder or cache entry, offload on this device, dtype, attention backend); it resolves
    the model, device and dtype into a :class:`LoadRequest`.
 2. :func:`load_pipeline`: ``from_pretrained``, LoRAs, then :func:`place_pipeline`.
-3. :func:`place_pipeline`: device or offload, VAE tiling, attention backend, compile or the fast profile,
-   applied to every expert (:mod:`~vacelab.generation.experts`).
+3. :func:`place_pipeline`: device or offload, VAE tiling, FP8 (``--fp8``), attention backend, compile or
+   the fast profile, applied to every expert (:mod:`~vacelab.generation.experts`).
 
 Both return a :class:`LoadedPipeline`: the pipeline with what vacelab knows of it (model, device, dtype,
 experts, LoRAs, fast profile), the one object the rest of a run reads. ``pipe`` itself carries nothing
@@ -59,9 +59,10 @@ class LoadedPipeline:
     experts: tuple[str, ...]
     loras: list[dict] = field(default_factory=list)
     profile: dict | None = None
+    fp8: dict | None = None  # what --fp8 quantised (generation/fp8.py)
 
     @classmethod
-    def describe(cls, pipe, model: str, *, loras=(), profile=None) -> LoadedPipeline:
+    def describe(cls, pipe, model: str, *, loras=(), profile=None, fp8=None) -> LoadedPipeline:
         """The record of ``pipe`` as it is placed now (device and dtype read from the pipeline)."""
         return cls(
             pipe=pipe,
@@ -71,6 +72,7 @@ class LoadedPipeline:
             experts=expert_names(pipe),
             loras=list(loras),
             profile=profile,
+            fp8=fp8,
         )
 
 
@@ -182,6 +184,10 @@ def check_loadable(settings: RunSettings) -> LoadRequest:
                 value=settings.attention,
             )
     device = placement_device(settings)
+    if settings.fp8:
+        from .fp8 import check_fp8
+
+        check_fp8(device, settings.dtype, settings.offload)
     if settings.dtype not in DTYPES:
         raise InputError(f"choose from {', '.join(DTYPES)}", field="dtype", value=settings.dtype)
     loras = lora_specs(settings)
@@ -278,6 +284,13 @@ def place_pipeline(
         )
     if settings.vae_tiling:
         pipe.vae.enable_tiling()
+    fp8 = None
+    if settings.fp8:  # before compile, which then sees the FP8 layers
+        from .fp8 import apply_fp8, check_fp8
+
+        dtype = "bf16" if pipe.transformer.dtype == torch.bfloat16 else str(pipe.transformer.dtype)
+        check_fp8(device, dtype, settings.offload)
+        fp8 = apply_fp8(pipe)
     profile = None
     if settings.fast:
         from .profiles import apply_fast_profile
@@ -291,7 +304,7 @@ def place_pipeline(
             if settings.compile:
                 module.compile_repeated_blocks(fullgraph=True)
     model = request.model if request is not None else settings.model
-    return LoadedPipeline.describe(pipe, model, loras=loras, profile=profile)
+    return LoadedPipeline.describe(pipe, model, loras=loras, profile=profile, fp8=fp8)
 
 
 def set_attention(transformer, backend: str | None) -> None:

@@ -22,6 +22,12 @@ from vacelab.errors import InputError
 # Fastest first. All compute exact softmax attention; they differ only in kernel and rounding order.
 # flash / _flash_3 need the flash-attn packages; _native_cudnn / _native_flash are PyTorch's own SDPA kernels.
 EXACT_BACKENDS = ("_flash_3", "_native_cudnn", "flash", "_native_flash", "native")
+# FlashAttention-4 (package flash-attn-4) behind PyTorch's flash SDPA path
+# (torch.nn.attention.activate_flash_attention_impl, process-wide): tried on CUDA after the pick above, and
+# kept only if exact and faster than it at the model's full-size self-attention (:func:`try_fa4`)
+FA4 = "FA4"
+FA4_BACKEND = "_native_flash"
+FA4_TOKENS = 32760  # 81 frames at 480x832: the documented default size
 
 
 def cast_like_from_pretrained(model, dtype) -> None:
@@ -63,7 +69,7 @@ def _probe_backend(name: str, device, dtype, head_dim: int) -> str | None:
             if not math.isfinite(err) or err > tol:
                 return f"max abs error {err:.3g} against an fp32 reference (tolerance {tol})"
     except Exception as exc:  # a missing package, an unsupported device/dtype/shape: try the next one
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+        return _reason(exc)
     return None
 
 
@@ -80,6 +86,76 @@ def pick_attention_backend(device, dtype, head_dim: int = 128, candidates=EXACT_
             return name, tried
         tried[name] = reason
     return "native", tried
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+
+
+def _probe_fa4(device, dtype, head_dim: int) -> str | None:
+    """Activate FA4 for PyTorch's flash SDPA path and probe it as the others; ``None`` when exact (FA4 is
+    left active), else why not (and FA4 is left inactive)."""
+    try:
+        from torch.nn.attention import activate_flash_attention_impl, restore_flash_attention_impl
+
+        activate_flash_attention_impl(FA4)
+    except Exception as exc:  # an older torch, no flash-attn-4, a GPU it does not support
+        return _reason(exc)
+    reason = _probe_backend(FA4_BACKEND, device, dtype, head_dim)
+    if reason is not None:
+        restore_flash_attention_impl(_raise_warn=False)
+    return reason
+
+
+def _seconds_per_call(name: str, q, k, v, repeats: int = 3) -> float:
+    """Mean wall time of one ``dispatch_attention_fn`` call with backend ``name`` (CUDA, after a warm-up)."""
+    import time
+
+    import torch
+    from diffusers.models.attention_dispatch import AttentionBackendName, dispatch_attention_fn
+
+    backend = AttentionBackendName(name)
+    dispatch_attention_fn(q, k, v, backend=backend)
+    torch.cuda.synchronize(q.device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        dispatch_attention_fn(q, k, v, backend=backend)
+    torch.cuda.synchronize(q.device)
+    return (time.perf_counter() - start) / repeats
+
+
+def try_fa4(best: str, device, dtype, head_dim: int, heads: int) -> tuple[str, str]:
+    """FA4 against the exact backend ``best`` already picked: ``(backend, note)``.
+
+    On CUDA, FA4 is probed like the others, then timed against ``best`` on one self-attention of
+    ``FA4_TOKENS`` tokens with the model's heads; it is kept (backend ``_native_flash`` with the FA4
+    impl active) only when exact and faster. Otherwise ``best`` stays, FA4 is deactivated, and the note
+    says why (e.g. not installed, not CUDA, slower).
+    """
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return best, "needs CUDA"
+    reason = _probe_fa4(device, dtype, head_dim)
+    if reason is not None:
+        return best, reason
+    from torch.nn.attention import restore_flash_attention_impl
+
+    gen = torch.Generator(device=device).manual_seed(0)
+    q, k, v = (
+        torch.randn(1, FA4_TOKENS, heads, head_dim, generator=gen, device=device, dtype=dtype)
+        for _ in range(3)
+    )
+    fa4 = _seconds_per_call(FA4_BACKEND, q, k, v)
+    restore_flash_attention_impl(_raise_warn=False)
+    other = _seconds_per_call(best, q, k, v)
+    timing = f"{fa4 * 1e3:.2f} ms vs {best} {other * 1e3:.2f} ms per self-attention of {FA4_TOKENS} tokens"
+    if fa4 >= other:
+        return best, f"exact but not faster: {timing}"
+    from torch.nn.attention import activate_flash_attention_impl
+
+    activate_flash_attention_impl(FA4)
+    return FA4_BACKEND, f"selected: {timing}"
 
 
 def set_backend_locally(model, name: str) -> None:
@@ -133,6 +209,8 @@ def fast_transformer(
     if attention is None:
         attention, tried = pick_attention_backend(device, transformer.dtype, head_dim)
         info["attention_rejected"] = tried
+        heads = transformer.config.num_attention_heads
+        attention, info["fa4"] = try_fa4(attention, device, transformer.dtype, head_dim, heads)
     try:
         set_backend_locally(transformer, attention)
     except (ValueError, RuntimeError, ImportError) as exc:

@@ -20,6 +20,7 @@ from ..result import VIDEO_ARRAY, Result, write_result
 from .context import RunContext
 from .hooks import vace_cut_step
 from .pipeline import model_revision
+from .presets import PRESETS
 
 RUN_FORMAT = 1
 WRAPPER_STAGES = ("read_job", "audit", "inputs", "composite", "write")
@@ -95,7 +96,10 @@ def run_record(ctx: RunContext, out: Path, windows: list[dict], memory: dict) ->
             "reference_order": "as given (first reference = first latent step)",
             "color_match": colour,
             "fast_profile": loaded.profile,  # what --fast set, and why
+            "fp8": loaded.fp8,
             "loras": loaded.loras,
+            "cache": cache_record(ctx, windows),
+            "preset": preset_record(settings),
         },
         "job": {"path": relative_to(job.path, out), "task": job.task, **job.geometry.as_dict()},
         "output": {"frames": frames, "height": height, "width": width, "fps": job.fps},
@@ -109,6 +113,27 @@ def run_record(ctx: RunContext, out: Path, windows: list[dict], memory: dict) ->
     if ctx.plan.is_long:
         run["windows"] = windows
     return run
+
+
+def preset_record(settings) -> dict | None:
+    """``--preset``: its name, the values of its recipe that the run used and those the user overrode,
+    and its source (``None`` without a preset)."""
+    if settings.preset is None:
+        return None
+    recipe = PRESETS[settings.preset]
+    used = {k: v for k, v in recipe.values.items() if getattr(settings, k) == v}
+    overridden = {k: getattr(settings, k) for k in recipe.values if k not in used}
+    return {"name": settings.preset, "used": used, "overridden": overridden, "source": recipe.source}
+
+
+def cache_record(ctx: RunContext, windows: list[dict]) -> dict | None:
+    """``--cache``: the step cache's record (``None`` when off); a long job's ``skipped`` holds one list
+    per window (each window's full record is in its own ``cache``)."""
+    if ctx.settings.cache <= 0:
+        return None
+    if not ctx.plan.is_long:
+        return windows[0].get("cache")
+    return {"threshold": ctx.settings.cache, "skipped": [w.get("cache", {}).get("skipped") for w in windows]}
 
 
 def expert_record(ctx: RunContext) -> dict:

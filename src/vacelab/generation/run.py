@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from datetime import UTC, datetime
@@ -29,9 +30,12 @@ from .context import Progress, RunContext, Stopwatch, no_progress
 from .model import ModelFacts, check_model
 from .pipeline import LoadedPipeline, as_loaded, check_loadable, load_pipeline
 from .preflight import audit_windows, memory_preflight, window_part
+from .presets import PRESETS
 from .record import reset_peak_memory, run_record, write_run
 from .settings import WAN_NEGATIVE_PROMPT, RunSettings
 from .windows import WindowStore, generate_windows, resume_key
+
+log = logging.getLogger("vacelab")
 
 
 def negative_prompt_for(job: Job, settings: RunSettings) -> str:
@@ -39,6 +43,17 @@ def negative_prompt_for(job: Job, settings: RunSettings) -> str:
     if settings.negative_prompt is not None:
         return settings.negative_prompt
     return f"{WAN_NEGATIVE_PROMPT}, {job.negative_prompt}" if job.negative_prompt else WAN_NEGATIVE_PROMPT
+
+
+def check_preset_lora(settings: RunSettings) -> None:
+    """A ``preset`` is the recipe of a step-distilled LoRA: without any LoRA its few steps leave the
+    output unfinished, which is said in one warning (the run goes on: it may be what is being measured)."""
+    if settings.preset and not (settings.lora or settings.lora_high or settings.lora_low):
+        log.warning(
+            "warning: --preset %s is the recipe of a step-distilled LoRA and no --lora is given: %d steps "
+            "of the base model leave the output unfinished (%s)",
+            settings.preset, settings.steps, PRESETS[settings.preset].lora,
+        )  # fmt: skip
 
 
 def run_job(
@@ -59,6 +74,8 @@ def run_job(
     with clock("read_job"):
         job = job_or_path if isinstance(job_or_path, Job) else load_job(job_or_path)
         settings.validate()
+        settings = settings.with_preset()
+        check_preset_lora(settings)
         out = check_new_folder(out, [job.path] if job.path else [])
         check_writable(out, expected_bytes=2 * job.video.nbytes)  # the output array, then its media
         prompt = settings.prompt or next(iter(settings.window_prompts), "") or job.prompt

@@ -7,9 +7,10 @@ Field names are the ``vacelab run`` long option names with dashes as underscores
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from ..errors import InputError
+from .presets import PRESETS
 
 DEFAULT_MODEL = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
 MODEL_ALIASES = {
@@ -30,6 +31,9 @@ MASK_ENCODINGS = ("reference", "aligned")
 COLOR_METHODS = ("mean", "reinhard", "histogram", "mkl")  # colors.METHODS (this module imports no numpy)
 LONG_JOB_COLOR_METHOD = "mkl"  # measured by benchmarks/drift.py: see docs/long-videos.md
 SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes 0 .. 2**64 - 1
+# unipc: diffusers' Wan scheduler (UniPC, 2nd order); euler: 1st-order flow Euler on the same timesteps
+# (what step-distilled LoRAs are sampled with: generation/hooks.scheduler_hook)
+SCHEDULERS = ("unipc", "euler")
 SHIFT_480P = 3.0  # diffusers' WanVACEPipeline docstring: 3.0 for 480p, 5.0 for 720p
 SHIFT_720P = 5.0
 
@@ -89,6 +93,12 @@ class RunSettings:
     shift: float | None = _setting(
         check=(lambda v: v is None or (math.isfinite(v) and v > 0), "must be a finite number > 0")
     )
+    scheduler: str = _setting("unipc", choices=SCHEDULERS)
+    # a step-distilled LoRA's recipe (generation/presets.py): fills the settings it names that were not
+    # set (:meth:`with_preset`)
+    preset: str | None = _setting(
+        check=(lambda v: v is None or v in PRESETS, f"unknown preset; choose from {', '.join(PRESETS)}")
+    )
     seed: int = _setting(
         2025, check=(lambda v: 0 <= v < SEED_LIMIT, f"must be in 0..{SEED_LIMIT - 1} (64 bits)")
     )
@@ -101,6 +111,13 @@ class RunSettings:
     attention: str | None = _setting(None, loads=True)
     compile: bool = _setting(False, loads=True)
     fast: bool = _setting(False, loads=True)
+    # lossy: FP8 weights and activations in the DiT and VACE blocks (torchao, CUDA 8.9+; generation/fp8.py)
+    fp8: bool = _setting(False, loads=True)
+    # lossy step cache (generation/stepcache.py): skip a step while the accumulated relative change of the
+    # first block's input stays below this; 0: off (exactly the plain call)
+    cache: float = _setting(
+        0.0, check=(lambda v: math.isfinite(v) and v >= 0, "must be a finite number >= 0")
+    )
     composite: bool = True
     # width in pixels of the blend band at the mask border (composite)
     feather: int = _setting(16, check=(lambda v: 0 <= v <= 16, "must be 0..16 px"))
@@ -147,6 +164,21 @@ class RunSettings:
                 raise InputError(f"choose from {', '.join(choices)}", field=spec.name, value=value)
             if check and not check[0](value):
                 raise InputError(check[1], field=spec.name, value=value)
+
+    def with_preset(self, explicit=None) -> RunSettings:
+        """These settings with ``preset``'s values filled in where not set explicitly; ``explicit``: the
+        names the user set (``None``: those that differ from the defaults). Applying it again changes
+        nothing; without a preset it returns ``self``."""
+        if self.preset is None or getattr(self, "_preset_applied", False):
+            return self
+        self.validate()  # an unknown preset name is refused here
+        defaults = RunSettings()
+        if explicit is None:
+            explicit = {f.name for f in fields(self) if getattr(self, f.name) != getattr(defaults, f.name)}
+        values = {k: v for k, v in PRESETS[self.preset].values.items() if k not in explicit}
+        resolved = replace(self, **values)
+        resolved._preset_applied = True  # not a field: as_dict and manifests do not see it
+        return resolved
 
     def window_color_method(self) -> str | None:
         """The method matching a long job's later windows to the previous one (``None``: off)."""

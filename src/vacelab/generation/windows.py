@@ -204,6 +204,7 @@ def generate_window(ctx: RunContext, window: Window, head_frames: np.ndarray) ->
         "seed": seed,
         **({"prompt": prompt} if ctx.settings.window_prompts else {}),
         "color_match": colour,
+        **({"cache": ctx.cache} if ctx.cache is not None else {}),
         "timings": {k: round(v, 4) for k, v in own.seconds.items()},
         "resumed": False,
         "audit": ctx.audits[window.index],
