@@ -113,13 +113,18 @@ def _offload_hooks_in_blocks(transformer) -> bool:
 
 
 def fast_transformer(
-    transformer, *, device, compile: bool | None = None, attention: str | None = None
+    transformer,
+    *,
+    device,
+    compile: bool | None = None,
+    attention: str | None = None,
+    candidates: tuple[str, ...] = EXACT_BACKENDS,
 ) -> dict:
     """Apply the fast profile to a ``WanVACETransformer3DModel`` in place; return what was set.
 
     ``compile=None`` compiles on CUDA only (Inductor on CPU needs a C++ toolchain and gains little) and not
     when offload hooks sit inside the blocks. ``compile=True`` with such hooks is skipped with a note.
-    ``attention`` forces a backend name instead of probing the candidates.
+    ``attention`` forces a backend name instead of probing ``candidates``.
     """
     import torch
 
@@ -131,7 +136,7 @@ def fast_transformer(
 
     head_dim = transformer.config.attention_head_dim
     if attention is None:
-        attention, tried = pick_attention_backend(device, transformer.dtype, head_dim)
+        attention, tried = pick_attention_backend(device, transformer.dtype, head_dim, candidates)
         info["attention_rejected"] = tried
     try:
         set_backend_locally(transformer, attention)
@@ -151,7 +156,14 @@ def fast_transformer(
     return info
 
 
-def apply_fast_profile(pipe, *, device, compile: bool | None = None, attention: str | None = None) -> dict:
+def apply_fast_profile(
+    pipe,
+    *,
+    device,
+    compile: bool | None = None,
+    attention: str | None = None,
+    candidates: tuple[str, ...] = EXACT_BACKENDS,
+) -> dict:
     """Apply the fast profile to every expert of ``pipe`` (call after LoRAs are loaded); return what was set.
 
     The dict is meant for ``run.json``: device, dtype, attention backend (and the rejected candidates with
@@ -162,6 +174,8 @@ def apply_fast_profile(pipe, *, device, compile: bool | None = None, attention: 
 
     profiles = {}
     for name, module in experts(pipe):
-        profiles[name] = fast_transformer(module, device=device, compile=compile, attention=attention)
+        profiles[name] = fast_transformer(
+            module, device=device, compile=compile, attention=attention, candidates=candidates
+        )
         attention = profiles[name]["attention"]
     return profiles["transformer"] if len(profiles) == 1 else profiles
