@@ -1,9 +1,9 @@
 """One job over several ranks (``--parallel N``, context parallel) on the CPU with gloo: the frames of one
 process, refusals before any rank starts, a failing or interrupted run leaves no process and no results.
 
-Each parallel run spawns its ranks (a few seconds each to import torch and load the tiny model), so the
-runs are few: a one-expert job through the CLI, a two-expert long job of two windows through ``run_job``,
-a local batch, and two runs that fail on purpose.
+Each parallel run spawns its ranks (seconds each to import torch and load the tiny model), so the runs
+are few and marked ``slow``: a one-expert job through the CLI, a two-expert long job of two windows
+through ``run_job``, a local and a Ray batch, and two runs that fail on purpose.
 """
 
 from __future__ import annotations
@@ -39,6 +39,17 @@ def job_dir(tmp_path_factory) -> Path:
     return save_job(make_job(frames=5), tmp_path_factory.mktemp("jobs") / "job", preview=False)
 
 
+def plain_settings(model) -> RunSettings:
+    """What ``cli`` runs, as settings (CLI defaults = RunSettings defaults)."""
+    return RunSettings(prompt=PROMPT, steps=STEPS, model=str(model), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir, job_dir, tmp_path_factory) -> np.ndarray:
+    """The job's frames from one process."""
+    return run_job(job_dir, tmp_path_factory.mktemp("one") / "out", plain_settings(tiny_model_dir)).video
+
+
 def cli(capsys, model, job, out, *extra) -> tuple[int, str]:
     args = ["run", job, "--model", model, "--prompt", PROMPT, "--steps", STEPS, "--device", "cpu"]
     code = main([*map(str, args), "--out", str(out), *map(str, extra)])
@@ -70,27 +81,28 @@ def own_ranks() -> list:
 
 
 # ---------------------------------------------------------------------------------------- the same frames
-def test_two_ranks_give_the_frames_of_one(tiny_model_dir, job_dir, tmp_path, capsys):
-    code, err = cli(capsys, tiny_model_dir, job_dir, tmp_path / "one")
-    assert code == 0, err
+@pytest.mark.slow
+def test_two_ranks_give_the_frames_of_one(tiny_model_dir, job_dir, reference, tmp_path, capsys):
     code, err = cli(capsys, tiny_model_dir, job_dir, tmp_path / "two", "--parallel", 2)
     assert code == 0, err
-    one, two = load_result(tmp_path / "one"), load_result(tmp_path / "two")
-    assert close(one.video, two.video)
+    two = load_result(tmp_path / "two")
+    assert close(reference, two.video)
     used = two.run["used"]["parallel"]
     assert used["ranks"] == 2 and used["mode"] == "ulysses" and used["backend"] == "gloo"
     assert len(used["peak_memory"]) == 2 and all(m["cpu_peak_rss_bytes"] > 0 for m in used["peak_memory"])
-    assert two.run["settings"]["parallel"] == 2 and "parallel" not in one.run["used"]
+    assert two.run["settings"]["parallel"] == 2
     assert not own_ranks()
 
 
+@pytest.mark.slow
 def test_a_two_expert_long_job_splits_every_window(tmp_path):
     model = save_tiny_pipeline(tmp_path / "two-experts", experts=2)
     job = make_job(frames=13)
     job.windows = plan_windows(13, 9, 5)
     assert len(job.windows) == 2
-    settings = RunSettings(prompt=PROMPT, steps=4, model=str(model), device="cpu")
+    settings = RunSettings(prompt=PROMPT, steps=STEPS, model=str(model), device="cpu")
     one = run_job(job, tmp_path / "one", settings)
+    assert one.run["used"]["experts"]["steps"] == {"transformer": [0], "transformer_2": [1]}
     two = run_job(job, tmp_path / "two", RunSettings(**{**settings.as_dict(), "parallel": 2}))
     assert close(one.video, two.video)
     assert len(two.run["windows"]) == 2 and two.run["used"]["parallel"]["ranks"] == 2
@@ -98,15 +110,29 @@ def test_a_two_expert_long_job_splits_every_window(tmp_path):
     assert not (tmp_path / "two.partial").exists()
 
 
-def test_a_batch_with_parallel_2_gives_the_same_outputs(tiny_model_dir, job_dir, tmp_path):
-    body = f'[defaults]\nmodel = "{tiny_model_dir}"\nsteps = {STEPS}\ndevice = "cpu"\nprompt = "{PROMPT}"\n'
-    body += f'[[jobs]]\nname = "plain"\njob = "{job_dir}"\n'
+def split_manifest(model, job_dir, folder: Path) -> Path:
+    body = f'[defaults]\nmodel = "{model}"\nsteps = {STEPS}\ndevice = "cpu"\nprompt = "{PROMPT}"\n'
     body += f'[[jobs]]\nname = "split"\njob = "{job_dir}"\nparallel = 2\n'
-    (tmp_path / "batch.toml").write_text(body)
-    outcomes = run_batch(load_manifest(tmp_path / "batch.toml"), tmp_path / "out")
-    assert [(o.name, o.status) for o in outcomes] == [("plain", "done"), ("split", "done")], outcomes
-    plain, split = (load_result(tmp_path / "out" / name) for name in ("plain", "split"))
-    assert close(plain.video, split.video) and split.run["used"]["parallel"]["ranks"] == 2
+    (folder / "batch.toml").write_text(body)
+    return folder / "batch.toml"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ray", [False, True], ids=["local", "ray"])
+def test_a_batch_with_parallel_2_gives_the_same_outputs(tiny_model_dir, job_dir, reference, tmp_path, ray):
+    manifest = load_manifest(split_manifest(tiny_model_dir, job_dir, tmp_path))
+    if ray:
+        ray_module = pytest.importorskip("ray")
+        ray_module.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            outcomes = run_batch(manifest, tmp_path / "out", ray=True)
+        finally:
+            ray_module.shutdown()
+    else:
+        outcomes = run_batch(manifest, tmp_path / "out")
+    assert [(o.name, o.status) for o in outcomes] == [("split", "done")], outcomes
+    split = load_result(tmp_path / "out" / "split")
+    assert close(reference, split.video) and split.run["used"]["parallel"]["ranks"] == 2
 
 
 def test_local_batch_runs_parallel_jobs_side_by_side_on_disjoint_gpus(tmp_path, monkeypatch):
@@ -174,6 +200,7 @@ def start_cli(tiny_model_dir, job_dir, out, mark: str, **env) -> subprocess.Pope
     return subprocess.Popen(args, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_a_failing_rank_ends_every_rank_with_one_error_line(tiny_model_dir, job_dir, tmp_path):
     mark = uuid.uuid4().hex
     run = start_cli(tiny_model_dir, job_dir, tmp_path / "out", mark, **{FAIL_RANK_ENV: "1"})
