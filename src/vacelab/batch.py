@@ -172,6 +172,8 @@ def _run_local(tasks, records, progress, runner, loader, gpus: int) -> list[Outc
         progress.finished(outcome)
         outcomes.append(outcome)
     split = [t for t in tasks if t.settings.parallel > 1]
+    if split:
+        cache.clear()  # the GPUs go to the ranks
     return outcomes + _run_split(split, records, progress, runner, cache, gpus)
 
 
