@@ -193,6 +193,36 @@ def test_a_sequence_that_does_not_split_evenly_is_refused(tiny_model_dir, tmp_pa
 
 
 # ----------------------------------------------------------------------------- failures end every rank
+def refuse_on_rank_1(report, steps: int) -> None:
+    """A rank's work for ``launch``: rank 0 reports and logs, then waits for rank 1, which refuses."""
+    import logging
+
+    import torch.distributed as dist
+
+    from vacelab.errors import InputError
+
+    report("denoise", 1, steps)
+    logging.getLogger("vacelab").warning("from rank %d", dist.get_rank())
+    dist.barrier()
+    if dist.get_rank() == 1:
+        time.sleep(1)  # rank 0's messages are on their way before this failure
+        raise InputError("must be at least 1", field="steps", value=steps)
+    dist.barrier()  # never passed: rank 1 is gone
+
+
+@pytest.mark.slow
+def test_a_bad_input_on_a_rank_comes_back_as_that_input_error(caplog):
+    from vacelab.errors import InputError
+    from vacelab.generation.parallel import launch
+
+    reports = []
+    with caplog.at_level("INFO", logger="vacelab"), pytest.raises(InputError) as caught:
+        launch(refuse_on_rank_1, (0,), ranks=2, device="cpu", progress=lambda *a: reports.append(a))
+    assert caught.value.render("--steps") == "--steps 0: must be at least 1"  # exit 2 on the command line
+    assert reports == [("denoise", 1, 0)] and caplog.messages == ["from rank 0"]  # rank 0's only
+    assert not own_ranks()
+
+
 def start_cli(tiny_model_dir, job_dir, out, mark: str, **env) -> subprocess.Popen:
     args = [sys.executable, "-m", "vacelab", "run", str(job_dir), "--model", str(tiny_model_dir)]
     args += ["--prompt", PROMPT, "--steps", "50", "--device", "cpu", "--parallel", "2", "--out", str(out)]
