@@ -120,7 +120,8 @@ def check_split(settings: RunSettings, heads: int | None, device: str, tokens: l
         if device == "cpu":
             refuse(
                 f"ring attention needs a backend that returns the log-sum-exp ({', '.join(lse)}); none runs "
-                f"on the CPU" + (f" (and Ulysses needs {n} to divide the {heads} heads)" if heads else "")
+                f"on the CPU"
+                + (f" (and Ulysses needs {n} to divide the {heads} heads)" if heads and heads % n else "")
             )
         if settings.attention is not None and settings.attention not in lse:
             refuse(f"ring attention needs one of {', '.join(lse)}", "attention", settings.attention)
