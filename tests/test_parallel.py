@@ -164,6 +164,21 @@ def test_local_batch_runs_parallel_jobs_side_by_side_on_disjoint_gpus(tmp_path, 
         assert len(used) == len(set(used)) and set(used) <= {0, 1, 2, 3}  # disjoint GPU sets
 
 
+def test_ranks_other_than_0_read_saved_windows_and_never_write_them(tmp_path):
+    """A resumed parallel run: every rank reuses the same saved windows; only rank 0 saves or drops."""
+    from vacelab.generation.windows import ReadOnlyStore, WindowStore
+    from vacelab.geometry import WindowPlan
+
+    window = WindowPlan.of(plan_windows(13, 9, 5), 13).window(0)
+    frames = np.full((9, 4, 4, 3), 7, np.uint8)
+    WindowStore(tmp_path / "out", "key").save(window, frames, {"index": 0})
+    reader = ReadOnlyStore(tmp_path / "out", "key")
+    saved, record = reader.load(window, (4, 4))
+    assert np.array_equal(saved, frames) and record == {"index": 0}
+    reader.save(window, frames + 1, {"index": 0})
+    assert reader.drop_from(0) == 0 and np.array_equal(reader.load(window, (4, 4))[0], frames)
+
+
 # ---------------------------------------------------------------------------------------------- refusals
 @pytest.mark.parametrize(
     "extra, message",
