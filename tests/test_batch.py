@@ -177,7 +177,7 @@ def test_out_inside_a_job_folder_is_refused(jobs_dir, capsys):
 
 
 # ------------------------------------------------------------------------- scheduling (fake runner/loader)
-def fake_runner(job, out, settings, *, pipeline, progress, gpus=None):
+def fake_runner(job, out, settings, *, pipeline, progress):
     """Stands in for run_job in scheduling tests only: writes run.json like run_job does (last)."""
     if settings.seed == 99:
         raise RuntimeError("boom\nsecond line")

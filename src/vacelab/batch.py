@@ -144,8 +144,8 @@ def execute(task: Task, cache: PipelineCache, *, runner=None, progress=None, gpu
     started = time.perf_counter()
     try:
         pipeline = cache.get(task.settings) if task.settings.parallel == 1 else None
-        out = task.out / task.name
-        runner(task.job, out, task.settings, pipeline=pipeline, progress=progress, gpus=gpus)
+        split = {"gpus": gpus} if task.settings.parallel > 1 else {}  # a runner that only splits takes it
+        runner(task.job, task.out / task.name, task.settings, pipeline=pipeline, progress=progress, **split)
     except Exception as exc:
         _log_failure(task.out, task.name, exc)
         return Outcome(task.name, "failed", one_line(exc), round(time.perf_counter() - started, 3))
