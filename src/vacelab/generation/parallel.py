@@ -162,6 +162,7 @@ def enable(pipe, settings: RunSettings) -> dict:
     import torch.distributed as dist
     from diffusers.models._modeling_parallel import ContextParallelConfig
     from diffusers.utils import logging as diffusers_logging
+    from torch.distributed.device_mesh import init_device_mesh
 
     from .experts import experts
 
@@ -171,12 +172,14 @@ def enable(pipe, settings: RunSettings) -> dict:
     verbosity = diffusers_logging.get_verbosity()
     diffusers_logging.set_verbosity_error()  # its "experimental feature" warning, once per rank and expert
     # diffusers picks a rank's device as rank % torch.accelerator.device_count(), which is 0 on the CPU
-    count = torch.accelerator.device_count
-    if dist.get_backend() == "gloo":
+    count, gloo = torch.accelerator.device_count, dist.get_backend() == "gloo"
+    if gloo:
         torch.accelerator.device_count = lambda: 1
     try:
         for _, module in experts(pipe):
             config = ContextParallelConfig(**{f"{mode}_degree": settings.parallel})
+            if gloo:  # a CPU mesh, whatever accelerator torch is built for (gloo ranks see no GPU)
+                config.mesh = init_device_mesh("cpu", config.mesh_shape, mesh_dim_names=config.mesh_dim_names)
             module.enable_parallelism(config=config, cp_plan=vace_cp_plan())
     finally:
         torch.accelerator.device_count = count
