@@ -97,7 +97,7 @@ def run_job(
                 progress=ctx.report,
                 gpus=gpus,
             )
-            return load_result(out)
+            return load_result(out, mmap=True)  # as rank 0's write_run returned it
         return _generate(ctx, out, pipeline, request)
 
 
