@@ -2,9 +2,10 @@
 
 diffusers 0.42.1 ships a context-parallel plan (``_cp_plan``) for ``WanTransformer3DModel`` but none for
 ``WanVACETransformer3DModel``, and Wan's plan does not fit VACE (the VACE blocks see the unsplit
-sequence: a size mismatch). This probe hands ``enable_parallelism`` the plan below, which also splits
+sequence: a size mismatch). This probe hands ``enable_parallelism`` vacelab's plan
+(``vacelab.generation.parallel.vace_cp_plan``, what ``vacelab run --parallel N`` uses), which also splits
 the inputs of the first VACE block, and compares every rank's output with a one-process forward of the
-same tiny random model. See docs/batch.md ("One job across several GPUs").
+same tiny random model. See docs/performance.md ("One job over several GPUs").
 
 Run on CPU (gloo):   CUDA_VISIBLE_DEVICES= torchrun --nproc-per-node 2 benchmarks/cp_vace_probe.py
 Prints per rank the tokens each attention layer saw and max |difference| to the one-process output.
@@ -14,25 +15,10 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-from diffusers.models._modeling_parallel import (
-    ContextParallelConfig,
-    ContextParallelInput,
-    ContextParallelOutput,
-)
+from diffusers.models._modeling_parallel import ContextParallelConfig
 
-from vacelab.testing.tiny import build_tiny_pipeline  # noqa: E402
-
-SPLIT = ContextParallelInput(split_dim=1, expected_dims=3, split_output=False)
-VACE_CP_PLAN = {
-    "rope": {
-        0: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True),
-        1: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True),
-    },
-    "vace_blocks.0": {"hidden_states": SPLIT, "control_hidden_states": SPLIT},  # what Wan's plan lacks
-    "blocks.0": {"hidden_states": SPLIT},
-    "proj_out": ContextParallelOutput(gather_dim=1, expected_dims=3),
-    "": {"timestep": ContextParallelInput(split_dim=1, expected_dims=2, split_output=False)},
-}
+from vacelab.generation.parallel import vace_cp_plan
+from vacelab.testing.tiny import build_tiny_pipeline
 
 
 def inputs() -> dict:
@@ -57,7 +43,7 @@ def main() -> None:
     model = build_tiny_pipeline().transformer.eval()
     with torch.no_grad():
         reference = model(**inputs())[0]
-    model.enable_parallelism(config=ContextParallelConfig(ulysses_degree=world), cp_plan=VACE_CP_PLAN)
+    model.enable_parallelism(config=ContextParallelConfig(ulysses_degree=world), cp_plan=vace_cp_plan())
     seen = {}
     for name in ("vace_blocks.0.attn1", "vace_blocks.1.attn1", "blocks.0.attn1", "blocks.2.attn1"):
         model.get_submodule(name).register_forward_pre_hook(

@@ -27,8 +27,10 @@ import fcntl
 import json
 import os
 import sys
+import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -134,14 +136,16 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def execute(task: Task, cache: PipelineCache, *, runner=None, progress=None) -> Outcome:
-    """Run one job into ``OUT/NAME`` with a cached pipeline; any failure becomes a failed :class:`Outcome`."""
+def execute(task: Task, cache: PipelineCache, *, runner=None, progress=None, gpus=None) -> Outcome:
+    """Run one job into ``OUT/NAME`` with a cached pipeline (a parallel job's ranks load their own, on the
+    visible GPUs ``gpus``); any failure becomes a failed :class:`Outcome`."""
     if runner is None:
         from .generation.run import run_job as runner
     started = time.perf_counter()
     try:
-        pipeline = cache.get(task.settings)
-        runner(task.job, task.out / task.name, task.settings, pipeline=pipeline, progress=progress)
+        pipeline = cache.get(task.settings) if task.settings.parallel == 1 else None
+        split = {"gpus": gpus} if task.settings.parallel > 1 else {}  # a runner that only splits takes it
+        runner(task.job, task.out / task.name, task.settings, pipeline=pipeline, progress=progress, **split)
     except Exception as exc:
         _log_failure(task.out, task.name, exc)
         return Outcome(task.name, "failed", one_line(exc), round(time.perf_counter() - started, 3))
@@ -156,16 +160,62 @@ def _grouped(tasks: list[Task]) -> list[Task]:
     return sorted(tasks, key=lambda t: keys[t.pipeline_key])
 
 
-def _run_local(tasks, records, progress, runner, loader) -> list[Outcome]:
+def _run_local(tasks, records, progress, runner, loader, gpus: int) -> list[Outcome]:
+    """One job at a time in this process (one loaded pipeline per model), then the parallel jobs
+    (:func:`_run_split`) over the ``gpus`` visible GPUs."""
     cache = PipelineCache(loader)
     outcomes = []
-    for task in _grouped(tasks):
+    for task in _grouped([t for t in tasks if t.settings.parallel == 1]):
         progress.started(task.name)
         _start(task, records[task.name])
         outcome = execute(task, cache, runner=runner, progress=progress.stepper(task.name))
         progress.finished(outcome)
         outcomes.append(outcome)
-    return outcomes
+    split = [t for t in tasks if t.settings.parallel > 1]
+    if split:
+        cache.clear()  # the GPUs go to the ranks
+    return outcomes + _run_split(split, records, progress, runner, cache, gpus)
+
+
+def _run_split(tasks, records, progress, runner, cache, gpus: int) -> list[Outcome]:
+    """Jobs with ``parallel = N``: side by side on disjoint sets of N of the ``gpus`` GPUs (each set the
+    ``CUDA_VISIBLE_DEVICES`` of its ranks); without GPUs (gloo on the CPU), or wanting more than there
+    are (then refused by ``run_job`` in one line), one after another."""
+    free, turn = list(range(gpus)), threading.Condition()
+
+    def run(task: Task) -> Outcome:
+        n = task.settings.parallel
+        fits = 0 < n <= gpus
+        with turn:
+            turn.wait_for(lambda: not fits or len(free) >= n)
+            mine = [free.pop(0) for _ in range(n)] if fits else None
+            progress.started(task.name)
+            _start(task, records[task.name])
+        try:
+            outcome = execute(task, cache, runner=runner, progress=progress.stepper(task.name), gpus=mine)
+        finally:
+            with turn:
+                free.extend(mine or [])
+                turn.notify_all()
+        with turn:
+            progress.finished(outcome)
+        return outcome
+
+    if not gpus:
+        return [run(task) for task in tasks]
+    with ThreadPoolExecutor(max_workers=gpus) as pool:
+        return list(pool.map(run, tasks))
+
+
+def visible_gpus() -> int:
+    """The CUDA GPUs this process sees (0 without CUDA)."""
+    from .generation.pipeline import torch_is_cpu_only
+
+    if torch_is_cpu_only():
+        return 0
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 class _Worker:
@@ -190,21 +240,29 @@ def _run_ray(tasks, records, progress, address, max_parallel) -> list[Outcome]:
     if owned:
         ray.init(address=address or None, include_dashboard=False, log_to_driver=False)
     try:
-        return _dispatch(ray, tasks, records, progress, max_parallel)
+        outcomes = []
+        for ranks in sorted({t.settings.parallel for t in tasks}):  # one GPU per job first
+            group = [t for t in tasks if t.settings.parallel == ranks]
+            outcomes += _dispatch(ray, group, records, progress, max_parallel, ranks)
+        return outcomes
     finally:
         if owned:
             ray.shutdown()
 
 
-def _dispatch(ray, tasks, records, progress, max_parallel) -> list[Outcome]:
-    """Hand the tasks to a pool of :class:`_Worker` actors, a job at a time each; collect outcomes."""
+def _dispatch(ray, tasks, records, progress, max_parallel, ranks: int = 1) -> list[Outcome]:
+    """Hand the tasks to a pool of :class:`_Worker` actors, a job at a time each; collect outcomes.
+
+    ``ranks``: the tasks' ``parallel``; each actor then holds that many GPUs (Ray sets its
+    ``CUDA_VISIBLE_DEVICES``) and its job starts its ranks there (on a CPU cluster: that many CPUs).
+    """
     from ray.util.queue import Empty, Queue
 
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
-    slots = gpus if gpus else max(1, int(resources.get("CPU", 1)))
+    slots = gpus // ranks if gpus else max(1, int(resources.get("CPU", 1)) // ranks)
     size = max(1, min(max_parallel or slots, len(tasks)))
-    worker = ray.remote(num_gpus=1 if gpus else 0, num_cpus=1)(_Worker)
+    worker = ray.remote(num_gpus=ranks if gpus else 0, num_cpus=1)(_Worker)
     idle = [[worker.remote(), None] for _ in range(size)]  # [actor, key of its loaded pipeline]
     steps = Queue(actor_options={"num_cpus": 0})
     todo = _grouped(tasks)
@@ -429,7 +487,8 @@ def _run_batch(manifest, out, ray, address, max_parallel, stream, runner, loader
             raise ValueError("runner and loader can only be replaced in local mode")
         done = _run_ray(pending, records, progress, address, max_parallel)
     elif pending:
-        done = _run_local(pending, records, progress, runner, loader)
+        gpus = visible_gpus() if any(t.settings.parallel > 1 for t in pending) else 0
+        done = _run_local(pending, records, progress, runner, loader, gpus)
     else:
         done = []
     outcomes.update((o.name, o) for o in done)

@@ -13,7 +13,15 @@ interface shows the field its own way:
 
 from __future__ import annotations
 
-_UNSET = object()
+
+class _Unset:
+    """No value given (pickled by name, so that an error sent from a worker process keeps it unset)."""
+
+    def __reduce__(self) -> str:
+        return "_UNSET"
+
+
+_UNSET = _Unset()
 
 
 class InputError(ValueError):
@@ -69,6 +77,11 @@ class WriteFault(InputError):
         while not folder.exists():
             folder = folder.parent
         return cls(path, f"{exc}; {shutil.disk_usage(folder).free} bytes free there")
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process of a run (a rank of ``--parallel``) failed on something other than a bad input:
+    reported as one line, exit code 1."""
 
 
 def cli_flag(field: str) -> str:

@@ -113,15 +113,16 @@ def write_result(
     return write_folder(out, fill)
 
 
-def load_result(path: str | os.PathLike) -> Result:
-    """Read a results folder written by ``vacelab run``: the exact output frames and ``run.json``."""
+def load_result(path: str | os.PathLike, *, mmap: bool = False) -> Result:
+    """Read a results folder written by ``vacelab run``: the exact output frames (memory-mapped with
+    ``mmap``) and ``run.json``."""
     path = Path(path)
     run_path = path / RUN_JSON
     if not run_path.is_file():
         raise InputError(f"{path}: not a vacelab results folder (no {RUN_JSON})")
     try:
         run = json.loads(run_path.read_text(encoding="utf-8"))
-        video = media.load_array(path / VIDEO_ARRAY)
+        video = media.load_array(path / VIDEO_ARRAY, mmap=mmap)
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: results damaged ({exc})") from None
     return Result(video=video, run=run, path=path)

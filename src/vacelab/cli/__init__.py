@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 
-from ..errors import InputError, cli_flag
+from ..errors import InputError, WorkerFailed, cli_flag
 
 COMMANDS = ("prepare", "audit", "run", "export", "demo", "experiment", "batch", "ui")
 
@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         sys.stderr.write(f"error: {exc.render(cli_flag(exc.field) if exc.field else None)}\n")
         return 2
+    except WorkerFailed as exc:  # a rank of a parallel run: its traceback stayed in the rank
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 130

@@ -110,6 +110,20 @@ def register(subparsers) -> None:
         "first block's input stays below R (e.g. 0.1; default 0: off). Skipped steps go into run.json",
     )
     p.add_argument(
+        "--parallel",
+        type=int,
+        default=DEFAULTS.parallel,
+        metavar="N",
+        help="one job over N ranks (context parallel): N GPUs, or N CPU processes (gloo) with --device cpu",
+    )
+    p.add_argument(
+        "--parallel-mode",
+        choices=RunSettings.choices("parallel_mode"),
+        default=DEFAULTS.parallel_mode,
+        help="how attention is split: ulysses (N divides the heads: 12 for 1.3B, 40 for 14B), ring "
+        "(needs a flash/cuDNN backend), auto (ulysses where it can; default)",
+    )
+    p.add_argument(
         "--window-prompts",
         type=window_prompts,
         default=[],

@@ -28,8 +28,7 @@ class PipelineCache:
         key = settings.loading_key()
         with self.lock:
             if key != self.key:
-                self.key, self.value = None, None
-                _free_memory()
+                self.clear()
                 loader = self.loader
                 if loader is None:
                     from .pipeline import load_pipeline as loader
@@ -41,6 +40,12 @@ class PipelineCache:
             if isinstance(self.value, Exception):
                 raise self.value
             return self.value
+
+    def clear(self) -> None:
+        """Drop the cached pipeline and free its memory (e.g. before other processes take the GPUs)."""
+        with self.lock:
+            self.key, self.value = None, None
+            _free_memory()
 
 
 def _free_memory() -> None:

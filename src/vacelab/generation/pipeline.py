@@ -41,6 +41,7 @@ class LoadRequest:
     dtype: object  # torch.dtype
     loras: list = field(default_factory=list)
     local_only: bool = False  # read the model's files from the folder or cache only (weights.check_weights)
+    facts: object = None  # model.ModelFacts read from its files, when they are here
 
 
 @dataclass
@@ -49,7 +50,8 @@ class LoadedPipeline:
 
     ``device`` is the execution device; ``dtype`` the first expert's; ``experts`` the names of the
     pipeline's transformers (``transformer``, and ``transformer_2`` for a two-expert model); ``loras``
-    the adapters loaded; ``profile`` what the fast profile set (``None`` without ``fast``).
+    the adapters loaded; ``profile`` what the fast profile set (``None`` without ``fast``); ``parallel``
+    the split of a parallel run's rank (``parallel.enable``: ranks, mode, backend).
     """
 
     pipe: object
@@ -60,9 +62,10 @@ class LoadedPipeline:
     loras: list[dict] = field(default_factory=list)
     profile: dict | None = None
     fp8: dict | None = None  # what --fp8 quantised (generation/fp8.py)
+    parallel: dict | None = None
 
     @classmethod
-    def describe(cls, pipe, model: str, *, loras=(), profile=None, fp8=None) -> LoadedPipeline:
+    def describe(cls, pipe, model: str, *, loras=(), profile=None, fp8=None, parallel=None) -> LoadedPipeline:
         """The record of ``pipe`` as it is placed now (device and dtype read from the pipeline)."""
         return cls(
             pipe=pipe,
@@ -73,6 +76,7 @@ class LoadedPipeline:
             loras=list(loras),
             profile=profile,
             fp8=fp8,
+            parallel=parallel,
         )
 
 
@@ -203,7 +207,9 @@ def check_loadable(settings: RunSettings) -> LoadRequest:
     if facts is not None:  # else checked once loaded (run_job)
         check_model(settings, model, facts)
     dtype = resolve_dtype(settings.dtype, device)
-    return LoadRequest(model=model, path=path, device=device, dtype=dtype, loras=loras, local_only=local_only)
+    return LoadRequest(
+        model=model, path=path, device=device, dtype=dtype, loras=loras, local_only=local_only, facts=facts
+    )
 
 
 def load_pipeline(settings: RunSettings, request: LoadRequest | None = None) -> LoadedPipeline:
@@ -291,20 +297,33 @@ def place_pipeline(
         dtype = "bf16" if pipe.transformer.dtype == torch.bfloat16 else str(pipe.transformer.dtype)
         check_fp8(device, dtype, settings.offload)
         fp8 = apply_fp8(pipe)
-    profile = None
+    profile = split = None
     if settings.fast:
-        from .profiles import apply_fast_profile
+        from .profiles import EXACT_BACKENDS, apply_fast_profile
 
+        candidates, compile = EXACT_BACKENDS, settings.compile or None
+        if settings.parallel > 1:  # a backend the ranks can split; compile not tried with the split
+            from .parallel import parallel_backends, resolve_mode, ring_backends
+
+            mode = resolve_mode(settings, pipe.transformer.config.num_attention_heads)
+            usable = parallel_backends() if mode == "ulysses" else ring_backends()
+            candidates, compile = tuple(b for b in EXACT_BACKENDS if b in usable), False
         profile = apply_fast_profile(
-            pipe, device=device, compile=settings.compile or None, attention=settings.attention
+            pipe, device=device, compile=compile, attention=settings.attention, candidates=candidates
         )
     else:
         for _, module in experts(pipe):
             set_attention(module, settings.attention)
             if settings.compile:
                 module.compile_repeated_blocks(fullgraph=True)
+    if settings.parallel > 1:
+        from . import parallel
+
+        if parallel.rank() is None:
+            raise InputError("a parallel pipeline is placed by the ranks run_job starts", field="parallel")
+        split = parallel.enable(pipe, settings)
     model = request.model if request is not None else settings.model
-    return LoadedPipeline.describe(pipe, model, loras=loras, profile=profile, fp8=fp8)
+    return LoadedPipeline.describe(pipe, model, loras=loras, profile=profile, fp8=fp8, parallel=split)
 
 
 def set_attention(transformer, backend: str | None) -> None:

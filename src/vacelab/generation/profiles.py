@@ -189,13 +189,18 @@ def _offload_hooks_in_blocks(transformer) -> bool:
 
 
 def fast_transformer(
-    transformer, *, device, compile: bool | None = None, attention: str | None = None
+    transformer,
+    *,
+    device,
+    compile: bool | None = None,
+    attention: str | None = None,
+    candidates: tuple[str, ...] = EXACT_BACKENDS,
 ) -> dict:
     """Apply the fast profile to a ``WanVACETransformer3DModel`` in place; return what was set.
 
     ``compile=None`` compiles on CUDA only (Inductor on CPU needs a C++ toolchain and gains little) and not
     when offload hooks sit inside the blocks. ``compile=True`` with such hooks is skipped with a note.
-    ``attention`` forces a backend name instead of probing the candidates.
+    ``attention`` forces a backend name instead of probing ``candidates``.
     """
     import torch
 
@@ -207,7 +212,7 @@ def fast_transformer(
 
     head_dim = transformer.config.attention_head_dim
     if attention is None:
-        attention, tried = pick_attention_backend(device, transformer.dtype, head_dim)
+        attention, tried = pick_attention_backend(device, transformer.dtype, head_dim, candidates)
         info["attention_rejected"] = tried
         heads = transformer.config.num_attention_heads
         attention, info["fa4"] = try_fa4(attention, device, transformer.dtype, head_dim, heads)
@@ -229,7 +234,14 @@ def fast_transformer(
     return info
 
 
-def apply_fast_profile(pipe, *, device, compile: bool | None = None, attention: str | None = None) -> dict:
+def apply_fast_profile(
+    pipe,
+    *,
+    device,
+    compile: bool | None = None,
+    attention: str | None = None,
+    candidates: tuple[str, ...] = EXACT_BACKENDS,
+) -> dict:
     """Apply the fast profile to every expert of ``pipe`` (call after LoRAs are loaded); return what was set.
 
     The dict is meant for ``run.json``: device, dtype, attention backend (and the rejected candidates with
@@ -240,6 +252,8 @@ def apply_fast_profile(pipe, *, device, compile: bool | None = None, attention: 
 
     profiles = {}
     for name, module in experts(pipe):
-        profiles[name] = fast_transformer(module, device=device, compile=compile, attention=attention)
+        profiles[name] = fast_transformer(
+            module, device=device, compile=compile, attention=attention, candidates=candidates
+        )
         attention = profiles[name]["attention"]
     return profiles["transformer"] if len(profiles) == 1 else profiles

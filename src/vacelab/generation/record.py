@@ -108,6 +108,8 @@ def run_record(ctx: RunContext, out: Path, windows: list[dict], memory: dict) ->
         "versions": versions(),
         "started": ctx.started.isoformat(timespec="seconds"),
     }
+    if loaded.parallel is not None:  # ranks, mode, communication backend, each rank's peak memory
+        run["used"]["parallel"] = loaded.parallel
     if len(loaded.experts) > 1:
         run["used"]["experts"] = expert_record(ctx)
     if ctx.plan.is_long:

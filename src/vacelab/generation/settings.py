@@ -28,6 +28,7 @@ WAN_NEGATIVE_PROMPT = (
 OFFLOAD_MODES = ("none", "model", "group", "sequential")  # in order: each keeps less on the accelerator
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 MASK_ENCODINGS = ("reference", "aligned")
+PARALLEL_MODES = ("auto", "ulysses", "ring")  # auto: Ulysses where the ranks divide the heads, else ring
 COLOR_METHODS = ("mean", "reinhard", "histogram", "mkl")  # colors.METHODS (this module imports no numpy)
 LONG_JOB_COLOR_METHOD = "mkl"  # measured by benchmarks/drift.py: see docs/long-videos.md
 SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes 0 .. 2**64 - 1
@@ -118,6 +119,11 @@ class RunSettings:
     cache: float = _setting(
         0.0, check=(lambda v: math.isfinite(v) and v >= 0, "must be a finite number >= 0")
     )
+    # ranks one job runs in (context parallel, generation/parallel.py): one GPU each, or gloo on the CPU
+    parallel: int = _setting(
+        1, check=(lambda v: isinstance(v, int) and v >= 1, "must be at least 1 (ranks)"), loads=True
+    )
+    parallel_mode: str = _setting("auto", choices=PARALLEL_MODES, loads=True)
     composite: bool = True
     # width in pixels of the blend band at the mask border (composite)
     feather: int = _setting(16, check=(lambda v: 0 <= v <= 16, "must be 0..16 px"))

@@ -151,6 +151,19 @@ class WindowStore:
         shutil.rmtree(partial_folder(self.out), ignore_errors=True)
 
 
+class ReadOnlyStore(WindowStore):
+    """The saved windows as a parallel run's ranks other than 0 see them: read, never written. Every rank
+    reuses the same windows (rank 0 saves a window only after all ranks generated it), so every rank makes
+    the same pipeline calls."""
+
+    def save(self, window: Window, frames: np.ndarray, record: dict) -> None:
+        """Rank 0 saves."""
+
+    def drop_from(self, index: int) -> int:
+        """Rank 0 drops."""
+        return 0
+
+
 def finish_frames(
     ctx: RunContext, video: np.ndarray, conditioning: Job, window: Window, previous: np.ndarray
 ):
