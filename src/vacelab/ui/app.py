@@ -16,7 +16,7 @@ import gradio as gr
 from .. import media
 from ..errors import InputError, cli_flag
 from ..generation.settings import RunSettings
-from ..tasks.control import KINDS
+from ..tasks.options import CONTROL_KINDS
 from .policy import Policy
 from .settings_form import page_fields, settings_from, widget
 from .workbench import Form, Models, Workbench
@@ -171,8 +171,10 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             keep = gr.Number(17, label="Keep the first N frames (--keep)", precision=0, elem_id="keep")
         with gr.Group(visible=False) as control_group:
             kind = gr.Radio(
-                list(KINDS), value=KINDS[0], label="Control video drawn from the clip (--kind); inside the "
-                "painted mask or box if there is one, else over the whole frame", elem_id="kind",
+                list(CONTROL_KINDS), value=CONTROL_KINDS[0], elem_id="kind",
+                label="Control video drawn from the clip (--kind; depth and pose need their models' weights, "
+                "layout the painted mask or a box); inside the painted mask or box if any, else over "
+                "the whole frame",
             )  # fmt: skip
         with gr.Row():
             refs = gr.File(

@@ -10,12 +10,25 @@ from __future__ import annotations
 from dataclasses import MISSING, fields
 
 from ..errors import InputError
+from ..generation.presets import PRESETS
 from ..generation.settings import COLOR_METHODS, RunSettings
 
 GROUPS = {  # a field not named here is shown under "More"
-    "Sampling": ("steps", "guidance", "shift", "seed", "guidance_2", "boundary"),
+    "Sampling": ("steps", "guidance", "shift", "seed", "scheduler", "guidance_2", "boundary"),
     "VACE": ("conditioning_scale", "vace_end", "mask_encoding"),
-    "Speed and memory": ("fast", "offload", "vae_tiling", "dtype", "attention", "compile"),
+    "Speed and memory": (
+        "fast",
+        "preset",
+        "cache",
+        "fp8",
+        "offload",
+        "vae_tiling",
+        "dtype",
+        "attention",
+        "compile",
+        "parallel",
+        "parallel_mode",
+    ),
     "Finishing": ("composite", "feather", "color_match"),
 }
 # set elsewhere on the page (prompts), by `vacelab ui` itself (model, device) or not offered here (files)
@@ -30,6 +43,7 @@ NOT_ON_PAGE = {
     "window_prompts",
 }
 COLOR_CHOICES = ("off", "on", *COLOR_METHODS)  # color_match: False, True (the default method), a method
+PRESET_CHOICES = ("none", *PRESETS)  # preset: None or a recipe
 
 
 def page_fields() -> dict[str, list[str]]:
@@ -47,6 +61,8 @@ def default(name: str):
     value = spec.default if spec.default is not MISSING else spec.default_factory()
     if name == "color_match":
         return COLOR_CHOICES[int(value)] if isinstance(value, bool) else value
+    if name == "preset":
+        return value or "none"
     return value
 
 
@@ -58,8 +74,9 @@ def widget(name: str):
     elem_id = name.replace("_", "-")
     value = default(name)
     choices = RunSettings.choices(name)
-    if name == "color_match":
-        return gr.Dropdown(list(COLOR_CHOICES), value=value, label=label, elem_id=elem_id)
+    if name in ("color_match", "preset"):
+        words = COLOR_CHOICES if name == "color_match" else PRESET_CHOICES
+        return gr.Dropdown(list(words), value=value, label=label, elem_id=elem_id)
     if choices:
         return gr.Dropdown(list(choices), value=value, label=label, elem_id=elem_id)
     kind = RunSettings.field_types()[name]
@@ -85,6 +102,8 @@ def settings_from(names: list[str], values, **fixed) -> RunSettings:
         kinds = _members(RunSettings.field_types()[name])
         if name == "color_match":
             value = {"off": False, "on": True}.get(value, value)
+        elif name == "preset":
+            value = None if value == "none" else value
         elif isinstance(value, str) and (int in kinds or float in kinds):  # an optional number, as text
             value = _number(name, value, int if int in kinds else float)
         elif int in kinds and not isinstance(value, bool):
