@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..media import as_frames
 from ..weights import check_weights
 
 DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
@@ -39,7 +40,7 @@ def estimate_depth(
     available), ``cpu``, ``cuda``, ``cuda:N``; ``progress``: as :func:`vacelab.tracking.track_mask`'s.
     The model runs in fp32, ``batch`` frames a call.
     """
-    video = _check_video(video)
+    video = as_frames(video, "depth")
     model = model or DEPTH_MODEL
     local_only = check_weights(model, "config.json", field="control_model")
     from ..tracking._runtime import ProgressSteps, resolve_device_dtype
@@ -68,7 +69,7 @@ def estimate_poses(
     ``PekingU/rtdetr_r50vd_coco_o365``). ``model``: a ViTPose model (default
     ``usyd-community/vitpose-base-simple``). ``device``, ``batch``, ``progress``: as :func:`estimate_depth`.
     """
-    video = _check_video(video)
+    video = as_frames(video, "pose")
     if boxes is not None:
         boxes = [np.asarray(b, np.float64).reshape(-1, 4) for b in boxes]
         if len(boxes) != len(video):
@@ -90,13 +91,6 @@ def estimate_poses(
         if detect:
             boxes = find_persons(video, person_model, torch_device, steps, batch, person_local)
         return keypoints(video, boxes, model, torch_device, steps, batch, local_only)
-
-
-def _check_video(video) -> np.ndarray:
-    video = np.asarray(video)
-    if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3 or min(video.shape[:3]) < 1:
-        raise InputError(f"expected a uint8 video [F, H, W, 3], got {video.dtype} {list(video.shape)}")
-    return video
 
 
 def _batch(batch: int) -> int:

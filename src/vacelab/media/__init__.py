@@ -22,6 +22,7 @@ from .read import (  # noqa: F401
     IMAGE_SUFFIXES,
     MAX_IMAGE_PIXELS,
     VIDEO_SUFFIXES,
+    as_frames,
     centre_crop,
     cover_crop,
     cover_placement,

@@ -268,6 +268,15 @@ def _to_array(frame, scaled, size, nearest) -> np.ndarray:
     return np.ascontiguousarray(centre_crop(array, size))
 
 
+def as_frames(video, what: str) -> np.ndarray:
+    """``video`` as a uint8 ``[F, H, W, 3]`` array; anything else is an :class:`InputError` naming ``what``
+    (the caller: tracking, depth, pose)."""
+    video = np.asarray(video)
+    if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3 or min(video.shape[:3]) < 1:
+        raise InputError(f"{what} needs a uint8 video [F, H, W, 3], got {video.dtype} {list(video.shape)}")
+    return video
+
+
 def to_binary_mask(gray: np.ndarray, source: str) -> np.ndarray:
     """Threshold 8-bit mask values at 128 (white = GENERATE); refuse images that are not near-binary."""
     ambiguous = np.count_nonzero((gray > 48) & (gray < 208)) / max(gray.size, 1)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..media import as_frames
 from ..weights import check_weights
 from .prompts import Prompt, box_prompt, points_prompt
 
@@ -53,7 +54,7 @@ def track_mask(
     :class:`~vacelab.errors.InputError` with one line; weights neither in ``model``'s folder nor in the
     Hugging Face cache, with the hub not answering, before torch is imported (``vacelab.weights``).
     """
-    video = _check_video(video)
+    video = as_frames(video, "tracking")
     frames, height, width = video.shape[:3]
     prompts = [box_prompt(b, frames, height, width) for b in boxes or ()]
     prompts += [points_prompt(p, frames, height, width) for p in points or ()]
@@ -83,13 +84,6 @@ def track_mask(
         from ._sam2 import track_prompts
 
         return track_prompts(video, prompts, model, torch_device, torch_dtype, steps, local_only)
-
-
-def _check_video(video) -> np.ndarray:
-    video = np.asarray(video)
-    if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3 or min(video.shape[:3]) < 1:
-        raise InputError(f"tracking needs a uint8 video [F, H, W, 3], got {video.dtype} {list(video.shape)}")
-    return video
 
 
 __all__ = ["Prompt", "track_mask"]
