@@ -57,7 +57,7 @@ def run_job(
     """
     clock, started, run_start = Stopwatch(), datetime.now(UTC), time.perf_counter()
     with clock("read_job"):
-        job = job_or_path if isinstance(job_or_path, Job) else load_job(job_or_path)
+        job = job_or_path if isinstance(job_or_path, Job) else load_job(job_or_path, packed_mask=True)
         settings.validate()
         out = check_new_folder(out, [job.path] if job.path else [])
         check_writable(out, expected_bytes=2 * job.video.nbytes)  # the output array, then its media

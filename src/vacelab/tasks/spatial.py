@@ -60,10 +60,11 @@ def build_inpaint(task: str, opts: Options) -> Job:
 
 def fill_masked(frames: np.ndarray, mask: np.ndarray, fill: str, alpha: np.ndarray | None) -> np.ndarray:
     """The conditioning video: GENERATE pixels gray (127) or left as the source; ``alpha`` feathers the gray
-    into the source inside the mask's edge. KEEP pixels are always the source's, untouched."""
-    video = frames.copy()
+    into the source inside the mask's edge. KEEP pixels are always the source's, untouched. ``frames``
+    itself is returned for ``source`` (nothing is changed: no second copy of the clip)."""
     if fill == "source":
-        return video
+        return frames
+    video = frames.copy()
     rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
     box = np.s_[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # only the masked area's bounding box
     np.copyto(video[box], np.uint8(FILL_GRAY), where=mask[box][..., None])
