@@ -64,6 +64,19 @@ def test_inpaint_bbox_arrays(clip, source):
     assert job.fps == 16 and job.windows is None
 
 
+def test_preview_is_made_frame_by_frame_as_the_whole_clip_made_it(clip):
+    """PreviewFrames (preview.gif's frames, one at a time) gives what the whole-clip version gave."""
+    from vacelab.render import PreviewFrames, mask_overlay, side_by_side
+
+    job = prepare("inpaint", video=str(clip), bbox="40,30,120,90", **SMALL)
+    view = np.s_[::2, ::2, ::2]  # 320 px wide at most 200 a side: every 2nd pixel, every 2nd frame
+    whole = side_by_side(job.original[view], mask_overlay(job.video[view], job.mask[view]))
+    lazy = PreviewFrames(job, max_side_width=200, every=2)
+    assert lazy.shape == whole.shape and len(lazy) == 9
+    np.testing.assert_array_equal(np.stack(list(lazy)), whole)
+    np.testing.assert_array_equal(lazy[-1], whole[-1])
+
+
 def test_inpaint_mask_image_video_and_source_size(clip, source, tmp_path):
     at_job = np.zeros(SIZE, np.uint8)
     at_job[50:100, 60:200] = 255

@@ -127,11 +127,11 @@ def save_job(job: Job, out: str | os.PathLike, *, preview: bool = True) -> Path:
                     )
                 )
             if preview:
-                from .render import preview_frames
+                from .render import PreviewFrames
 
                 # every other frame at half the rate: same duration, half the size and time
                 media.write_gif(
-                    folder / "preview.gif", preview_frames(job, every=2), job.fps / 2, max_width=640
+                    folder / "preview.gif", PreviewFrames(job, every=2), job.fps / 2, max_width=640
                 )
             for write in writes:
                 write.result()  # the first failure is raised (after every write has ended)

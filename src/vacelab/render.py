@@ -31,12 +31,29 @@ def side_by_side(*videos: np.ndarray, gap: int = 4) -> np.ndarray:
     return np.concatenate(parts, axis=2)
 
 
-def preview_frames(job, max_side_width: int = 320, every: int = 1) -> np.ndarray:
-    """``preview.gif`` content: source | conditioning video with the GENERATE area tinted.
+class PreviewFrames:
+    """``preview.gif`` content: source | conditioning video with the GENERATE area tinted, made one frame
+    at a time as it is read (``len``, ``shape``, ``frames[i]``, iteration: what ``media.write_gif`` and
+    ``media.write_mp4`` read), so a long job's preview is never whole in memory.
 
     Both sides are first subsampled by a whole factor to at most ``max_side_width`` pixels wide, and to
     every ``every``-th frame (cheap strided views), so the preview costs a fraction of the job.
     """
-    step = max(1, -(-job.video.shape[2] // max_side_width))
-    view = np.s_[::every, ::step, ::step]
-    return side_by_side(job.source_frames()[view], mask_overlay(job.video[view], job.mask[view]))
+
+    def __init__(self, job, max_side_width: int = 320, every: int = 1):
+        self.job, self.every = job, every
+        self.step = max(1, -(-job.video.shape[2] // max_side_width))
+        frames, height, width = job.video.shape[:3]
+        side = (-(-height // self.step), -(-width // self.step))
+        self.shape = (len(range(0, frames, every)), side[0], 2 * side[1] + 4, 3)  # side_by_side's gap: 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        f = index % len(self) * self.every
+        view = np.s_[f : f + 1, :: self.step, :: self.step]
+        job = self.job
+        return side_by_side(job.source_frames()[view], mask_overlay(job.video[view], job.mask[view]))[0]
