@@ -64,6 +64,27 @@ def test_inpaint_bbox_arrays(clip, source):
     assert job.fps == 16 and job.windows is None
 
 
+def test_filled_video_fills_the_frames_read_as_the_whole_clip_fill(source, tmp_path):
+    """FilledVideo (an inpaint job's gray-filled video, made as it is read) gives the whole clip's fill for
+    every index a job's readers use, on frames whose mask is empty too; the file saved is the same."""
+    from vacelab.tasks import masks
+    from vacelab.tasks.spatial import FilledVideo, fill_gray
+
+    mask = np.zeros(source.shape[:3], bool)
+    mask[3:, 30:90, 40:120] = True  # frames 0-2: nothing to fill
+    mask[9, 100:150, 200:300] = True
+    for alpha in (None, masks.feather_alpha(mask, 4)):
+        lazy, whole = FilledVideo(source, mask, alpha), fill_gray(source, mask, alpha)
+        assert lazy.shape == whole.shape and len(lazy) == 17
+        np.testing.assert_array_equal(np.asarray(lazy), whole)
+        for key in (0, 9, -1, slice(2, 11), np.s_[1:12:3, ::2, ::3], np.s_[9, 100:150], mask):
+            np.testing.assert_array_equal(lazy[key], whole[key])
+    np.testing.assert_array_equal(np.array(list(lazy)), whole)
+    media.save_array(tmp_path / "lazy.npy", lazy)  # written 16 frames at a time
+    media.save_array(tmp_path / "whole.npy", whole)
+    assert (tmp_path / "lazy.npy").read_bytes() == (tmp_path / "whole.npy").read_bytes()
+
+
 def test_preview_is_made_frame_by_frame_as_the_whole_clip_made_it(clip):
     """PreviewFrames (preview.gif's frames, one at a time) gives what the whole-clip version gave."""
     from vacelab.render import PreviewFrames, mask_overlay, side_by_side

@@ -50,10 +50,19 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def save_array(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Store an array losslessly (``.npy``), atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
+def save_array(path: str | os.PathLike, array) -> None:
+    """Store an array losslessly (``.npy``), atomically. ``array`` may also be frames made as they are read
+    (a ``shape``, a ``dtype`` and ``array[a:b]``, e.g. ``tasks.spatial.FilledVideo``): the same file,
+    written 16 frames at a time, never whole."""
+    with atomic_path(path) as tmp:
+        if isinstance(array, np.ndarray):
+            with open(tmp, "wb") as fh:
+                np.save(fh, array, allow_pickle=False)
+            return
+        with FrameWriter(tmp, array.shape, array.dtype) as writer:
+            for start in range(0, len(array), 16):
+                writer.append(array[start : start + 16])
+            writer.close()
 
 
 def load_array(path: str | os.PathLike, *, mmap: bool = False) -> np.ndarray:
