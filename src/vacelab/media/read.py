@@ -282,7 +282,10 @@ class _FrameBuffer:
 
     def append(self, frame: np.ndarray) -> None:
         if self.frames is None:
-            self.frames = np.empty((self.capacity, *frame.shape), frame.dtype)
+            try:
+                self.frames = np.empty((self.capacity, *frame.shape), frame.dtype)
+            except MemoryError:  # a length stated beyond any memory (a damaged file): grow as frames come
+                self.frames = np.empty((1, *frame.shape), frame.dtype)
         elif self.count == len(self.frames):
             grown = np.empty((len(self.frames) * 3 // 2 + 1, *frame.shape), frame.dtype)
             grown[: self.count] = self.frames
