@@ -7,7 +7,14 @@ the figures are the wrapper's own: windows, colour match, composite, stitching, 
 folder with its mp4s, GIF and lossless frames). Printed per length: peak RSS of the run above the process's
 RSS once the pipeline is loaded, and the run's wall time.
 
-    python benchmarks/bench_long_memory.py [--frames 321 1001] [--window 81]
+Then ``vacelab prepare``'s part (``--prepare``, default 2001 frames; 0 skips it): a 832x480 H.264 source
+of that many frames (the same moving gradient), written by another process, prepared as a long
+``inpaint`` job with a box (``--frames all``), in a fresh process: its peak RSS (the whole process, the
+figure the 3 GB target is about) and wall time.
+
+    python benchmarks/bench_long_memory.py [--frames 321 1001] [--window 81] [--prepare 2001]
+
+(``--frames`` with no number: the prepare measurement alone; ``--prepare 0``: the runs alone.)
 """
 
 from __future__ import annotations
@@ -24,6 +31,20 @@ from pathlib import Path
 HEIGHT, WIDTH = 480, 832
 
 
+def gradient(frames: range):
+    """The test clip's frames ``frames``, uint8 [len(frames), 480, 832, 3]: a moving gradient."""
+    import numpy as np
+
+    t = np.arange(frames.start, frames.stop, dtype=np.uint16)[:, None, None]
+    x = np.arange(WIDTH, dtype=np.uint16)[None, None, :]
+    y = np.arange(HEIGHT, dtype=np.uint16)[None, :, None]
+    video = np.empty((len(frames), HEIGHT, WIDTH, 3), np.uint8)
+    video[..., 0] = (x + 2 * t) % 256
+    video[..., 1] = (y + t) % 256
+    video[..., 2] = (t * 3) % 256
+    return video
+
+
 def make(frames: int, window: int, folder: Path) -> None:
     """The job folder and the tiny model (in a process of their own: their memory is not the run's)."""
     import numpy as np
@@ -31,13 +52,7 @@ def make(frames: int, window: int, folder: Path) -> None:
     from vacelab import Job, save_job
     from vacelab.testing.tiny import save_tiny_pipeline
 
-    t = np.arange(frames, dtype=np.uint16)[:, None, None]
-    x = np.arange(WIDTH, dtype=np.uint16)[None, None, :]
-    y = np.arange(HEIGHT, dtype=np.uint16)[None, :, None]
-    video = np.empty((frames, HEIGHT, WIDTH, 3), np.uint8)
-    video[..., 0] = (x + 2 * t) % 256
-    video[..., 1] = (y + t) % 256
-    video[..., 2] = (t * 3) % 256
+    video = gradient(range(frames))
     mask = np.zeros((frames, HEIGHT, WIDTH), bool)
     mask[:, 160:320, 300:560] = True
     video[mask] = 127
@@ -69,6 +84,28 @@ def child(folder: Path) -> dict:
     return {"base_mb": round(base), "peak_mb": round(peak), "seconds": round(seconds, 1)}
 
 
+def make_source(frames: int, path: Path) -> None:
+    """The source of the prepare measurement: ``frames`` frames of :func:`gradient` as H.264, 16 fps."""
+    from vacelab import media
+
+    chunks = (gradient(range(a, min(a + 64, frames))) for a in range(0, frames, 64))
+    media.write_mp4(path, (frame for chunk in chunks for frame in chunk), 16)
+
+
+def prepare_child(source: Path) -> dict:
+    """One prepare measurement (its own process): peak RSS of the process and the time of ``prepare``."""
+    import resource
+
+    from vacelab.tasks import prepare
+
+    base = _rss_mb()
+    start = time.perf_counter()
+    prepare("inpaint", video=str(source), bbox="300,160,560,320", frames="all", out=source.parent / "job")
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"base_mb": round(base), "peak_mb": round(peak), "seconds": round(seconds, 1)}
+
+
 def _windows(frames: int, window: int):
     from vacelab.geometry import default_overlap, plan_windows
 
@@ -82,16 +119,22 @@ def _rss_mb() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, nargs="+", default=[321, 1001])
+    parser.add_argument("--frames", type=int, nargs="*", default=[321, 1001])
     parser.add_argument("--window", type=int, default=81)
+    parser.add_argument("--prepare", type=int, default=2001)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--make", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--make-source", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--prepare-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make:
         make(args.frames[0], args.window, args.make)
         return
-    if args.child:
-        print(json.dumps(child(args.child)))
+    if args.make_source:
+        make_source(args.prepare, args.make_source)
+        return
+    if args.child or args.prepare_child:
+        print(json.dumps(child(args.child) if args.child else prepare_child(args.prepare_child)))
         return
     print(f"long inpaint job at {WIDTH}x{HEIGHT}, windows of {args.window}, stub passes (the wrapper alone)")
     print("frames  peak RSS above the loaded pipeline  run time")
@@ -106,6 +149,20 @@ def main() -> None:
         figures = json.loads(done.stdout.splitlines()[-1])
         above = figures["peak_mb"] - figures["base_mb"]
         print(f"{frames:6d}  {above:8d} MB (peak {figures['peak_mb']} MB)        {figures['seconds']:6.1f} s")
+    if args.prepare:
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "source.mp4"
+            script = [sys.executable, __file__, "--prepare", str(args.prepare)]
+            subprocess.run([*script, "--make-source", str(source)], check=True, env=env)
+            done = subprocess.run(
+                [*script, "--prepare-child", str(source)], check=True, capture_output=True, text=True, env=env
+            )
+        figures = json.loads(done.stdout.splitlines()[-1])
+        print(
+            f"prepare, {args.prepare} frames at {WIDTH}x{HEIGHT} (inpaint, a box, --frames all): "
+            f"peak RSS {figures['peak_mb']} MB (the process before it {figures['base_mb']} MB), "
+            f"{figures['seconds']:.1f} s"
+        )
 
 
 if __name__ == "__main__":

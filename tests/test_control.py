@@ -274,11 +274,12 @@ def test_a_batch_manifest_prepares_the_new_kinds(tmp_path):
 
 
 def test_the_preview_shows_source_control_and_mask():
-    from vacelab.render import preview_frames
+    from vacelab.render import PreviewFrames
 
     job = prepare("control", kind="edges", bbox="100,48,300,192", **COMMON)
-    preview = preview_frames(job)  # 416 px wide sides: every other pixel
-    assert preview.shape == (17, 120, 3 * 208 + 2 * 4, 3)
+    frames = PreviewFrames(job)  # 416 px wide sides: every other pixel
+    preview = np.stack(list(frames))
+    assert preview.shape == frames.shape == (17, 120, 3 * 208 + 2 * 4, 3)
     source, control, mask = (preview[:, :, i * 212 : i * 212 + 208] for i in range(3))
     assert np.array_equal(source, job.original[:, ::2, ::2])
     assert np.array_equal(control, job.video[:, ::2, ::2])  # the control as the model reads it, untinted

@@ -35,6 +35,20 @@ def test_mp4_round_trip(tmp_path):
     assert [frame_index(f) for f in back] == list(range(24))
 
 
+def test_decoding_grows_past_a_file_that_misstates_its_length(tmp_path, monkeypatch):
+    from vacelab.media import read
+
+    path = tmp_path / "clip.mp4"
+    media.write_mp4(path, ramp_video(24), 24)
+    whole, _ = media.read_video(path)
+    monkeypatch.setattr(read, "_expected_frames", lambda *_: 2)  # the buffer is preallocated for 2 frames
+    grown, _ = media.read_video(path)
+    assert len(whole) == 24
+    np.testing.assert_array_equal(grown, whole)
+    monkeypatch.setattr(read, "_expected_frames", lambda *_: 10**13)  # a length no memory could hold
+    np.testing.assert_array_equal(media.read_video(path)[0], whole)
+
+
 def test_fps_resampling_keeps_duration(tmp_path):
     path = tmp_path / "clip.mp4"
     media.write_mp4(path, ramp_video(30), 30)  # 1 s
@@ -79,6 +93,20 @@ def test_save_and_load_mask_exact(tmp_path):
         np.testing.assert_array_equal(back, mask)
 
 
+def test_packed_mask_gives_the_eager_arrays(tmp_path):
+    """load_mask(packed=True) indexed as a run indexes a job's mask gives exactly the unpacked arrays."""
+    mask = np.random.default_rng(2).random((9, 12, 21)) < 0.3
+    media.save_mask(tmp_path / "m.npy", mask)
+    lazy = media.load_mask(tmp_path / "m.npy", packed=True)
+    assert lazy.shape == mask.shape and len(lazy) == 9 and lazy.ndim == 3 and lazy.dtype == bool
+    for key in (4, -1, slice(2, 7), np.s_[3:8, ..., None], np.s_[::2, ::3, 1::2], np.s_[1, 5:], [0, 8, 3]):
+        np.testing.assert_array_equal(lazy[key], mask[key])
+    np.testing.assert_array_equal(np.asarray(lazy), mask)
+    np.testing.assert_array_equal(np.array(list(lazy)), mask)  # iterated frame by frame
+    media.release(lazy)  # its pages let go: still readable
+    np.testing.assert_array_equal(lazy[5], mask[5])
+
+
 def test_save_and_load_array_exact(tmp_path):
     video = np.random.default_rng(1).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
     media.save_array(tmp_path / "v.npy", video)
@@ -95,6 +123,31 @@ def test_gif_reading(tmp_path):
     assert back.shape == (6, 32, 48, 3)
     assert fps == pytest.approx(8, rel=0.1)
     np.testing.assert_array_equal(back, video)
+
+
+def test_gif_is_streamed_as_pillow_writes_it():
+    """stream_gif writes the bytes of Pillow's own save_all writer (which holds every frame), repeated
+    frames (merged into a longer one) and a one-frame clip (a still image) included."""
+    import io
+
+    from PIL import Image
+
+    from vacelab.media.write import stream_gif
+
+    video = np.zeros((7, 32, 48, 3), np.uint8)
+    for i in range(7):
+        video[i, 8:16, 6 * i : 6 * i + 8] = (255, 40 * i, 0)
+    video[3] = video[2]  # the same frame twice, then a change in a corner only
+    video[5] = video[4]
+    video[5, 30:, 40:] = 90
+    palette = Image.fromarray(video.reshape(-1, 48, 3)).quantize(255)
+    for clip in (video, video[:1], video[2:4]):
+        frames = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in clip]
+        pillow, streamed = io.BytesIO(), io.BytesIO()
+        frames[0].save(pillow, format="GIF", save_all=True, append_images=frames[1:], duration=62, loop=0,
+                       optimize=False)  # fmt: skip
+        stream_gif(streamed, iter(frames), 62)
+        assert streamed.getvalue() == pillow.getvalue()
 
 
 def test_image_folder_reading_natural_order(tmp_path):

@@ -64,6 +64,40 @@ def test_inpaint_bbox_arrays(clip, source):
     assert job.fps == 16 and job.windows is None
 
 
+def test_filled_video_fills_the_frames_read_as_the_whole_clip_fill(source, tmp_path):
+    """FilledVideo (an inpaint job's gray-filled video, made as it is read) gives the whole clip's fill for
+    every index a job's readers use, on frames whose mask is empty too; the file saved is the same."""
+    from vacelab.tasks import masks
+    from vacelab.tasks.spatial import FilledVideo, fill_gray
+
+    mask = np.zeros(source.shape[:3], bool)
+    mask[3:, 30:90, 40:120] = True  # frames 0-2: nothing to fill
+    mask[9, 100:150, 200:300] = True
+    for alpha in (None, masks.feather_alpha(mask, 4)):
+        lazy, whole = FilledVideo(source, mask, alpha), fill_gray(source, mask, alpha)
+        assert lazy.shape == whole.shape and len(lazy) == 17
+        np.testing.assert_array_equal(np.asarray(lazy), whole)
+        for key in (0, 9, -1, slice(2, 11), np.s_[1:12:3, ::2, ::3], np.s_[9, 100:150], mask):
+            np.testing.assert_array_equal(lazy[key], whole[key])
+    np.testing.assert_array_equal(np.array(list(lazy)), whole)
+    media.save_array(tmp_path / "lazy.npy", lazy)  # written 16 frames at a time
+    media.save_array(tmp_path / "whole.npy", whole)
+    assert (tmp_path / "lazy.npy").read_bytes() == (tmp_path / "whole.npy").read_bytes()
+
+
+def test_preview_is_made_frame_by_frame_as_the_whole_clip_made_it(clip):
+    """PreviewFrames (preview.gif's frames, one at a time) gives what the whole-clip version gave."""
+    from vacelab.render import PreviewFrames, mask_overlay, side_by_side
+
+    job = prepare("inpaint", video=str(clip), bbox="40,30,120,90", **SMALL)
+    view = np.s_[::2, ::2, ::2]  # 320 px wide at most 200 a side: every 2nd pixel, every 2nd frame
+    whole = side_by_side(job.original[view], mask_overlay(job.video[view], job.mask[view]))
+    lazy = PreviewFrames(job, max_side_width=200, every=2)
+    assert lazy.shape == whole.shape and len(lazy) == 9
+    np.testing.assert_array_equal(np.stack(list(lazy)), whole)
+    np.testing.assert_array_equal(lazy[-1], whole[-1])
+
+
 def test_inpaint_mask_image_video_and_source_size(clip, source, tmp_path):
     at_job = np.zeros(SIZE, np.uint8)
     at_job[50:100, 60:200] = 255

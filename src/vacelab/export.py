@@ -60,7 +60,7 @@ def export_run(
     result = run if isinstance(run, Result) else load_result(run)
     if result.job_path is None or not (result.job_path / "job.json").is_file():
         raise InputError(f"{result.path}: its job folder {result.job_path} is gone; export needs it")
-    job = load_job(result.job_path)
+    job = load_job(result.job_path, packed_mask=True)  # its mask read frame by frame
     codec = check_export(job, out, codec, where=str(result.path))
     if result.video.shape[:3] != job.mask.shape:
         raise InputError(f"{result.path}: its frames {list(result.video.shape[:3])} do not fit its job")

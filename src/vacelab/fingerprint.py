@@ -31,7 +31,7 @@ def fingerprint(
             step = max(1, (1 << 24) // max(1, array[0].nbytes))
             for start in range(0, len(array), step):
                 digest.update(np.ascontiguousarray(array[start : start + step]).data)
-        release(array)
+                release(array)  # a memory-mapped clip's pages are let go as it is read
     for path in files:
         digest.update(str(path.relative_to(root) if root else path).encode() + b"\0")
         with path.open("rb") as handle:

@@ -41,7 +41,7 @@ class Job:
 
     task: str
     video: np.ndarray
-    mask: np.ndarray
+    mask: np.ndarray  # or a media.PackedMask (load_job(packed_mask=True)), indexed the same way
     fps: float
     refs: list[np.ndarray] = field(default_factory=list)
     original: np.ndarray | None = None  # the source at job size before filling; read lazily from a folder
@@ -107,22 +107,34 @@ def save_job(job: Job, out: str | os.PathLike, *, preview: bool = True) -> Path:
     """Write ``job`` as a job folder at ``out`` (atomically) and return its path."""
 
     def fill(folder: Path) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         (folder / "arrays").mkdir()
+        (folder / "src_ref_images").mkdir()
         media.save_array(folder / "arrays" / "video.npy", job.video)
         media.save_mask(folder / "arrays" / "mask.npy", job.mask)
-        media.write_mp4(folder / "src_video.mp4", job.video, job.fps)
-        media.write_mp4(folder / "src_mask.mp4", job.mask, job.fps)
-        if job.original is not None:
-            # a viewing copy: the fastest x264 preset
-            media.write_mp4(folder / "original.mp4", job.original, job.fps, preset="ultrafast")
-        (folder / "src_ref_images").mkdir()
         for i, ref in enumerate(job.refs):
             media.write_png(folder / "src_ref_images" / f"ref_{i:02d}.png", ref)
-        if preview:
-            from .render import preview_frames
+        with ThreadPoolExecutor(3) as pool:  # the x264 encodes at once (PyAV releases the GIL while encoding)
+            writes = [
+                pool.submit(media.write_mp4, folder / "src_video.mp4", job.video, job.fps),
+                pool.submit(media.write_mp4, folder / "src_mask.mp4", job.mask, job.fps),
+            ]
+            if job.original is not None:  # a viewing copy: the fastest x264 preset
+                writes.append(
+                    pool.submit(
+                        media.write_mp4, folder / "original.mp4", job.original, job.fps, preset="ultrafast"
+                    )
+                )
+            if preview:
+                from .render import PreviewFrames
 
-            # every other frame at half the rate: same duration, half the size and time
-            media.write_gif(folder / "preview.gif", preview_frames(job, every=2), job.fps / 2, max_width=640)
+                # every other frame at half the rate: same duration, half the size and time
+                media.write_gif(
+                    folder / "preview.gif", PreviewFrames(job, every=2), job.fps / 2, max_width=640
+                )
+            for write in writes:
+                write.result()  # the first failure is raised (after every write has ended)
         media.write_text(folder / "job.json", json.dumps(job.manifest(), indent=2))
 
     job.path = write_folder(out, fill)
@@ -189,14 +201,17 @@ def _whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def load_job_arrays(path: str | os.PathLike, manifest: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The exact arrays of a job folder: video uint8 [F, H, W, 3] (memory-mapped) and mask bool [F, H, W],
-    checked against each other and against the geometry of ``job.json`` (``manifest``: already read)."""
+def load_job_arrays(
+    path: str | os.PathLike, manifest: dict | None = None, *, packed_mask: bool = False
+) -> tuple[np.ndarray, np.ndarray | media.PackedMask]:
+    """The exact arrays of a job folder: video uint8 [F, H, W, 3] (memory-mapped) and mask bool [F, H, W]
+    (``packed_mask``: a :class:`~vacelab.media.PackedMask`), checked against each other and against the
+    geometry of ``job.json`` (``manifest``: already read)."""
     path = Path(path)
     manifest = read_manifest(path) if manifest is None else manifest
     try:
         video = media.load_array(path / "arrays" / "video.npy", mmap=True)
-        mask = media.load_mask(path / "arrays" / "mask.npy")
+        mask = media.load_mask(path / "arrays" / "mask.npy", packed=packed_mask)
     except (OSError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: job arrays missing or damaged ({exc})") from None
     if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
@@ -214,11 +229,14 @@ def load_job_arrays(path: str | os.PathLike, manifest: dict | None = None) -> tu
     return video, mask
 
 
-def load_job(path: str | os.PathLike) -> Job:
-    """Read a job folder written by ``vacelab prepare``: exact arrays, references in order."""
+def load_job(path: str | os.PathLike, *, packed_mask: bool = False) -> Job:
+    """Read a job folder written by ``vacelab prepare``: exact arrays, references in order.
+
+    ``packed_mask``: ``job.mask`` is a :class:`~vacelab.media.PackedMask`, unpacked only where indexed (a
+    run reads it window by window and frame by frame; 1/8 of the bytes of the unpacked clip)."""
     path = Path(path)
     manifest = read_manifest(path)
-    video, mask = load_job_arrays(path, manifest)
+    video, mask = load_job_arrays(path, manifest, packed_mask=packed_mask)
     refs = [media.read_image(path / ref) for ref in manifest.get("refs", [])]
     windows = manifest.get("windows")
     return Job(

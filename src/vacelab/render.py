@@ -31,15 +31,33 @@ def side_by_side(*videos: np.ndarray, gap: int = 4) -> np.ndarray:
     return np.concatenate(parts, axis=2)
 
 
-def preview_frames(job, max_side_width: int = 320, every: int = 1) -> np.ndarray:
+class PreviewFrames:
     """``preview.gif`` content: source | conditioning video with the GENERATE area tinted; for a control
-    job source | control video (untinted: the control is what the model reads) | mask.
+    job source | control video (untinted: the control is what the model reads) | mask. Made one frame at a
+    time as it is read (``len``, ``shape``, ``frames[i]``, iteration: what ``media.write_gif`` and
+    ``media.write_mp4`` read), so a long job's preview is never whole in memory.
 
     All sides are first subsampled by a whole factor to at most ``max_side_width`` pixels wide, and to
     every ``every``-th frame (cheap strided views), so the preview costs a fraction of the job.
     """
-    step = max(1, -(-job.video.shape[2] // max_side_width))
-    view = np.s_[::every, ::step, ::step]
-    if job.task == "control":
-        return side_by_side(job.source_frames()[view], job.video[view], mask_frames(job.mask[view]))
-    return side_by_side(job.source_frames()[view], mask_overlay(job.video[view], job.mask[view]))
+
+    def __init__(self, job, max_side_width: int = 320, every: int = 1):
+        self.job, self.every = job, every
+        self.step = max(1, -(-job.video.shape[2] // max_side_width))
+        frames, height, width = job.video.shape[:3]
+        side = (-(-height // self.step), -(-width // self.step))
+        panels = 3 if job.task == "control" else 2
+        self.shape = (len(range(0, frames, every)), side[0], panels * side[1] + 4 * (panels - 1), 3)  # gap 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        f = index % len(self) * self.every
+        view = np.s_[f : f + 1, :: self.step, :: self.step]
+        job = self.job
+        if job.task == "control":
+            return side_by_side(job.source_frames()[view], job.video[view], mask_frames(job.mask[view]))[0]
+        return side_by_side(job.source_frames()[view], mask_overlay(job.video[view], job.mask[view]))[0]

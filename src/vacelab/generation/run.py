@@ -79,7 +79,7 @@ def run_job(
     """
     clock, started, run_start = Stopwatch(), datetime.now(UTC), time.perf_counter()
     with clock("read_job"):
-        job = job_or_path if isinstance(job_or_path, Job) else load_job(job_or_path)
+        job = job_or_path if isinstance(job_or_path, Job) else load_job(job_or_path, packed_mask=True)
         settings.validate()
         settings = settings.with_preset()
         check_preset_lora(settings)

@@ -259,7 +259,8 @@ def generate_windows(ctx: RunContext, store: WindowStore | None, sink) -> list[d
             shared = job.mask[window.start : window.start + window.shared]
             exact = ~shared if ctx.settings.composite else np.zeros_like(shared)
             tail = stitch(tail, output, window, exact)
-        media.release(job.video)  # this window's source pages: read again only if a later window needs them
+        for array in (job.video, job.mask):  # this window's pages: read again if a later window needs them
+            media.release(array)
         records.append(record)
     with ctx.clock("stitch"):
         sink.append(tail)

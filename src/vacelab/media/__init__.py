@@ -9,6 +9,7 @@ from __future__ import annotations
 from .files import (  # noqa: F401
     FrameReader,
     FrameWriter,
+    PackedMask,
     atomic_path,
     default_mode,
     load_array,

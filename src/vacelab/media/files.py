@@ -50,10 +50,19 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def save_array(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Store an array losslessly (``.npy``), atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
+def save_array(path: str | os.PathLike, array) -> None:
+    """Store an array losslessly (``.npy``), atomically. ``array`` may also be frames made as they are read
+    (a ``shape``, a ``dtype`` and ``array[a:b]``, e.g. ``tasks.spatial.FilledVideo``): the same file,
+    written 16 frames at a time, never whole."""
+    with atomic_path(path) as tmp:
+        if isinstance(array, np.ndarray):
+            with open(tmp, "wb") as fh:
+                np.save(fh, array, allow_pickle=False)
+            return
+        with FrameWriter(tmp, array.shape, array.dtype) as writer:
+            for start in range(0, len(array), 16):
+                writer.append(array[start : start + 16])
+            writer.close()
 
 
 def load_array(path: str | os.PathLike, *, mmap: bool = False) -> np.ndarray:
@@ -64,25 +73,59 @@ def load_array(path: str | os.PathLike, *, mmap: bool = False) -> np.ndarray:
 def save_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
     """Store a bool mask [F, H, W] bit-packed along the width (1/8 of the bytes), losslessly."""
     frames, height, width = mask.shape
-    packed = np.packbits(mask.astype(bool), axis=-1)
+    packed = np.packbits(np.asarray(mask, bool), axis=-1)  # a bool mask as it is (no whole-clip copy)
     save_array(
         path, np.concatenate([np.array([frames, height, width], np.int64).view(np.uint8), packed.ravel()])
     )
 
 
-def load_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a mask written by :func:`save_mask`."""
-    raw = load_array(path)
+def load_mask(path: str | os.PathLike, *, packed: bool = False) -> np.ndarray | PackedMask:
+    """Read a mask written by :func:`save_mask` (``packed``: a :class:`PackedMask` over the memory-mapped
+    file, unpacked only where it is indexed)."""
+    raw = load_array(path, mmap=packed)
     frames, height, width = (int(v) for v in raw[:24].view(np.int64))
-    packed = raw[24:].reshape(frames, height, -1)
-    return np.unpackbits(packed, axis=-1, count=width).view(bool)  # 0/1 bytes: a view, not a second copy
+    bits = raw[24:].reshape(frames, height, -1)
+    if packed:
+        return PackedMask(bits, width)
+    return np.unpackbits(bits, axis=-1, count=width).view(bool)  # 0/1 bytes: a view, not a second copy
 
 
-def release(array: np.ndarray) -> None:
-    """Drop the pages of a memory-mapped array (:func:`load_array` with ``mmap``) from this process's
-    resident memory: they stay in the page cache and are read again on use. Anything else: nothing."""
+class PackedMask:
+    """A bool mask [F, H, W] kept bit-packed along the width (``bits`` uint8 [F, H, ceil(W/8)]) and unpacked
+    only where indexed: ``mask[i]``, ``mask[a:b]``, ``mask[a:b, ..., None]`` are bool arrays of those frames
+    alone, so a long clip's mask costs 1/8 of its bytes (none resident when ``bits`` is memory-mapped).
+    ``np.asarray(mask)`` unpacks it whole."""
+
+    ndim, dtype = 3, np.dtype(bool)
+
+    def __init__(self, bits: np.ndarray, width: int):
+        self.bits = bits
+        self.shape = (bits.shape[0], bits.shape[1], int(width))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        frames, rest = (key[0], key[1:]) if isinstance(key, tuple) and key else (key, ())
+        if frames is Ellipsis:
+            frames, rest = slice(None), key
+        out = np.unpackbits(self.bits[frames], axis=-1, count=self.shape[2]).view(bool)
+        if not rest:
+            return out
+        return out[rest] if out.ndim == 2 else out[(slice(None), *rest)]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+
+def release(array) -> None:
+    """Drop the pages of a memory-mapped array (:func:`load_array` with ``mmap``, or a :class:`PackedMask`
+    over one) from this process's resident memory: they stay in the page cache and are read again on use.
+    Anything else: nothing."""
     import mmap
 
+    array = array.bits if isinstance(array, PackedMask) else array
     mapping = getattr(array, "_mmap", None)
     if mapping is not None and not mapping.closed:
         mapping.madvise(mmap.MADV_DONTNEED)

@@ -222,7 +222,7 @@ def _decode(path, *, size, fps, start, max_frames, nearest, damage) -> tuple[np.
         scaled = None
         if size is not None:
             scaled = cover_size((stream.codec_context.height, stream.codec_context.width), size)
-        frames: list[np.ndarray] = []
+        frames = _FrameBuffer(_expected_frames(container, stream, start, rate, max_frames))
         next_time = start
         previous = None  # (time, array) of the last decoded source frame
         last_time = None  # of the last decoded source frame, used or not
@@ -241,7 +241,7 @@ def _decode(path, *, size, fps, start, max_frames, nearest, damage) -> tuple[np.
                     frames.append(previous[1] if use_previous else array)
                     next_time = start + len(frames) / rate
                     if max_frames is not None and len(frames) >= max_frames:
-                        return np.stack(frames), rate
+                        return frames.array(), rate
                 previous = (frame.time, array)
         except av.error.FFmpegError as exc:
             reason = exc.strerror or exc.__class__.__name__
@@ -257,7 +257,45 @@ def _decode(path, *, size, fps, start, max_frames, nearest, damage) -> tuple[np.
             damage.append(f"{path} is truncated or damaged: {stopped}; the frames after it are missing")
         if not frames:
             raise InputError(f"{path}: no frames at or after --start {start}s")
-        return np.stack(frames), rate
+        return frames.array(), rate
+
+
+def _expected_frames(container, stream, start: float, rate: float, max_frames: int | None) -> int:
+    """How many frames :func:`_decode` will give, from the length the file states (a few more: the
+    buffer need not grow for a rounding), at most ``max_frames``."""
+    seconds = (container.duration or 0) / 1e6
+    if stream.duration:
+        seconds = float(stream.duration * stream.time_base)
+    expected = int(max(0.0, seconds - start) * rate) + 16
+    return expected if max_frames is None else min(expected, max_frames)
+
+
+class _FrameBuffer:
+    """Decoded frames written into one preallocated array as they come (a list of frames stacked at the
+    end holds the clip twice); it grows by half when the file understated its length."""
+
+    def __init__(self, capacity: int):
+        self.capacity, self.count, self.frames = max(1, capacity), 0, None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def append(self, frame: np.ndarray) -> None:
+        if self.frames is None:
+            try:
+                self.frames = np.empty((self.capacity, *frame.shape), frame.dtype)
+            except MemoryError:  # a length stated beyond any memory (a damaged file): grow as frames come
+                self.frames = np.empty((1, *frame.shape), frame.dtype)
+        elif self.count == len(self.frames):
+            grown = np.empty((len(self.frames) * 3 // 2 + 1, *frame.shape), frame.dtype)
+            grown[: self.count] = self.frames
+            self.frames = grown
+        self.frames[self.count] = frame
+        self.count += 1
+
+    def array(self) -> np.ndarray:
+        """The frames so far, uint8 [N, H, W, 3] (the buffer's unused end is never written: not resident)."""
+        return self.frames[: self.count]
 
 
 def _to_array(frame, scaled, size, nearest) -> np.ndarray:

@@ -147,16 +147,51 @@ def write_gif(
     mosaic = Image.fromarray(np.concatenate([np.asarray(scaled(i)) for i in picks], axis=0))
     palette = mosaic.quantize(colors, method=Image.Quantize.MEDIANCUT)
     images = (scaled(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in range(count))
-    with atomic_path(path) as tmp:
-        next(images).save(
-            tmp,
-            format="GIF",
-            save_all=True,
-            append_images=images,
-            duration=round(1000 / fps),
-            loop=0,
-            optimize=False,
-        )
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        stream_gif(handle, images, round(1000 / fps))
+
+
+def stream_gif(handle, images, duration: int) -> None:
+    """Write palette images (Pillow, mode P, one palette) to ``handle`` as a GIF looping for ever, frame by
+    frame: the bytes of Pillow's ``save(save_all=True, loop=0, optimize=False, duration=duration)``
+    (each frame after the first cut to where it differs from the one before, with its own colour table; a
+    frame equal to the one before lengthens it instead), without holding every frame as that writer does
+    (~130 KB a frame at 480 px wide): only the frame waiting for its duration is held."""
+    held, previous = None, None  # the frame not yet written: [image, changed box (None: the first), duration]
+    for image in images:
+        pixels = np.asarray(image)
+        box = None
+        if previous is not None:
+            changed = pixels != previous
+            rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+            if not len(rows):
+                held[2] += duration
+                continue
+            _write_gif_frame(handle, *held)
+            box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+        held, previous = [image, box, duration], pixels
+    if held is None:
+        raise ValueError("write_gif: no frames")
+    if held[1] is None:  # one distinct frame: Pillow writes it as a still image (interlaced)
+        held[0].save(handle, format="GIF", save_all=True, duration=held[2], loop=0, optimize=False)
+        return
+    _write_gif_frame(handle, *held)
+    handle.write(b";")  # the GIF trailer
+
+
+def _write_gif_frame(handle, image, box, duration: int) -> None:
+    """One frame of :func:`stream_gif` (Pillow's own GIF chunk writers): the first (``box`` None) after
+    the GIF's header, a later one cut to ``box`` with its own colour table."""
+    from PIL import GifImagePlugin
+
+    if box is None:
+        info = {"loop": 0, "duration": duration, "optimize": False}
+        header, _ = GifImagePlugin.getheader(image, None, info)
+        chunks = [*header, *GifImagePlugin.getdata(image, (0, 0), duration=duration)]
+    else:
+        part = image.crop(box) if box != (0, 0, *image.size) else image
+        chunks = GifImagePlugin.getdata(part, box[:2], duration=duration, include_color_table=True)
+    handle.write(b"".join(chunks))
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:

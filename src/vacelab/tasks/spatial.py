@@ -35,7 +35,8 @@ def build_inpaint(task: str, opts: Options) -> Job:
     fill = opts.fill or "gray"
     if fill not in ("gray", "source"):
         raise InputError(f"{task} takes gray or source", field="fill", value=repr(fill))
-    video = fill_masked(clip.frames, mask, fill, masks.feather_alpha(mask, int(opts.fill_feather)))
+    alpha = masks.feather_alpha(mask, int(opts.fill_feather))
+    video = clip.frames if fill == "source" else FilledVideo(clip.frames, mask, alpha)
     refs, ref_notes = read_refs(opts.ref, size)
     negative = opts.negative_prompt
     if task == "remove" and opts.what:
@@ -58,13 +59,13 @@ def build_inpaint(task: str, opts: Options) -> Job:
     )
 
 
-def fill_masked(frames: np.ndarray, mask: np.ndarray, fill: str, alpha: np.ndarray | None) -> np.ndarray:
-    """The conditioning video: GENERATE pixels gray (127) or left as the source; ``alpha`` feathers the gray
-    into the source inside the mask's edge. KEEP pixels are always the source's, untouched."""
+def fill_gray(frames: np.ndarray, mask: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """The conditioning video of ``frames``: GENERATE pixels gray (127); ``alpha`` feathers the gray into
+    the source inside the mask's edge. KEEP pixels are always the source's, untouched."""
     video = frames.copy()
-    if fill == "source":
-        return video
     rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
+    if not len(rows):
+        return video
     box = np.s_[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # only the masked area's bounding box
     np.copyto(video[box], np.uint8(FILL_GRAY), where=mask[box][..., None])
     if alpha is not None:
@@ -72,6 +73,41 @@ def fill_masked(frames: np.ndarray, mask: np.ndarray, fill: str, alpha: np.ndarr
         a = alpha[soft][:, None]
         video[soft] = np.round(frames[soft] * (1 - a) + FILL_GRAY * a).astype(np.uint8)
     return video
+
+
+class FilledVideo:
+    """An inpaint job's conditioning video (:func:`fill_gray` of the source ``frames``) made for the frames
+    read, as they are read: the job holds the source clip once, not twice (2.4 GB a copy for 2001 frames
+    at 480p). Indexed like the array it stands for (``video[i]``, ``video[a:b]``, ``video[a:b, ::s, ::s]``
+    fill only those frames); any other index, and ``np.asarray(video)``, fill the whole clip."""
+
+    ndim, dtype = 4, np.dtype(np.uint8)
+
+    def __init__(self, frames: np.ndarray, mask: np.ndarray, alpha: np.ndarray | None):
+        self.frames, self.mask, self.alpha = frames, mask, alpha
+        self.shape, self.nbytes = frames.shape, frames.nbytes
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _fill(self, part) -> np.ndarray:
+        alpha = None if self.alpha is None else self.alpha[part]
+        return fill_gray(self.frames[part], self.mask[part], alpha)
+
+    def __getitem__(self, key) -> np.ndarray:
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) and key else (key, ())
+        if isinstance(first, int | np.integer):
+            if not -len(self) <= first < len(self):
+                raise IndexError(first)
+            index = int(first) % len(self)
+            return self._fill(slice(index, index + 1))[0][rest]
+        if isinstance(first, slice):
+            return self._fill(first)[(slice(None), *rest)]
+        return np.asarray(self)[key]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self._fill(slice(None))
+        return out if dtype is None else out.astype(dtype)
 
 
 def collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:

@@ -387,13 +387,13 @@ class Workbench:
     def view(self, job) -> View:
         from ..audit import audit_job
         from ..audit.plot import draw_audit
-        from ..render import preview_frames
+        from ..render import PreviewFrames
 
         report = audit_job(job)
         audit = self.folder.new("audit", ".png")
         draw_audit(report, audit)
         preview = self.folder.new("preview", ".mp4")
-        media.write_mp4(preview, preview_frames(job, max_side_width=416), job.fps, preset="ultrafast")
+        media.write_mp4(preview, PreviewFrames(job, max_side_width=416), job.fps, preset="ultrafast")
         for old in self._shown:  # Gradio serves its own copies; the session keeps only the latest
             old.unlink(missing_ok=True)
         self._shown = [audit, preview]
