@@ -379,8 +379,8 @@ def test_server_without_model_says_so(server):
         17,
         "gray",
     ]
-    event, outputs = call(url, "run", [*settings, *form, "a prompt", ""])
-    assert event == "complete" and outputs[0] is None and "No model configured" in outputs[2]
+    event, outputs = call(url, "run", ["", *settings, *form, "a prompt", ""])  # "": no browser key
+    assert event == "complete" and "No model configured" in outputs[0]
 
 
 def test_run_settings_on_the_page_are_every_run_option_read_back_by_its_rule():
@@ -406,3 +406,52 @@ def test_run_settings_on_the_page_are_every_run_option_read_back_by_its_rule():
     with pytest.raises(InputError) as bad:
         settings_from(names, [0 if n == "steps" else v for n, v in values.items()], model="m")
     assert bad.value.field == "steps" and "at least 1" in str(bad.value)
+
+
+def test_run_queue_runs_in_order_cancels_and_keeps_results(tmp_path, tiny_model_dir):
+    import time
+
+    from vacelab.generation.settings import RunSettings
+    from vacelab.result import load_result
+    from vacelab.tasks import prepare
+    from vacelab.ui.runqueue import RunQueue, new_key
+    from vacelab.ui.workbench import Models
+
+    job = prepare("inpaint", video=str(sample_path()), bbox="20,10,80,50", size="128x64", frames=5,
+                  out=tmp_path / "job")  # fmt: skip
+    runs = RunQueue(tmp_path / "app", Models(str(tiny_model_dir)))
+    key, other = new_key(), new_key()
+
+    def settings(seed: int, steps: int = 2) -> RunSettings:
+        return RunSettings(model=str(tiny_model_dir), prompt="a roof", steps=steps, seed=seed, device="cpu")
+
+    def wait(entries, timeout=300):
+        deadline = time.monotonic() + timeout
+        while any(e.status in ("queued", "running") for e in entries) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    first, second, third = (runs.submit(key, job.path, settings(s), f"seed {s}") for s in (1, 2, 3))
+    assert runs.cancel(key, third.id) == f"Run #{third.id} cancelled."  # still queued behind the others
+    wait([first, second])
+    assert [e.status for e in runs.entries_for(key)] == [
+        "done",
+        "done",
+        "cancelled",
+    ] and not runs.entries_for(other)
+    done = runs.results_for(key)
+    assert [p.name for p in done] == [f"run-{first.id}", f"run-{second.id}"]  # in the order queued
+    assert [load_result(p).run["settings"]["seed"] for p in done] == [1, 2]
+    assert not third.out.exists() and not third.job.exists()
+    # a running run stops at its next step, leaving no results folder
+    fourth = runs.submit(key, job.path, settings(4, steps=200), "long")
+    deadline = time.monotonic() + 120
+    while not (fourth.status == "running" and fourth.stage == "denoise") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runs.cancel(key, fourth.id) == f"Run #{fourth.id}: cancel requested."
+    wait([fourth])
+    assert fourth.status == "cancelled" and not fourth.out.exists() and len(runs.results_for(key)) == 2
+    assert not list(fourth.out.parent.glob(".*"))  # no hidden partial folder either
+    with pytest.raises(InputError, match="browser key"):
+        runs.results_for("../../etc")
+    with pytest.raises(InputError, match="no such run"):
+        runs.cancel(other, first.id)  # another browser's run

@@ -175,12 +175,30 @@ def test_browser_sample_mask_audit_build_run(browser, tiny_model_dir, tmp_path):
         )
         page.shot("run", "build-run")
 
+        # two more runs in a row (seeds 1 and 2) through the queue
+        for seed in ("1", "2"):
+            page.type("seed", seed)
+            page.click("run")
+            page.until_text("run-status", lambda t, s=seed: "Queued as run" in t and f"seed {s}" in t)
+        page.until_text("queue", lambda t: t.count("done") == 3, timeout=300)
+        page.shot("queue", "queue-results")
+
         # another task: keyframes placed naively on frames 0, 4, 8; the audit warns in plain words
         page.type("task", "keyframes\n", css="input")
         page.type("keys", "0,4,8")
         browser.find_element("css selector", "#strategy input[value='naive']").click()
         page.until_text("findings", lambda t: "keyframes · 9 frames" in t and "MASK_SAMPLE_MISMATCH" in t)
         page.shot("audit", "view")
+
+        # a reload: a new session, the same browser; its queue and results are still listed
+        browser.refresh()
+        page.until_text("queue", lambda t: t.count("done") == 3)  # the queue outlives the page
+        page.click("results", "input")
+        listed = [o.text for o in browser.find_elements("css selector", "#results [role='option']")]
+        assert len([name for name in listed if name.startswith("run-")]) == 3, listed
+        page.type("results", f"{listed[-1]}\n", css="input")  # the last run, shown again after the reload
+        shown = page.until_text("result-info", lambda t: "Generated" in t and "--seed 2" in t)
+        assert listed[-1] in shown and page.el("compare", "video").get_attribute("src")
 
 
 def test_browser_click_to_track_then_a_control_task(browser, tmp_path):

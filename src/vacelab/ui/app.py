@@ -18,6 +18,8 @@ from ..errors import InputError, cli_flag
 from ..generation.settings import RunSettings
 from ..tasks.options import CONTROL_KINDS
 from .policy import Policy
+from .results import queue_section
+from .runqueue import RunQueue
 from .settings_form import page_fields, settings_from, widget
 from .workbench import Form, Models, Workbench
 
@@ -59,6 +61,7 @@ def form_from(values) -> Form:
 
 def build_app(policy: Policy, models: Models) -> gr.Blocks:
     """The whole interface as a ``gr.Blocks`` (not launched)."""
+    runs = RunQueue(policy.root, models)
     with gr.Blocks(title="vacelab", delete_cache=(600, 3600), analytics_enabled=False) as app:
         bench = gr.State(value=lambda: Workbench(policy), delete_callback=lambda b: b and b.close())
         gr.Markdown(
@@ -212,7 +215,10 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
                                 run_widgets.update({name: widget(name) for name in names[row : row + 3]})
                 memory = gr.Markdown("", elem_id="memory")
                 run_btn = gr.Button(
-                    "Run", elem_id="run", variant="primary", interactive=models.model is not None
+                    "Run (joins the queue)",
+                    elem_id="run",
+                    variant="primary",
+                    interactive=models.model is not None,
                 )
                 run_status = gr.Markdown(
                     f"Model: `{models.model}` (loaded on the first run)." if models.model else
@@ -221,9 +227,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
                     "`vacelab run JOB`.",
                     elem_id="run-status",
                 )  # fmt: skip
-        with gr.Row():
-            compare = gr.Video(label="Source | mask | output", interactive=False, elem_id="compare")
-            outputs = gr.File(label="Outputs", file_count="multiple", interactive=False, elem_id="outputs")
+        browser_key = queue_section(app, runs, bench, run_status)
 
         form = [task, size, frames, box_x0, box_y0, box_x1, box_y1, grow, what, outpaint_mode, ratio, expand,
                 auto_refs, keys, every, strategy, anchor_px, keep, kind, prompt, negative_prompt]  # fmt: skip
@@ -411,30 +415,19 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
         triggers = [c.change for c in run_widgets.values()] + [audit_png.change]
         gr.on(triggers, show_memory, memory_inputs, memory, trigger_mode="always_last")
 
-        def run(bench: Workbench, *values, progress=gr.Progress()):  # noqa: B008 (Gradio's way)
+        def run(bench: Workbench, key, *values):
             if models.model is None:
-                return None, None, "**No model configured**: restart with `vacelab ui --model ID_OR_PATH`."
+                return "**No model configured**: restart with `vacelab ui --model ID_OR_PATH`."
             form_values = form_from(values[len(run_names) :])
             try:
                 settings = run_settings(values[: len(run_names)], form_values)
-
-                def report_progress(stage, done, total):
-                    progress((done, max(total, 1)), desc=STAGES.get(stage, stage))
-
-                result, files = bench.generate(form_values, settings, models, report_progress)
+                entry = bench.enqueue(form_values, settings, runs, key)
             except InputError as exc:  # named as the page's field, or the model as `vacelab ui --model`'s
-                return None, None, f"✖ **Not run**: {exc.render(cli_flag(exc.field) if exc.field else None)}"
-            timings = result.run.get("timings", {})
-            message = (
-                f"Generated **{result.path.name}**: {result.video.shape[0]} frames, generation "
-                f"{timings.get('generate', 0):.1f} s, total {timings.get('total', 0):.1f} s."
-            )
-            return str(files[0]), [str(f) for f in files], message
+                return f"✖ **Not run**: {exc.render(cli_flag(exc.field) if exc.field else None)}"
+            return f"Queued as run **#{entry.id}** ({entry.label})."
 
-        run_btn.click(
-            run, [bench, *run_widgets.values(), *form], [compare, outputs, run_status], api_name="run",
-            concurrency_limit=1,
-        )  # fmt: skip
+        run_btn.click(run, [bench, browser_key, *run_widgets.values(), *form], run_status, api_name="run")
+
     return app
 
 

@@ -7,7 +7,6 @@ turns what the user clicked into their options and their results into files the 
 
 from __future__ import annotations
 
-import shutil
 import threading
 import zipfile
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from .. import media
 from ..audit import formats
 from ..errors import InputError
 from ..geometry import DEFAULT_FRAMES
+from .paint import Paint
 from .policy import Policy, SessionFolder
 
 FPS = 16.0  # the job frame rate the UI prepares at (Wan's training rate); the editor decodes at it
@@ -75,75 +75,6 @@ class View:
     report_text: str
 
 
-class Paint:
-    """The painted mask: per editor frame, an index into a list of distinct 2-D masks (-1: none)."""
-
-    def __init__(self, frames: int, hw: tuple[int, int]):
-        self.ids = np.full(frames, -1, np.int64)
-        self.masks: list[np.ndarray] = []
-        self.hw = hw
-        self.version = 0
-        self._written: tuple[int, Path] | None = None
-
-    def any(self) -> bool:
-        return bool((self.ids >= 0).any())
-
-    def frame(self, index: int) -> np.ndarray | None:
-        i = self.ids[index]
-        return None if i < 0 else self.masks[i]
-
-    def apply(self, mask: np.ndarray, first: int, last: int) -> None:
-        """Set frames ``first..last`` (inclusive) to ``mask`` (an empty mask clears them)."""
-        if not 0 <= first <= last < len(self.ids):
-            raise InputError(f"frames {first}..{last}: choose a range inside 0..{len(self.ids) - 1}")
-        if mask.any():
-            self.masks.append(mask)
-            self.ids[first : last + 1] = len(self.masks) - 1
-        else:
-            self.ids[first : last + 1] = -1
-        used = sorted(set(self.ids[self.ids >= 0].tolist()))
-        remap = np.full(len(self.masks) + 1, -1, np.int64)  # last entry maps -1 to -1
-        remap[used] = np.arange(len(used))
-        self.masks = [self.masks[i] for i in used]
-        self.ids = remap[self.ids]
-        self.version += 1
-
-    def clear(self) -> None:
-        self.ids[:] = -1
-        self.masks = []
-        self.version += 1
-
-    def folder(self, session: SessionFolder, source_hw: tuple[int, int]) -> Path:
-        """The mask as an image folder at the source's size, one PNG per frame (what ``--mask`` reads)."""
-        if self._written and self._written[0] == self.version:
-            return self._written[1]
-        from PIL import Image
-
-        out = session.new("mask")
-        out.mkdir()
-        blank = out / "blank.png"
-        Image.new("1", source_hw[::-1], 0).save(blank)
-        uniques = []
-        for i, mask in enumerate(self.masks):
-            uniques.append(out / f"mask{i}.png")
-            image = Image.fromarray(mask).resize(source_hw[::-1], Image.Resampling.NEAREST)
-            image.convert("1").save(uniques[-1])
-        for frame, i in enumerate(self.ids):
-            _link_or_copy(blank if i < 0 else uniques[i], out / f"{frame:05d}.png")
-        blank.unlink()
-        for path in uniques:
-            path.unlink()
-        self.discard()  # the previous version's folder is not needed any more
-        self._written = (self.version, out)
-        return out
-
-    def discard(self) -> None:
-        """Delete the last mask folder written."""
-        if self._written:
-            shutil.rmtree(self._written[1], ignore_errors=True)
-            self._written = None
-
-
 class Models:
     """The app's models: the pipeline (``--model``), loaded on first use into the process's pipeline cache
     and shared, runs taking turns; and the tracker's weights (``--track-model``, None: SAM 2.1 tiny)."""
@@ -175,6 +106,8 @@ class Workbench:
         self.click_frame = 0
         self._built: tuple | None = None  # (what it was built from, job folder, zip)
         self.viewed = None  # the job last shown (its geometry sizes the memory estimate)
+        self.watching: list = []  # runs this page queued and has not yet shown as ended
+        self.listed: list[str] | None = None  # the results names last sent to the page
         self._loads = 0  # clips loaded so far (a new clip invalidates the built job)
         self._shown: list[Path] = []
 
@@ -448,18 +381,37 @@ class Workbench:
         self._built = (key, out, archive)
         return job, archive
 
-    def generate(self, form: Form, settings, models: Models, progress=None):
-        """Build (if needed) and generate the job; return the Result and the files to offer."""
-        from ..generation.run import run_job
-
+    def enqueue(self, form: Form, settings, runs, key: str):
+        """Build (if needed) the job and queue a run of it with ``settings``; the page then watches it."""
         job, _ = self.build(form)
-        out = self.folder.new("run")
-        with models.lock:
-            pipe = models.pipeline(settings)
-            result = run_job(job.path, out, settings, pipeline=pipe, progress=progress)
-        archive = zip_folder(result.path, self.folder.new("run", ".zip"))
+        g = job.geometry
+        label = f"{job.task} · {g.frames}×{g.width}×{g.height} · {settings.steps} steps, seed {settings.seed}"
+        entry = runs.submit(key, job.path, settings, label)
+        self.watching.append(entry)
+        return entry
+
+    def ended(self, runs):
+        """The first run this page queued that has ended since the last call (``None``: none has)."""
+        for entry in self.watching:
+            if entry.status not in ("queued", "running"):
+                self.watching.remove(entry)
+                return entry
+        return None
+
+    def offer(self, folder: Path) -> tuple[str, str, list[str]]:
+        """A finished results folder as the page shows it: a line, the compare video, its files and a zip
+        (paths as text: what Gradio's video and file components take)."""
+        from ..result import load_result
+
+        result = load_result(folder)
+        timings = result.run.get("timings", {})
+        message = (
+            f"Generated **{folder.name}**: {result.video.shape[0]} frames, generation "
+            f"{timings.get('generate', 0):.1f} s, total {timings.get('total', 0):.1f} s."
+        )
+        archive = zip_folder(folder, self.folder.new(folder.name, ".zip"))
         names = ("compare.mp4", "out_video.mp4", "out_video.gif", "run.json")
-        return result, [result.path / n for n in names] + [archive]
+        return message, str(folder / "compare.mp4"), [str(folder / n) for n in names] + [str(archive)]
 
     def close(self) -> None:
         self.folder.close()
@@ -490,13 +442,6 @@ def zip_folder(folder: Path, archive: Path) -> Path:
     return archive
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        target.hardlink_to(source)  # frames sharing a mask share one file
-    except OSError:
-        shutil.copyfile(source, target)
-
-
 def _int(value) -> int | None:
     return None if value is None or value == "" else int(value)
 
@@ -512,4 +457,4 @@ def _frame_list(text: str) -> list[int]:
     return frames
 
 
-__all__ = ["Form", "Models", "Paint", "Source", "View", "Workbench"]
+__all__ = ["Form", "Models", "Source", "View", "Workbench"]
