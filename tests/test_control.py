@@ -304,3 +304,16 @@ def test_a_model_of_another_kind_is_refused_in_one_line(models, tmp_path, capsys
     )
     no_model = "no model in this folder (expected one saved with save_pretrained)"
     assert capsys.readouterr().err == f"error: --control-model {empty}: {no_model}\n" and not out.exists()
+
+
+def test_depth_maps_the_nearest_pixel_to_255_and_the_farthest_to_0_exactly():
+    """float32 rounding must not put the clip's nearest pixel at 254 (255 / span, multiplied, could)."""
+    from vacelab.annotators.drawing import depth_frames
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        depth = rng.random((2, 3, 4), dtype=np.float32) * np.float32(rng.uniform(0.01, 100)) + rng.uniform(
+            0, 50
+        )
+        gray = depth_frames(depth)[..., 0]
+        assert gray.min() == 0 and gray.max() == 255

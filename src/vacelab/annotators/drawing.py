@@ -45,9 +45,14 @@ def depth_frames(depth: np.ndarray) -> np.ndarray:
     """Relative depth float ``[F, H, W]`` (larger = nearer) -> uint8 ``[F, H, W, 3]``: one min/max for
     the whole clip mapped to 0..255 (near = bright), the same value on the three channels."""
     depth = np.asarray(depth, np.float32)
-    low, high = float(depth.min()), float(depth.max())
+    low, high = depth.min(), depth.max()
     scaled = depth - low  # one float32 copy of the clip: a 480p, 81-frame clip is 130 MB
-    scaled *= 255.0 / (high - low) if high > low else 0.0
+    span = high - low  # float32, rounded as the nearest pixel's own difference: it maps to exactly 1.0
+    if span > 0:
+        scaled /= span  # not a multiply by 255 / span, whose rounding can put the nearest pixel at 254
+        scaled *= 255.0
+    else:
+        scaled[...] = 0.0
     gray = np.clip(scaled, 0, 255, out=scaled).astype(np.uint8)  # truncated, as VACE's annotator does
     return np.repeat(gray[..., None], 3, axis=-1)
 
