@@ -61,7 +61,8 @@ def queue_section(app: gr.Blocks, runs: RunQueue, bench: gr.State, run_status: g
         message, video, files = bench.offer(ended.out)
         return rows, listed, message, video, files
 
-    ticker.tick(tick, [bench, browser_key], [queue_table, result_pick, run_status, compare, outputs])
+    outputs_of_tick = [queue_table, result_pick, run_status, compare, outputs]
+    ticker.tick(tick, [bench, browser_key], outputs_of_tick, show_progress="hidden")  # no overlay each second
 
     def cancel(key, number):
         try:
