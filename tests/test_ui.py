@@ -383,6 +383,17 @@ def test_server_without_model_says_so(server):
     assert event == "complete" and "No model configured" in outputs[0]
 
 
+def test_a_result_is_shown_only_by_its_name_among_this_browsers_runs(server):
+    from vacelab.ui.runqueue import new_key
+
+    url, _ = server
+    for name in ("../../sessions", "run-1", "/etc"):  # Gradio refuses a value its list does not hold
+        event, outputs = call(url, "show_result", [new_key(), name])
+        assert event == "error" and "not in the list of choices" in outputs["error"]
+    event, outputs = call(url, "show_result", ["../not-a-key", None])
+    assert event == "complete" and outputs[2] == ""
+
+
 def test_run_settings_on_the_page_are_every_run_option_read_back_by_its_rule():
     from dataclasses import fields
 

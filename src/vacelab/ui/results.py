@@ -47,7 +47,7 @@ def queue_section(app: gr.Blocks, runs: RunQueue, bench: gr.State, run_status: g
         names = [p.name for p in runs.results_for(key)]
         listed = gr.update(choices=names) if names != bench.listed else gr.skip()
         bench.listed = names
-        ended = bench.ended(runs)
+        ended = bench.ended()
         if ended is None:
             return rows, listed, gr.skip(), gr.skip(), gr.skip()
         if ended.status != "done":
@@ -75,14 +75,21 @@ def queue_section(app: gr.Blocks, runs: RunQueue, bench: gr.State, run_status: g
     def show_result(bench: Workbench, key, name):
         if not name:
             return gr.skip(), gr.skip(), ""
-        try:
-            folder = runs.folder(key) / "runs" / name
+        try:  # only a finished run of this browser: the name comes from the page, never a path
+            folder = next((p for p in runs.results_for(key) if p.name == name), None)
         except InputError as exc:
             return gr.skip(), gr.skip(), f"✖ {exc}"
+        if folder is None:
+            return gr.skip(), gr.skip(), f"✖ {name}: no such result of this browser"
         message, video, files = bench.offer(folder)
         return video, files, message + "\n\n" + settings_text(folder)
 
-    result_pick.change(show_result, [bench, browser_key, result_pick], [compare, outputs, result_info])
+    result_pick.change(
+        show_result,
+        [bench, browser_key, result_pick],
+        [compare, outputs, result_info],
+        api_name="show_result",
+    )
     return browser_key
 
 

@@ -390,7 +390,7 @@ class Workbench:
         self.watching.append(entry)
         return entry
 
-    def ended(self, runs):
+    def ended(self):
         """The first run this page queued that has ended since the last call (``None``: none has)."""
         for entry in self.watching:
             if entry.status not in ("queued", "running"):
