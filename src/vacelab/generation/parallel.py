@@ -241,6 +241,7 @@ def _rank_main(index, world, init_file, gpus, level, queue, target, args) -> Non
                 queue.put(("progress", (stage, done, total)))
 
         target(report, *args)
+        dist.barrier()  # rank 0 writes the outputs after the last step: no rank leaves the group before it
         dist.destroy_process_group()
     except BaseException as exc:
         if isinstance(exc, InputError):
