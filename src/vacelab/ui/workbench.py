@@ -336,7 +336,7 @@ class Workbench:
     def memory_text(self, model: str | None, settings) -> str:
         """The accelerator memory the shown job's largest window needs with ``settings``, in words."""
         from ..generation.memory import GIB, estimate_memory
-        from ..generation.pipeline import resolve_device
+        from ..generation.pipeline import resolve_device, resolve_dtype
         from ..generation.preflight import window_part
 
         if self.viewed is None or model is None:
@@ -344,8 +344,9 @@ class Workbench:
         job = self.viewed
         geometry = window_part(job, job.plan.window(0)).geometry
         device = resolve_device(settings.device)
-        dtype = settings.dtype if settings.dtype != "auto" else ("fp32" if device == "cpu" else "bf16")
-        estimate = estimate_memory(model, geometry, dtype_bytes=4 if dtype == "fp32" else 2,
+        torch_dtype = resolve_dtype(settings.dtype, device)  # the run's own rule for "auto"
+        dtype = str(torch_dtype).removeprefix("torch.")
+        estimate = estimate_memory(model, geometry, dtype_bytes=torch_dtype.itemsize,
                                    vae_tiling=settings.vae_tiling)  # fmt: skip
         if estimate is None:
             return f"Memory: no estimate for `{model}` (not a known model, not in the local cache)."
