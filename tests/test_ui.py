@@ -7,6 +7,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -263,6 +264,117 @@ def test_reference_uploads_are_checked_and_kept_in_order(policy, tmp_path):
     bench.close()
 
 
+def test_start_and_rate_decode_the_editor_and_reach_prepare(policy):
+    """The editor reads the clip from --start at --fps; editor frame N is job frame N, painted or not."""
+    from vacelab import media
+    from vacelab.tasks import prepare
+
+    bench = Workbench(policy)
+    source = bench.load(sample_path(), "sample", start=2, fps="8")
+    expected, _ = media.read_video(sample_path(), size=(480, 832), fps=8, start=2)
+    assert (source.fps, source.start, len(source.frames)) == (8.0, 2.0, len(expected)) == (8.0, 2.0, 33)
+    np.testing.assert_array_equal(source.frames, expected)
+    layer = np.zeros((480, 832, 4), np.uint8)
+    layer[96:192, 160:320] = (255, 48, 48, 153)
+    bench.apply_paint({"layers": [layer]}, 3, 3)
+    task, opts = bench.options(Form(task="inpaint", size="832x480", frames=9))
+    assert (opts["fps"], opts["start"]) == (8.0, 2.0)
+    job = prepare(task, **opts)
+    assert job.mask[3].any() and not np.delete(job.mask, 3, axis=0).any()  # on its frame, after --start
+    np.testing.assert_array_equal(job.video[0], source.frames[0])  # the same frames as the editor's
+    # "source": the clip's own rate; re-reading renumbers the frames, so the painting starts over
+    upload = bench.folder.adopt(sample_path(), "upload")
+    bench.load(upload, "upload")
+    bench.apply_paint({"layers": [layer]}, 0, 4)
+    source = bench.reload(0, "source")
+    assert (source.fps, len(source.frames)) == (16.0, 97) and not bench.paint.any()
+    assert upload.exists()  # the clip being re-read is kept
+    for start, fps, match in ((-1, 16, "start -1"), (0, "fast", "fps fast"), (0, 500, "fps 500")):
+        with pytest.raises(InputError, match=match):
+            bench.reload(start, fps)
+    bench.close()
+
+
+def test_long_job_windows_are_audited_one_by_one(policy):
+    from vacelab.audit import audit_job
+    from vacelab.tasks import prepare
+
+    bench = Workbench(policy)
+    bench.load(sample_path(), "sample")
+    form = Form(task="inpaint", size="256x144", frames=97, box=(300, 150, 520, 330), window=49)
+    first = bench.preview(form)
+    assert (first.windows, first.window) == (3, 0)
+    assert "Long job: 3 windows (frames 0–48, 32–80, 64–96)" in first.findings
+    second = bench.preview(form, 1)
+    assert second.window == 1 and "window 1 of 3 (clip frames 32-80" in second.findings
+    assert second.preview == first.preview and second.preview.is_file()  # the same job: only a new audit
+    task, opts = bench.options(form)
+    job = prepare(task, **opts)
+    assert second.report_text == audit_job(job, window=1).text()  # exactly what `vacelab audit --window 1`
+    assert bench.preview(form, 99).window == 2  # clamped to the job's windows
+    short = bench.preview(replace(form, frames=17))
+    assert (short.windows, short.window) == (1, 0) and "Long job" not in short.findings
+    bench.close()
+
+
+def test_phrase_finds_and_tracks_with_sam3(policy, tmp_path):
+    from vacelab.testing.sam import save_tiny_sam3
+    from vacelab.tracking import track_mask
+
+    model = str(save_tiny_sam3(tmp_path / "sam3"))
+    bench = Workbench(policy)
+    source = bench.load(sample_path(), "sample")
+    with pytest.raises(InputError, match="type a phrase"):
+        bench.segment(9, "  ", model)
+    message = bench.segment(9, "gun", model)
+    expected = track_mask(np.asarray(source.frames[:9]), text="gun", model=model)
+    assert message.startswith("Found and tracked 'gun' through frames 0–8")
+    np.testing.assert_array_equal(np.stack([bench.paint.frame(i) for i in range(9)]), expected)
+    bench.close()
+
+
+def test_lora_files_only_from_allowed_folders(policy, tmp_path):
+    from safetensors.numpy import save_file
+
+    from vacelab.ui.settings_form import settings_from
+
+    allowed = policy.allowed[0]
+    good = allowed / "style.safetensors"
+    save_file({"transformer.blocks.0.attn1.to_q.lora_A.weight": np.zeros((4, 8), np.float32)}, good)
+    settings = settings_from(["lora", "lora_low"], [f"{good}:0.7\n\n", ""], policy.open_lora)
+    assert settings.lora == [f"{good}:0.7"] and settings.lora_low == []
+    outside = tmp_path / "outside.safetensors"
+    outside.write_bytes(good.read_bytes())
+    (allowed / "link.safetensors").symlink_to(outside)
+    (allowed / "weights.pt").write_bytes(b"not read")
+    save_file({"blocks.0.weight": np.zeros(2, np.float32)}, allowed / "plain.safetensors")
+    for line, match in (
+        (str(outside), "not inside an allowed folder"),
+        (str(allowed / "link.safetensors"), "not inside an allowed folder"),  # resolved first
+        (str(allowed / "weights.pt"), "not a .safetensors file"),  # no pickles read by the page
+        (str(allowed / "plain.safetensors"), "no LoRA weights"),
+        ("style.safetensors", "give an absolute path"),
+    ):
+        with pytest.raises(InputError, match=match) as info:
+            settings_from(["lora_high"], [line], policy.open_lora)
+        assert info.value.field == "lora_high"
+    with pytest.raises(InputError, match="not accepted here"):
+        settings_from(["lora"], [str(good)])
+
+
+def test_the_page_runs_only_the_models_it_was_started_with():
+    from vacelab.ui.workbench import Models
+
+    models = Models(["Wan-AI/Wan2.1-VACE-1.3B-diffusers", "/models/wan22"])
+    assert models.model == "Wan-AI/Wan2.1-VACE-1.3B-diffusers"  # the first is chosen at start
+    assert models.checked("/models/wan22") == "/models/wan22"
+    for other in ("/etc", None, "Wan-AI/Wan2.1-VACE-14B-diffusers"):
+        with pytest.raises(InputError, match="not one of the models") as info:
+            models.checked(other)
+        assert info.value.field == "model"
+    assert Models("one").models == ("one",) and Models().model is None
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 def test_cli_registers_without_gradio_and_refuses_bad_options(tmp_path):
     code = "import sys, vacelab.cli as c; c.build_parser(); print('gradio' in sys.modules)"
@@ -304,7 +416,7 @@ def _get(url: str) -> tuple[int, bytes]:
 
 def test_server_serves_its_own_files_and_nothing_else(server):
     url, allowed = server
-    event, outputs = call(url, "load_sample", [81])
+    event, outputs = call(url, "load_sample", [81, 0, "16"])
     assert event == "complete" and "Loaded the **sample clip**" in outputs[1]
     # the 97-frame sample makes an 81-frame job: the message says so, the frame range ends at the job's end
     assert outputs[2] == 81 and "first 81 (Frames; up to 97)" in outputs[1]
@@ -331,21 +443,21 @@ def test_port_in_use_is_one_error_line(server):
 
 def test_server_opens_paths_only_inside_allowed_folders(server):
     url, allowed = server
-    event, outputs = call(url, "load_path", [str(allowed / "clip.mp4"), 81])
+    event, outputs = call(url, "load_path", [str(allowed / "clip.mp4"), 81, 0, "16"])
     assert event == "complete" and outputs[1].startswith("Opened **") and outputs[2] == 81
-    event, outputs = call(url, "load_path", ["/etc/passwd", 81])
+    event, outputs = call(url, "load_path", ["/etc/passwd", 81, 0, "16"])
     assert event == "complete" and outputs[1].startswith("✖ /etc/passwd: not inside an allowed folder")
 
 
 def test_server_rejects_non_media_and_oversized_uploads(server):
     url, _ = server
     fake = upload(url, "notes.mp4", b"this is text, not a video")
-    event, outputs = call(url, "load_upload", [fake, 81])
+    event, outputs = call(url, "load_upload", [fake, 81, 0, "16"])
     assert (
         event == "complete"
         and outputs[1] == "✖ upload notes.mp4: not a readable video file (its content is not video data)"
     )
-    event, message = call(url, "load_upload", [upload(url, "notes.txt", b"plain text"), 81])
+    event, message = call(url, "load_upload", [upload(url, "notes.txt", b"plain text"), 81, 0, "16"])
     assert event == "error"  # Gradio's own file-type check on the upload field
     with pytest.raises(urllib.error.HTTPError) as refused:
         upload(url, "big.mp4", b"\0" * (1024**2 + 1))
@@ -354,7 +466,7 @@ def test_server_rejects_non_media_and_oversized_uploads(server):
 
 def test_server_without_model_says_so(server):
     url, _ = server
-    call(url, "load_sample", [17])
+    call(url, "load_sample", [17, 0, "16"])
     from vacelab.ui.settings_form import default, page_fields
 
     settings = [default(name) for names in page_fields().values() for name in names]
@@ -378,8 +490,10 @@ def test_server_without_model_says_so(server):
         16,
         17,
         "gray",
+        None,
+        None,
     ]
-    event, outputs = call(url, "run", ["", *settings, *form, "a prompt", ""])  # "": no browser key
+    event, outputs = call(url, "run", ["", None, *settings, *form, "a prompt", ""])  # no browser key, model
     assert event == "complete" and "No model configured" in outputs[0]
 
 
@@ -409,7 +523,7 @@ def test_run_settings_on_the_page_are_every_run_option_read_back_by_its_rule():
     values = {n: default(n) for n in names} | {"steps": 4.0, "color_match": "reinhard", "offload": "group"}
     chosen = settings_from(names, list(values.values()), model="m")
     assert (chosen.steps, chosen.color_match, chosen.offload) == (4, "reinhard", "group")
-    assert settings_from(names, [*values.values()][:-1] + ["on"], model="m").color_match is True
+    assert settings_from(names, [*(values | {"color_match": "on"}).values()], model="m").color_match is True
     shifted = settings_from(names, [" 4.5" if n == "shift" else v for n, v in values.items()], model="m")
     assert shifted.shift == 4.5 and shifted.boundary is None  # optional numbers: text, empty = default
     with pytest.raises(InputError, match="expected a number") as bad:

@@ -203,9 +203,10 @@ def test_browser_sample_mask_audit_build_run(browser, tiny_model_dir, tmp_path):
         assert listed[-1] in shown and page.el("compare", "video").get_attribute("src")
 
 
-def test_browser_click_to_track_then_a_control_task(browser, tmp_path):
+def test_browser_click_to_track_a_phrase_a_control_task_and_a_long_job(browser, tmp_path):
     """A click on the sample's object, SAM 2 (tiny, random, offline) tracks it; the built job's mask is the
-    tracker's, frame by frame; then the control task builds from the same page."""
+    tracker's, frame by frame; a phrase for SAM 3 (tiny) replaces it; then a control task, the clip re-read
+    from another second at another rate, and a long job audited window by window, from the same page."""
     import re
 
     from selenium.webdriver.common.action_chains import ActionChains
@@ -213,13 +214,14 @@ def test_browser_click_to_track_then_a_control_task(browser, tmp_path):
     from vacelab import media
     from vacelab.job import load_job
     from vacelab.sample import sample_path
-    from vacelab.testing.sam import save_tiny_sam2
+    from vacelab.testing.sam import save_tiny_sam2, save_tiny_sam3
     from vacelab.tracking import track_mask
     from vacelab.ui.workbench import FPS, MAX_EDIT_FRAMES
 
     model = save_tiny_sam2(tmp_path / "sam2")
+    sam3 = save_tiny_sam3(tmp_path / "sam3")
     shots = os.environ.get("VACELAB_UI_SCREENSHOTS")
-    with running_ui("--track-model", str(model)) as url:
+    with running_ui("--track-model", str(model), "--segment-model", str(sam3)) as url:
         browser.get(url)
         page = Page(browser, Path(shots) if shots else None)
         page.type("size", "256x144")
@@ -253,5 +255,24 @@ def test_browser_click_to_track_then_a_control_task(browser, tmp_path):
         # the job's mask is the tracker's, resized to the job (cover and crop): per frame the same share
         assert abs(job.mask.mean(axis=(1, 2)) - areas).max() < 0.03
 
+        # a phrase instead: SAM 3 finds it on every frame, and its mask replaces the painted one
+        page.type("phrase", "gun")
+        page.click("segment-btn")
+        found = page.until_text("status", lambda t: "Found and tracked 'gun'" in t, timeout=180)
+        areas = track_mask(frames[:9], text="gun", model=str(sam3)).mean(axis=(1, 2))
+        assert f"through frames 0–8: {areas.min():.1%}–{areas.max():.1%} of the frame" in found
+
         page.type("task", "control\n", css="input")
         page.until_text("findings", lambda t: "control · 9 frames" in t)
+
+        # the clip from second 2 at 8 fps: read again, as the job will read it
+        page.type("start", "2")
+        page.type("fps", "8")
+        page.until_text("status", lambda t: "(33 frames at 8 fps from 2 s)" in t)
+        # a long job: 33 frames in windows of 17, each audited as the run conditions it
+        page.type("frames", "33")
+        page.type("window", "17")
+        page.until_text("findings", lambda t: "Long job: 3 windows (frames 0–16, 8–24, 16–32)" in t)
+        page.type("audit-window", "1", css="input[type='number']")
+        page.until_text("findings", lambda t: "window 1 of 3 (clip frames 8-24" in t)
+        page.shot("long", "view")

@@ -20,10 +20,20 @@ def register(subparsers) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
     )
     p.add_argument("--port", type=int, default=7860, help="port (default %(default)s)")
-    p.add_argument("--model", help="hub id, local diffusers folder, 1.3b or 14b: enables Run (default: none)")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="hub id, local diffusers folder, 1.3b, 14b or 2.2-a14b: enables Run; repeat it to offer several "
+        "models on the page, the first chosen at start (default: none)",
+    )
     p.add_argument(
         "--track-model",
         help="SAM 2 weights for click-to-track: hub id or local folder (default facebook/sam2.1-hiera-tiny)",
+    )
+    p.add_argument(
+        "--segment-model",
+        help="SAM 3 weights for a phrase (Find and track): hub id or local folder (default facebook/sam3)",
     )
     p.add_argument(
         "--allow",
@@ -58,10 +68,13 @@ def handle(args: argparse.Namespace) -> int:
         )
     if not 0 < args.port < 65536:
         raise InputError(f"--port {args.port}: must be 1..65535")
-    model = MODEL_ALIASES.get(args.model.lower(), args.model) if args.model else None
-    looks_local = model and (model.startswith((".", "/", "~")) or Path(model).expanduser().exists())
-    if looks_local and not Path(model).expanduser().is_dir():
-        raise InputError(f"--model {args.model}: no such model folder")
+    models_given = []
+    for given in args.model:
+        model = MODEL_ALIASES.get(given.lower(), given)
+        looks_local = model.startswith((".", "/", "~")) or Path(model).expanduser().exists()
+        if looks_local and not Path(model).expanduser().is_dir():
+            raise InputError(f"--model {given}: no such model folder")
+        models_given.append(model)
     root = Path(tempfile.mkdtemp(prefix="vacelab-ui-"))
     signal.signal(signal.SIGTERM, _terminate)  # `kill` cleans up like Ctrl+C does
     try:
@@ -69,7 +82,7 @@ def handle(args: argparse.Namespace) -> int:
         from ..ui.app import serve
         from ..ui.workbench import Models
 
-        models = Models(model, track_model=args.track_model)
+        models = Models(models_given, track_model=args.track_model, segment_model=args.segment_model)
         app, url = serve(policy, models, host=args.host, port=args.port, block=False)
         print(f"vacelab ui on {url}  (Ctrl+C stops it)", flush=True)
         try:

@@ -9,18 +9,19 @@ user script needs has a stable ``elem_id``. All work goes through :mod:`vacelab.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import gradio as gr
 
-from .. import media
 from ..errors import InputError, cli_flag
 from ..generation.settings import RunSettings
 from ..tasks.options import CONTROL_KINDS
+from .editor_section import editor_section, wire_editor
 from .policy import Policy
 from .results import queue_section
 from .runqueue import RunQueue
 from .settings_form import page_fields, settings_from, widget
+from .source_section import source_section, wire_source
+from .views import memory_text
 from .workbench import Form, Models, Workbench
 
 TASK_LABELS = {
@@ -44,10 +45,10 @@ STAGES = {
 }
 FORM_FIELDS = (
     "task", "size", "frames", "box_x0", "box_y0", "box_x1", "box_y1", "grow", "what", "outpaint_mode",
-    "ratio", "expand", "auto_refs", "keys", "every", "strategy", "anchor_px", "keep", "kind", "prompt",
-    "negative_prompt",
+    "ratio", "expand", "auto_refs", "keys", "every", "strategy", "anchor_px", "keep", "kind", "window",
+    "overlap", "prompt", "negative_prompt",
 )  # fmt: skip
-START = "Load a video to start: upload one, open a path, or press **Load sample clip**."
+NO_VIEW = "The audit appears here once a video is loaded."
 REFRESH = {"concurrency_id": "refresh", "concurrency_limit": 2}  # prepares at once, all sessions
 CSS = "#findings {min-height: 8em} #status {min-height: 1.5em}"
 
@@ -68,31 +69,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             "# vacelab\nPrepare a VACE job, see what Wan2.1 VACE will actually see of your mask (the audit "
             "refreshes on every change), build the job folder and run it."
         )
-        # ------------------------------------------------------------------------------------- 1 source
-        with gr.Row():
-            with gr.Column(scale=1):
-                gr.Markdown("### 1 · Video")
-                sample_btn = gr.Button("Load sample clip", elem_id="load-sample", variant="primary")
-                upload = gr.File(
-                    label=f"Upload a video (up to {policy.max_upload // 1024**2} MB)",
-                    file_types=sorted(media.VIDEO_SUFFIXES),
-                    type="filepath",
-                    elem_id="upload",
-                )
-                with gr.Row():
-                    path_box = gr.Textbox(
-                        label="…or a path inside an allowed folder",
-                        placeholder=", ".join(str(p) for p in policy.allowed) or "start with --allow FOLDER",
-                        interactive=bool(policy.allowed),
-                        elem_id="path",
-                        scale=4,
-                    )
-                    open_btn = gr.Button(
-                        "Open", elem_id="open-path", interactive=bool(policy.allowed), scale=1
-                    )
-                status = gr.Markdown(START, elem_id="status")
-            with gr.Column(scale=1):
-                source_video = gr.Video(label="Source (at 16 fps)", interactive=False, elem_id="source-video")
+        src = source_section(policy)
         # --------------------------------------------------------------------------------------- 2 task
         gr.Markdown("### 2 · Task")
         with gr.Row():
@@ -102,55 +79,10 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             )  # fmt: skip
             size = gr.Textbox("480p", label="Size (--size: 480p, 720p or WxH)", elem_id="size", scale=1)
             frames = gr.Number(81, label="Frames (--frames, 4n+1)", precision=0, elem_id="frames", scale=1)
-        with gr.Group(visible=True) as mask_group:
-            gr.Markdown(
-                "Paint what to **generate** on a frame (brush; eraser removes), choose the frames it "
-                "applies to and press **Apply to frames**. A box (source pixels) is added to the painting."
-            )
-            with gr.Row():
-                with gr.Column(scale=3):
-                    editor = gr.ImageEditor(
-                        label="Mask editor",
-                        type="numpy",
-                        sources=(),
-                        transforms=(),
-                        layers=False,
-                        brush=gr.Brush(colors=[("#ff3030", 0.6)], color_mode="fixed", default_size=24),
-                        eraser=gr.Eraser(default_size=24),
-                        height=520,
-                        elem_id="mask-editor",
-                    )
-                    edit_frame = gr.Slider(0, 80, value=0, step=1, label="Frame shown", elem_id="edit-frame")
-                with gr.Column(scale=1):
-                    with gr.Row():
-                        first = gr.Number(0, label="From frame", precision=0, elem_id="range-first")
-                        last = gr.Number(80, label="To frame", precision=0, elem_id="range-last")
-                    apply_btn = gr.Button("Apply to frames", elem_id="apply-mask", variant="primary")
-                    clear_btn = gr.Button("Clear painted mask", elem_id="clear-mask")
-                    gr.Markdown("Box (--bbox, source pixels, X1/Y1 exclusive)")
-                    with gr.Row():
-                        box_x0 = gr.Number(None, label="X0", precision=0, elem_id="box-x0", min_width=60)
-                        box_y0 = gr.Number(None, label="Y0", precision=0, elem_id="box-y0", min_width=60)
-                    with gr.Row():
-                        box_x1 = gr.Number(None, label="X1", precision=0, elem_id="box-x1", min_width=60)
-                        box_y1 = gr.Number(None, label="Y1", precision=0, elem_id="box-y1", min_width=60)
-                    grow = gr.Number(None, label="Grow (--grow px; remove: 8)", precision=0, elem_id="grow")
-                    what = gr.Textbox(label="Remove what (--what → negative prompt)", elem_id="what")
-            with gr.Accordion("Click to track an object (SAM 2)", open=False, elem_id="track"):
-                gr.Markdown(
-                    "Click on the object in the frame shown (choose **background** to click on what is not "
-                    "it), then press **Track**: SAM 2 follows it through the job's frames, and its mask "
-                    "becomes the painted mask of each frame. Scrub with *Frame shown*; correct a frame with "
-                    "the brush and **Apply to frames** on that frame alone."
-                )
-                with gr.Row():
-                    click_view = gr.Image(label="Click on the object", type="numpy", interactive=False,
-                                          elem_id="click-view", scale=3)  # fmt: skip
-                    with gr.Column(scale=1):
-                        click_kind = gr.Radio(["object", "background"], value="object", label="A click marks",
-                                              elem_id="click-kind")  # fmt: skip
-                        track_btn = gr.Button("Track", elem_id="track-btn", variant="primary")
-                        clear_clicks_btn = gr.Button("Clear clicks", elem_id="clear-clicks")
+            window = gr.Number(None, label="Window (--window; long jobs, default 81)", precision=0,
+                               elem_id="window", scale=1)  # fmt: skip
+            overlap = gr.Number(None, label="Overlap (--overlap)", precision=0, elem_id="overlap", scale=1)
+        ed = editor_section()
         with gr.Group(visible=False) as outpaint_group, gr.Row():
             outpaint_mode = gr.Radio(
                 ["ratio", "expand"], value="ratio", label="Outpaint by", elem_id="outpaint-mode"
@@ -194,9 +126,12 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
         gr.Markdown("### 3 · What the model sees", elem_id="view")
         preview = gr.Video(label="Source | conditioning (red = GENERATE)", interactive=False,
                            autoplay=True, loop=True, elem_id="preview")  # fmt: skip
+        audit_window = gr.Slider(0, 1, value=0, step=1, visible=False, elem_id="audit-window",
+                                 label="Window audited (a long job runs window by window; each is audited "
+                                 "as the run conditions it)")  # fmt: skip
         audit_png = gr.Image(label="Audit: latent steps against frames (full width: one row per step)",
                              interactive=False, type="filepath", elem_id="audit-png")  # fmt: skip
-        findings = gr.Markdown("The audit appears here once a video is loaded.", elem_id="findings")
+        findings = gr.Markdown(NO_VIEW, elem_id="findings")
         with gr.Accordion("Full audit report", open=False):
             report = gr.Textbox(lines=14, show_label=False, elem_id="report", buttons=["copy"])
         # ---------------------------------------------------------------------------------- 4 build/run
@@ -206,6 +141,11 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
                 build_btn = gr.Button("Build job folder", elem_id="build", variant="primary")
                 job_zip = gr.File(label="Job folder (zip)", interactive=False, elem_id="job-zip")
             with gr.Column():
+                model_pick = gr.Dropdown(
+                    list(models.models), value=models.model, elem_id="model", visible=bool(models.models),
+                    interactive=len(models.models) > 1,
+                    label="Model (`vacelab ui --model`; loaded by the first run using it, one at a time)",
+                )  # fmt: skip
                 run_widgets = {}  # every run setting, grouped; read back through RunSettings.validate
                 for group, names in page_fields().items():
                     slug = group.lower().replace(" ", "-")
@@ -221,7 +161,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
                     interactive=models.model is not None,
                 )
                 run_status = gr.Markdown(
-                    f"Model: `{models.model}` (loaded on the first run)." if models.model else
+                    "Pick the model and the settings, then **Run**." if models.model else
                     "**No model configured**: this interface builds and audits jobs, it cannot generate. "
                     "Restart it with `vacelab ui --model ID_OR_PATH` to run, or run the job folder with "
                     "`vacelab run JOB`.",
@@ -229,134 +169,33 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
                 )  # fmt: skip
         browser_key = queue_section(app, runs, bench, run_status)
 
-        form = [task, size, frames, box_x0, box_y0, box_x1, box_y1, grow, what, outpaint_mode, ratio, expand,
-                auto_refs, keys, every, strategy, anchor_px, keep, kind, prompt, negative_prompt]  # fmt: skip
-        view = [preview, audit_png, findings, report]
+        form = [task, size, frames, *ed.box, ed.grow, ed.what, outpaint_mode, ratio, expand, auto_refs, keys,
+                every, strategy, anchor_px, keep, kind, window, overlap, prompt, negative_prompt]  # fmt: skip
+        view = [preview, audit_window, audit_png, findings, report]
 
         # ------------------------------------------------------------------------------------- handlers
-        def refresh(bench: Workbench, *values):
-            if bench.source is None and form_from(values).task != "reference":
-                return None, None, "The audit appears here once a video is loaded.", ""
+        def shown_view(shown):
+            """The view's outputs for a :class:`View` (the window slider only for a long job)."""
+            pick = gr.update(visible=shown.windows > 1, maximum=max(shown.windows - 1, 1), value=shown.window)
+            return str(shown.preview), pick, str(shown.audit), shown.findings, shown.report_text
+
+        def refresh(bench: Workbench, audited, *values):
             try:
-                shown = bench.preview(form_from(values))
+                if bench.source is None and form_from(values).task != "reference":
+                    return None, gr.update(visible=False), None, NO_VIEW, ""
+                shown = bench.preview(form_from(values), int(audited or 0))
             except InputError as exc:
-                return None, None, f"✖ **This job cannot be built yet**: {exc}", ""
-            return str(shown.preview), str(shown.audit), shown.findings, shown.report_text
+                return None, gr.update(visible=False), None, f"✖ **This job cannot be built yet**: {exc}", ""
+            return shown_view(shown)
+
+        view_inputs = [bench, audit_window, *form]
 
         def show(dependency):
             """Refresh the model's view after ``dependency`` (an event) has run."""
-            return dependency.then(refresh, [bench, *form], view, **REFRESH)
+            return dependency.then(refresh, view_inputs, view, **REFRESH)
 
-        def loaded(bench: Workbench, message: str, wanted):
-            n, count = len(bench.source.frames), bench.frames_for(wanted)
-            if count < n:
-                message += f" The job takes its first {count} (Frames; up to {bench.frames_for(n)})."
-            return (
-                str(bench.source.video), message, count, bench.editor_value(0),
-                gr.update(maximum=count - 1, value=0), 0, count - 1, bench.clicks_view(0),
-            )  # fmt: skip
-
-        def job_span(bench: Workbench, wanted):
-            """The frame slider and range end follow Frames: a painted frame past the job would be lost."""
-            if bench.source is None or not wanted or wanted < 1:
-                return gr.update(), gr.update()
-            count = bench.frames_for(wanted)
-            return gr.update(maximum=count - 1), count - 1
-
-        def failed(message: str):
-            return (gr.update(),) + (f"✖ {message}",) + (gr.update(),) * 6
-
-        def load_sample(bench: Workbench, wanted):
-            from ..sample import sample_path
-
-            bench.load(sample_path(), "sample clip")
-            n = len(bench.source.frames)
-            return loaded(bench, f"Loaded the **sample clip** ({n} frames at 16 fps).", wanted)
-
-        def load_upload(bench: Workbench, path, wanted):
-            if not path:
-                return failed("no file")
-            name = Path(path).name
-            try:
-                bench.policy.check_upload(path, "video", name=name)
-                bench.load(bench.folder.adopt(path, "upload"), name)
-            except InputError as exc:
-                return failed(str(exc))
-            n = len(bench.source.frames)
-            return loaded(bench, f"Loaded upload **{name}** ({n} frames at 16 fps).", wanted)
-
-        def load_path(bench: Workbench, text, wanted):
-            try:
-                path = bench.policy.open_path(text)
-                bench.load(path, str(path))
-            except InputError as exc:
-                return failed(str(exc))
-            return loaded(bench, f"Opened **{path}** ({len(bench.source.frames)} frames at 16 fps).", wanted)
-
-        frames.change(job_span, [bench, frames], [edit_frame, last])
-        load_outputs = [source_video, status, frames, editor, edit_frame, first, last, click_view]
-        for event, fn, inputs in (
-            (sample_btn.click, load_sample, [bench, frames]),
-            (upload.upload, load_upload, [bench, upload, frames]),
-            (open_btn.click, load_path, [bench, path_box, frames]),
-        ):
-            show(event(fn, inputs, load_outputs, api_name=fn.__name__))
-
-        def show_frame(bench: Workbench, index):
-            return bench.editor_value(int(index or 0)) if bench.source else gr.update()
-
-        edit_frame.release(show_frame, [bench, edit_frame], editor)
-        edit_frame.release(
-            lambda b, i: b.clicks_view(int(i or 0)) if b.source else gr.update(),
-            [bench, edit_frame],
-            click_view,
-        )
-
-        def on_click(bench: Workbench, kind_of_click, index, evt: gr.SelectData):
-            if bench.source is None:
-                return gr.update(), "Load a video first."
-            x, y = evt.index
-            image = bench.click(x, y, int(index or 0), kind_of_click == "object")
-            return image, (
-                f"{len(bench.clicks)} click(s) on frame {bench.click_frame}, the last one on the "
-                f"{kind_of_click} at ({x}, {y}) px. Press **Track**."
-            )
-
-        click_view.select(on_click, [bench, click_kind, edit_frame], [click_view, status])
-
-        def clear_clicks(bench: Workbench, index):
-            bench.clicks = []
-            return (bench.clicks_view(int(index or 0)) if bench.source else gr.update()), "Clicks cleared."
-
-        clear_clicks_btn.click(clear_clicks, [bench, edit_frame], [click_view, status])
-
-        def on_track(bench: Workbench, wanted, index, progress=gr.Progress()):  # noqa: B008 (Gradio's way)
-            try:
-                message = bench.track(
-                    wanted, models.track_model, lambda done, total: progress((done, total), desc="tracking")
-                )
-            except InputError as exc:
-                return gr.update(), f"✖ {exc}"
-            return bench.editor_value(int(index or 0)), message
-
-        show(track_btn.click(on_track, [bench, frames, edit_frame], [editor, status], api_name="track"))
-
-        def apply_paint(bench: Workbench, value, a, b):
-            try:
-                area = bench.apply_paint(value, int(a or 0), int(b or 0))
-            except InputError as exc:
-                return f"✖ {exc}"
-            return f"Painted mask ({area:.1%} of the frame) applied to frames {int(a)}–{int(b)}."
-
-        def clear_paint(bench: Workbench, index):
-            if bench.source is None:
-                return gr.update(), "Nothing to clear."
-            bench.paint.clear()
-            return bench.editor_value(int(index or 0)), "Painted mask cleared."
-
-        for event in (apply_btn.click, editor.apply):
-            show(event(apply_paint, [bench, editor, first, last], status))
-        show(clear_btn.click(clear_paint, [bench, edit_frame], [editor, status]))
+        wire_source(src, bench, frames, ed, show)
+        wire_editor(ed, bench, models, frames, src.status, show)
 
         def set_refs(bench: Workbench, paths):
             try:
@@ -367,7 +206,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             return f"{len(adopted)} reference image(s)." if adopted else "No reference images."
 
         for event in (refs.upload, refs.clear, refs.delete):
-            show(event(set_refs, [bench, refs], status))
+            show(event(set_refs, [bench, refs], src.status))
 
         def show_task(name):
             return [
@@ -378,55 +217,59 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
                 gr.update(visible=name == "control"),
             ]
 
-        groups = [mask_group, outpaint_group, keyframes_group, extend_group, control_group]
+        groups = [ed.group, outpaint_group, keyframes_group, extend_group, control_group]
         task.change(show_task, task, groups)
         # one listener for every field: while a refresh runs, only the latest change waits (debounce)
-        gr.on([c.change for c in form], refresh, [bench, *form], view, trigger_mode="always_last", **REFRESH)
+        changes = [c.change for c in (*form, audit_window)]
+        gr.on(changes, refresh, view_inputs, view, trigger_mode="always_last", **REFRESH)
 
         def build(bench: Workbench, *values):
             try:
                 job, archive = bench.build(form_from(values))
                 shown = bench.view(job)
             except InputError as exc:
-                return None, gr.update(), gr.update(), f"✖ **Not built**: {exc}", gr.update()
-            findings_text = f"Job folder **{job.path.name}** built (download the zip).\n\n{shown.findings}"
-            return str(archive), str(shown.preview), str(shown.audit), findings_text, shown.report_text
+                return None, gr.update(), gr.update(), gr.update(), f"✖ **Not built**: {exc}", gr.update()
+            preview_path, pick, audit, found, text = shown_view(shown)
+            found = f"Job folder **{job.path.name}** built (download the zip).\n\n{found}"
+            return str(archive), preview_path, pick, audit, found, text
 
         build_btn.click(build, [bench, *form], [job_zip, *view])
 
         run_names = list(run_widgets)
 
-        def run_settings(values, form_values: Form) -> RunSettings:
-            return settings_from(
-                run_names, values, model=models.model, prompt=form_values.prompt or "",
-                negative_prompt=form_values.negative_prompt or None,
+        def run_settings(model, values) -> tuple[RunSettings, Form]:
+            """The run settings and the job's form from the page's values (run settings, then the form)."""
+            form_values = form_from(values[len(run_names) :])
+            settings = settings_from(
+                run_names, values[: len(run_names)], policy.open_lora, model=models.checked(model),
+                prompt=form_values.prompt or "", negative_prompt=form_values.negative_prompt or None,
             )  # fmt: skip
+            return settings, form_values
 
-        def show_memory(bench: Workbench, *values):
+        def show_memory(bench: Workbench, model, *values):
             if models.model is None or bench.viewed is None:
                 return ""
             try:
-                settings = run_settings(values[: len(run_names)], form_from(values[len(run_names) :]))
+                settings, _ = run_settings(model, values)
             except InputError as exc:
                 return f"✖ {exc.render(cli_flag(exc.field) if exc.field else None)}"
-            return bench.memory_text(models.model, settings)
+            return memory_text(bench.viewed, settings.model, settings)
 
-        memory_inputs = [bench, *run_widgets.values(), *form]
-        triggers = [c.change for c in run_widgets.values()] + [audit_png.change]
-        gr.on(triggers, show_memory, memory_inputs, memory, trigger_mode="always_last")
+        run_inputs = [model_pick, *run_widgets.values(), *form]
+        triggers = [c.change for c in (model_pick, *run_widgets.values())] + [audit_png.change]
+        gr.on(triggers, show_memory, [bench, *run_inputs], memory, trigger_mode="always_last")
 
-        def run(bench: Workbench, key, *values):
+        def run(bench: Workbench, key, model, *values):
             if models.model is None:
                 return "**No model configured**: restart with `vacelab ui --model ID_OR_PATH`."
-            form_values = form_from(values[len(run_names) :])
             try:
-                settings = run_settings(values[: len(run_names)], form_values)
+                settings, form_values = run_settings(model, values)
                 entry = bench.enqueue(form_values, settings, runs, key)
             except InputError as exc:  # named as the page's field, or the model as `vacelab ui --model`'s
                 return f"✖ **Not run**: {exc.render(cli_flag(exc.field) if exc.field else None)}"
             return f"Queued as run **#{entry.id}** ({entry.label})."
 
-        run_btn.click(run, [bench, browser_key, *run_widgets.values(), *form], run_status, api_name="run")
+        run_btn.click(run, [bench, browser_key, *run_inputs], run_status, api_name="run")
 
     return app
 

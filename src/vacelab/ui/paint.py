@@ -20,7 +20,7 @@ class Paint:
         self.masks: list[np.ndarray] = []
         self.hw = hw
         self.version = 0
-        self._written: tuple[int, Path] | None = None
+        self._written: tuple[tuple[int, int], Path] | None = None  # ((version, lead), folder)
 
     def any(self) -> bool:
         return bool((self.ids >= 0).any())
@@ -50,9 +50,10 @@ class Paint:
         self.masks = []
         self.version += 1
 
-    def folder(self, session: SessionFolder, source_hw: tuple[int, int]) -> Path:
-        """The mask as an image folder at the source's size, one PNG per frame (what ``--mask`` reads)."""
-        if self._written and self._written[0] == self.version:
+    def folder(self, session: SessionFolder, source_hw: tuple[int, int], lead: int = 0) -> Path:
+        """The mask as an image folder at the source's size, one PNG per frame (what ``--mask`` reads),
+        after ``lead`` blank frames (the frames before ``--start``, which prepare skips)."""
+        if self._written and self._written[0] == (self.version, lead):
             return self._written[1]
         from PIL import Image
 
@@ -65,13 +66,13 @@ class Paint:
             uniques.append(out / f"mask{i}.png")
             image = Image.fromarray(mask).resize(source_hw[::-1], Image.Resampling.NEAREST)
             image.convert("1").save(uniques[-1])
-        for frame, i in enumerate(self.ids):
-            _link_or_copy(blank if i < 0 else uniques[i], out / f"{frame:05d}.png")
+        for frame, i in enumerate([-1] * lead + self.ids.tolist()):
+            _link_or_copy(blank if i < 0 else uniques[i], out / f"{frame:06d}.png")
         blank.unlink()
         for path in uniques:
             path.unlink()
         self.discard()  # the previous version's folder is not needed any more
-        self._written = (self.version, out)
+        self._written = ((self.version, lead), out)
         return out
 
     def discard(self) -> None:

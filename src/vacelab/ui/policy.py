@@ -65,26 +65,41 @@ class Policy:
         text = (text or "").strip()
         if not text:
             raise InputError("type the path of a video (or a folder of images) first")
-        if not self.allowed:
-            raise InputError(
-                "opening files by path is off: start `vacelab ui --allow FOLDER` to allow a folder"
-            )
-        path = Path(text).expanduser()
-        if not path.is_absolute():
-            raise InputError(f"{text}: give an absolute path inside {self.allowed_text()}")
-        try:
-            resolved = path.resolve()
-        except (RuntimeError, OSError):  # a symlink loop
-            raise InputError(f"{text}: cannot be resolved (a symbolic link loop?)") from None
-        if _inside(resolved, self.root) or not any(_inside(resolved, folder) for folder in self.allowed):
-            raise InputError(f"{text}: not inside an allowed folder ({self.allowed_text()})")
-        if not resolved.exists():
-            raise InputError(f"{text}: no such file or folder")
+        resolved = self._allowed(text)
         if not (resolved.is_file() or resolved.is_dir()):  # a FIFO would block the server on open
             raise InputError(f"{text}: not a regular file or folder")
         if resolved.is_file() and resolved.suffix.lower() not in media.VIDEO_SUFFIXES:
             raise InputError(f"{text}: not a video file ({', '.join(sorted(media.VIDEO_SUFFIXES))})")
         check_media(resolved, "video", name=text)
+        return resolved
+
+    def open_lora(self, text: str, field: str = "lora") -> Path:
+        """A LoRA file (``.safetensors``) typed by the user, refused unless inside an allowed folder; errors
+        name the run option ``field``. Torch checkpoints are refused here: the page reads no pickles."""
+        resolved = self._allowed(text.strip(), field)
+        if not resolved.is_file() or resolved.suffix.lower() != ".safetensors":
+            raise InputError("not a .safetensors file", field=field, value=text)
+        return resolved
+
+    def _allowed(self, text: str, field: str | None = None) -> Path:
+        """``text`` resolved (symlinks, ``..``), refused unless it exists inside an allowed folder and
+        outside the app's own folder."""
+        if not self.allowed:
+            raise InputError(
+                "opening files by path is off: start `vacelab ui --allow FOLDER` to allow a folder",
+                field=field,
+            )
+        path = Path(text).expanduser()
+        if not path.is_absolute():
+            raise InputError(f"{text}: give an absolute path inside {self.allowed_text()}", field=field)
+        try:
+            resolved = path.resolve()
+        except (RuntimeError, OSError):  # a symlink loop
+            raise InputError(f"{text}: cannot be resolved (a symbolic link loop?)", field=field) from None
+        if _inside(resolved, self.root) or not any(_inside(resolved, folder) for folder in self.allowed):
+            raise InputError(f"{text}: not inside an allowed folder ({self.allowed_text()})", field=field)
+        if not resolved.exists():
+            raise InputError(f"{text}: no such file or folder", field=field)
         return resolved
 
     def allowed_text(self) -> str:

@@ -30,18 +30,12 @@ GROUPS = {  # a field not named here is shown under "More"
         "parallel_mode",
     ),
     "Finishing": ("composite", "feather", "color_match"),
+    "LoRAs": ("lora", "lora_high", "lora_low"),
 }
-# set elsewhere on the page (prompts), by `vacelab ui` itself (model, device) or not offered here (files)
-NOT_ON_PAGE = {
-    "prompt",
-    "negative_prompt",
-    "model",
-    "device",
-    "lora",
-    "lora_high",
-    "lora_low",
-    "window_prompts",
-}
+# set elsewhere on the page (prompts), by `vacelab ui` itself (model, device) or not offered here (a file
+# of per-window prompts: the page's one prompt applies to every window)
+NOT_ON_PAGE = {"prompt", "negative_prompt", "model", "device", "window_prompts"}
+FILE_LISTS = {"lora", "lora_high", "lora_low"}  # FILE[:SCALE] per line, each file checked by the page
 COLOR_CHOICES = ("off", "on", *COLOR_METHODS)  # color_match: False, True (the default method), a method
 PRESET_CHOICES = ("none", *PRESETS)  # preset: None or a recipe
 
@@ -63,6 +57,8 @@ def default(name: str):
         return COLOR_CHOICES[int(value)] if isinstance(value, bool) else value
     if name == "preset":
         return value or "none"
+    if name in FILE_LISTS:
+        return "\n".join(value)
     return value
 
 
@@ -80,6 +76,11 @@ def widget(name: str):
     if choices:
         return gr.Dropdown(list(choices), value=value, label=label, elem_id=elem_id)
     kind = RunSettings.field_types()[name]
+    if name in FILE_LISTS:
+        return gr.Textbox(
+            value, label=f"{label}: FILE[:SCALE] per line, .safetensors inside an --allow folder", lines=2,
+            placeholder="/loras/style.safetensors:0.8", elem_id=elem_id,
+        )  # fmt: skip
     if kind is bool:
         return gr.Checkbox(value=value, label=label, elem_id=elem_id)
     if kind in (int, float):
@@ -90,17 +91,20 @@ def widget(name: str):
     )
 
 
-def settings_from(names: list[str], values, **fixed) -> RunSettings:
+def settings_from(names: list[str], values, open_file=None, **fixed) -> RunSettings:
     """:class:`RunSettings` from the page's values of ``names`` (in order) and ``fixed`` fields, validated.
 
     An empty field means the default (``None`` where the default is "decided by the job"); an optional
-    number arrives as text."""
+    number arrives as text. A LoRA field holds ``FILE[:SCALE]`` lines; ``open_file(text, field)`` checks
+    each file (the page's access rule; without it any file listed is refused) and returns its path."""
     chosen = {}
     for name, value in zip(names, values, strict=True):
         if value is None or value == "":
             continue
         kinds = _members(RunSettings.field_types()[name])
-        if name == "color_match":
+        if name in FILE_LISTS:
+            value = [_lora_line(line, name, open_file) for line in value.splitlines() if line.strip()]
+        elif name == "color_match":
             value = {"off": False, "on": True}.get(value, value)
         elif name == "preset":
             value = None if value == "none" else value
@@ -112,6 +116,18 @@ def settings_from(names: list[str], values, **fixed) -> RunSettings:
     settings = RunSettings(**chosen, **fixed)
     settings.validate()
     return settings
+
+
+def _lora_line(line: str, name: str, open_file) -> str:
+    """One ``FILE[:SCALE]`` line: the file checked by ``open_file`` and read for LoRA weights."""
+    from ..generation.lora import parse_lora_spec, split_lora_spec
+
+    path, scale = split_lora_spec(line.strip())
+    if open_file is None:
+        raise InputError("LoRA files are not accepted here", field=name, value=line.strip())
+    spec = str(open_file(path, name)) + ("" if scale is None else f":{scale}")
+    parse_lora_spec(spec, name)  # holds LoRA weights: refused now, not after the model has loaded
+    return spec
 
 
 def _number(name: str, text: str, kind: type):

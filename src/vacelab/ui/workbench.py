@@ -8,18 +8,17 @@ turns what the user clicked into their options and their results into files the 
 from __future__ import annotations
 
 import threading
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .. import media
-from ..audit import formats
 from ..errors import InputError
 from ..geometry import DEFAULT_FRAMES
 from .paint import Paint
 from .policy import Policy, SessionFolder
+from .views import View, findings_markdown, zip_folder
 
 FPS = 16.0  # the job frame rate the UI prepares at (Wan's training rate); the editor decodes at it
 MAX_EDIT_FRAMES = 257  # frames of the source the editor decodes (16 s at 16 fps)
@@ -49,13 +48,16 @@ class Form:
     anchor_px: int = 16
     keep: int | None = 17
     kind: str = "gray"
+    window: int | None = None  # long jobs: --window / --overlap (empty: 81 and its default overlap)
+    overlap: int | None = None
     prompt: str = ""
     negative_prompt: str = ""
 
 
 @dataclass
 class Source:
-    """The loaded clip: ``path`` is what prepare reads; ``frames`` the editor's copy at ``FPS``."""
+    """The loaded clip: ``path`` is what prepare reads; ``frames`` the editor's copy, decoded at the job's
+    rate ``fps`` from ``start`` seconds (editor frame N is job frame N)."""
 
     path: Path
     name: str
@@ -63,29 +65,35 @@ class Source:
     source_hw: tuple[int, int]
     video: Path  # browser-playable copy for display
     stored: Path
-
-
-@dataclass
-class View:
-    """What the page shows of one job: preview video, audit picture, findings in words."""
-
-    preview: Path
-    audit: Path
-    findings: str
-    report_text: str
+    fps: float = FPS
+    start: float = 0.0
+    fps_given: str = f"{FPS:g}"  # as typed: a number or "source"
 
 
 class Models:
-    """The app's models: the pipeline (``--model``), loaded on first use into the process's pipeline cache
-    and shared, runs taking turns; and the tracker's weights (``--track-model``, None: SAM 2.1 tiny)."""
+    """The app's models: the pipelines it may run (``--model``, repeatable: the page picks one), each loaded
+    on first use into the process's pipeline cache (one at a time) and shared, runs taking turns; the
+    trackers' weights (``--track-model``, None: SAM 2.1 tiny; ``--segment-model``, None: SAM 3)."""
 
-    def __init__(self, model: str | None, track_model: str | None = None):
+    def __init__(self, models=(), track_model: str | None = None, segment_model: str | None = None):
         from ..generation.cache import PipelineCache
 
-        self.model = model
+        self.models = (models,) if isinstance(models, str) else tuple(models)
         self.track_model = track_model
+        self.segment_model = segment_model
         self.lock = threading.Lock()
         self.cache = PipelineCache()
+
+    @property
+    def model(self) -> str | None:
+        """The model chosen at start (the first given), or None: the page cannot run."""
+        return self.models[0] if self.models else None
+
+    def checked(self, model: str | None) -> str:
+        """``model`` if it is one this app was started with (the page never loads another)."""
+        if model not in self.models:
+            raise InputError("not one of the models `vacelab ui --model` offers", field="model", value=model)
+        return model
 
     def pipeline(self, settings):
         """The loaded pipeline for ``settings`` (the same one while the loading settings agree)."""
@@ -110,36 +118,50 @@ class Workbench:
         self.listed: list[str] | None = None  # the results names last sent to the page
         self._loads = 0  # clips loaded so far (a new clip invalidates the built job)
         self._shown: list[Path] = []
+        self._previewed: tuple | None = None  # (options, job) last built in memory for the view
 
     # ------------------------------------------------------------------------------------------ source
-    def load(self, path: str | Path, name: str) -> Source:
-        """Decode ``path`` for the editor and make a playable copy; reset the mask and keyframes."""
-        from ..tasks.source import probe_hw
+    def load(self, path: str | Path, name: str, start=0.0, fps=None) -> Source:
+        """Decode ``path`` for the editor from ``start`` seconds at ``fps`` (``--start`` / ``--fps``: a rate,
+        ``"source"`` for the clip's own, empty for 16) and make a playable copy; reset the mask, clicks
+        and keyframes."""
+        from ..tasks.source import probe
 
         path = Path(path)
-        source_hw = probe_hw(path)
+        start, rate, fps_given = _start_and_rate(path, start, fps)
+        source_hw = probe(path)[0]
         scale = min(1.0, CANVAS_MAX / max(source_hw))
         canvas = (max(16, round(source_hw[0] * scale)), max(16, round(source_hw[1] * scale)))
-        frames, _ = media.read_video(path, size=canvas, fps=FPS, max_frames=MAX_EDIT_FRAMES)
+        frames, _ = media.read_video(path, size=canvas, fps=rate, start=start, max_frames=MAX_EDIT_FRAMES)
         if len(frames) < 5:
-            raise InputError(f"{name}: {len(frames)} frame(s) at {FPS:g} fps; a job needs at least 5")
+            raise InputError(
+                f"{name}: {len(frames)} frame(s) at {rate:g} fps from {start:g} s; a job needs at least 5"
+            )
         stored = self.folder.new("frames", ".npy")
         media.save_array(stored, frames)
         video = self.folder.new("source", ".mp4")
-        media.write_mp4(video, frames, FPS, preset="ultrafast")
-        self._drop_source()
-        self.source = Source(path, name, media.load_array(stored, mmap=True), source_hw, video, stored)
+        media.write_mp4(video, frames, rate, preset="ultrafast")
+        self._drop_source(keep=path)
+        self.source = Source(path, name, media.load_array(stored, mmap=True), source_hw, video, stored,
+                             rate, start, fps_given)  # fmt: skip
         self.paint = Paint(len(frames), canvas)
         self.clicks = []
         self._loads += 1
         return self.source
 
-    def _drop_source(self) -> None:
-        """Delete the session's files made for the previous clip (its copy if uploaded, frames, mask)."""
+    def reload(self, start, fps) -> Source:
+        """The loaded clip again from another ``start`` / ``fps`` (its frames are renumbered: the painted
+        mask, clicks and keyframes start over)."""
+        source = self.require_source()
+        return self.load(source.path, source.name, start, fps)
+
+    def _drop_source(self, keep: Path | None = None) -> None:
+        """Delete the session's files made for the previous clip (its copy if uploaded unless it is
+        ``keep``, the clip being reloaded; its frames, mask, keyframes)."""
         if self.source is None:
             return
         old = [self.source.stored, self.source.video, *self._keyframes.values()]
-        if self.folder.path in self.source.path.parents:
+        if self.folder.path in self.source.path.parents and self.source.path != keep:
             old.append(self.source.path)
         for path in old:
             path.unlink(missing_ok=True)
@@ -236,13 +258,32 @@ class Workbench:
         masks = track_mask(
             np.asarray(source.frames[:count]), points=[prompt], model=model, progress=progress or False
         )
+        return self._paint_tracked(masks, f"Tracked the object from frame {self.click_frame}")
+
+    def segment(self, frames: int | None, phrase: str, model: str | None, progress=None) -> str:
+        """SAM 3 finds every instance of ``phrase`` and follows them through the job's frames; their mask
+        becomes the painted mask of each frame, as with :meth:`track`."""
+        from ..tracking import track_mask
+
+        source = self.require_source()
+        if not (phrase or "").strip():
+            raise InputError("type a phrase naming the object first, e.g. 'the red car'")
+        count = self.frames_for(frames)
+        masks = track_mask(
+            np.asarray(source.frames[:count]), text=phrase, model=model, progress=progress or False
+        )
+        if not masks.any():
+            raise InputError(f"SAM 3 found no {phrase.strip()!r} in frames 0–{count - 1}: try other words")
+        return self._paint_tracked(masks, f"Found and tracked {phrase.strip()!r}")
+
+    def _paint_tracked(self, masks: np.ndarray, what: str) -> str:
         for frame, mask in enumerate(masks):
             self.paint.apply(mask, frame, frame)
         areas = masks.mean(axis=(1, 2))
         return (
-            f"Tracked the object from frame {self.click_frame} through frames 0–{count - 1}: "
-            f"{areas.min():.1%}–{areas.max():.1%} of the frame. It is now the painted mask of each frame; "
-            "correct any frame with the brush and Apply to that frame alone."
+            f"{what} through frames 0–{len(masks) - 1}: {areas.min():.1%}–{areas.max():.1%} of the frame. It "
+            "is now the painted mask of each frame; correct any frame with the brush and Apply to that frame "
+            "alone."
         )
 
     # ---------------------------------------------------------------------------------------------- jobs
@@ -256,12 +297,18 @@ class Workbench:
             "prompt": form.prompt or "",
             "negative_prompt": form.negative_prompt or "",
             "ref": [str(p) for p in self.refs],
-            "fps": FPS,  # the rate the editor decoded the source at: painted frames are numbered at it
+            # the rate and start the editor decoded the source at: painted frames are numbered at them
+            "fps": source.fps if source else FPS,
+            "window": _int(form.window) or None,  # an empty number field arrives as 0: never a window
+            "overlap": _int(form.overlap) or None,
         }
+        if source is not None and task != "reference":
+            opts["start"] = source.start
         if task in ("inpaint", "remove", "control"):
             opts.update(video=str(source.path), coords="source")
-            if self.paint.any():
-                opts["mask"] = str(self.paint.folder(self.folder, source.source_hw))
+            if self.paint.any():  # a mask folder is read from --start on, like the clip: padded before it
+                lead = round(source.start * source.fps)
+                opts["mask"] = str(self.paint.folder(self.folder, source.source_hw, lead=lead))
             if form.box is not None:
                 if any(v is None for v in form.box):
                     raise InputError("box: fill in all four of X0, Y0, X1, Y1 (source pixels)")
@@ -310,62 +357,39 @@ class Workbench:
             self._keyframes[index] = path
         return self._keyframes[index]
 
-    def preview(self, form: Form) -> View:
-        """Build the job in memory and show it: preview video, audit picture, findings."""
+    def preview(self, form: Form, window: int = 0) -> View:
+        """Build the job in memory and show it: preview video, audit picture (of ``window`` for a long
+        job), findings. The same options show the job already built (another window is only a new audit)."""
         from ..tasks import prepare
 
         task, opts = self.options(form)
-        return self.view(prepare(task, **opts))
+        key = (task, repr(sorted(opts.items())))
+        if self._previewed is None or self._previewed[0] != key:
+            self._previewed = (key, prepare(task, **opts))
+        return self.view(self._previewed[1], window)
 
-    def view(self, job) -> View:
+    def view(self, job, window: int = 0) -> View:
+        """Show ``job``: a preview video (kept while the job is the one shown), the audit of its window
+        ``window`` (long jobs; clamped to the job's windows) and the findings in words."""
         from ..audit import audit_job
         from ..audit.plot import draw_audit
         from ..render import PreviewFrames
 
-        report = audit_job(job)
+        count = len(job.windows or ()) or 1
+        window = min(max(int(window or 0), 0), count - 1)
+        report = audit_job(job, window=window if count > 1 else None)
         audit = self.folder.new("audit", ".png")
         draw_audit(report, audit)
-        preview = self.folder.new("preview", ".mp4")
-        media.write_mp4(preview, PreviewFrames(job, max_side_width=416), job.fps, preset="ultrafast")
+        keep = [p for p in self._shown if p.suffix == ".mp4"] if job is self.viewed else []
+        preview = keep[0] if keep else self.folder.new("preview", ".mp4")
+        if not keep:
+            media.write_mp4(preview, PreviewFrames(job, max_side_width=416), job.fps, preset="ultrafast")
         for old in self._shown:  # Gradio serves its own copies; the session keeps only the latest
-            old.unlink(missing_ok=True)
+            if old != preview:
+                old.unlink(missing_ok=True)
         self._shown = [audit, preview]
         self.viewed = job
-        return View(preview, audit, findings_markdown(job, report), report.text())
-
-    def memory_text(self, model: str | None, settings) -> str:
-        """The accelerator memory the shown job's largest window needs with ``settings``, in words."""
-        from ..generation.memory import GIB, estimate_memory
-        from ..generation.pipeline import resolve_device, resolve_dtype
-        from ..generation.preflight import window_part
-
-        if self.viewed is None or model is None:
-            return ""
-        job = self.viewed
-        geometry = window_part(job, job.plan.window(0)).geometry
-        device = resolve_device(settings.device)
-        torch_dtype = resolve_dtype(settings.dtype, device)  # the run's own rule for "auto"
-        dtype = str(torch_dtype).removeprefix("torch.")
-        estimate = estimate_memory(model, geometry, dtype_bytes=torch_dtype.itemsize,
-                                   vae_tiling=settings.vae_tiling)  # fmt: skip
-        if estimate is None:
-            return f"Memory: no estimate for `{model}` (not a known model, not in the local cache)."
-        gib = {mode: need / GIB for mode, need in estimate.per_mode.items()}
-        others = " · ".join(f"{mode} {v:.1f}" for mode, v in gib.items() if mode != settings.offload)
-        text = (
-            f"**Memory estimate** ({dtype}, {geometry.frames} frames of {geometry.width}×{geometry.height} a "
-            "pass): "
-            f"about **{gib[settings.offload]:.1f} GiB** on the accelerator with offload {settings.offload} "
-            f"(other offload modes: {others} GiB)."
-        )
-        if device.startswith("cuda"):
-            import torch
-
-            free, _ = torch.cuda.mem_get_info(torch.device(device))
-            text += f" {device}: {free / GIB:.1f} GiB free."
-        else:
-            text += f" This machine runs it on {device}: the figures are for a GPU."
-        return text
+        return View(preview, audit, findings_markdown(job, report), report.text(), count, window)
 
     def build(self, form: Form):
         """Write the job folder (and a zip of it) into the session; reuse it if nothing changed since."""
@@ -386,7 +410,10 @@ class Workbench:
         """Build (if needed) the job and queue a run of it with ``settings``; the page then watches it."""
         job, _ = self.build(form)
         g = job.geometry
-        label = f"{job.task} · {g.frames}×{g.width}×{g.height} · {settings.steps} steps, seed {settings.seed}"
+        parts = [job.task, f"{g.frames}×{g.width}×{g.height}"]
+        if len(runs.models.models) > 1:  # which model, when the page offers a choice
+            parts.append(Path(settings.model).name)
+        label = " · ".join([*parts, f"{settings.steps} steps, seed {settings.seed}"])
         entry = runs.submit(key, job.path, settings, label)
         self.watching.append(entry)
         return entry
@@ -419,28 +446,30 @@ class Workbench:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def findings_markdown(job, report) -> str:
-    """The audit in plain words: one line about the job, then each finding, worst first, then notes."""
-    g = job.geometry
-    refs = f" · {g.ref_frames} reference image{'s' * (g.ref_frames != 1)}" if g.ref_frames else ""
-    lines = [
-        f"**{job.task}** · {g.frames} frames · {g.width}×{g.height} px · {job.fps:g} fps{refs} · "
-        f"{job.mask.mean():.1%} of pixels to GENERATE · {g.latent_frames} latent steps, {g.tokens:,} tokens",
-        "",
-        formats.markdown(report),
-    ]
-    if job.notes:
-        lines += ["", "Notes from building the job:"] + [f"- {note}" for note in job.notes]
-    return "\n".join(lines)
+def _start_and_rate(path: Path, start, fps) -> tuple[float, float, str]:
+    """``--start`` seconds and the decoding rate for ``path`` from the page's fields, checked; the rate as
+    typed comes back too ("source" stays a word on the page)."""
+    from ..tasks.source import probe
 
-
-def zip_folder(folder: Path, archive: Path) -> Path:
-    """Zip ``folder`` (entries under its own name) into ``archive``, atomically."""
-    with media.atomic_path(archive) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                zf.write(path, Path(folder.name) / path.relative_to(folder))
-    return archive
+    try:
+        start = float(start or 0)
+    except ValueError:
+        raise InputError("expected seconds, e.g. 2.5", field="start", value=start) from None
+    if not 0 <= start < 86400:
+        raise InputError("must be 0 or more seconds into the clip", field="start", value=start)
+    given = str(fps if fps not in (None, "") else f"{FPS:g}").strip().lower()
+    if given == "source":
+        rate = probe(path)[1]
+        if rate is None:
+            raise InputError("this clip has no frame rate of its own: give one", field="fps", value=fps)
+        return start, rate, given
+    try:
+        rate = float(given)
+    except ValueError:
+        raise InputError("expected a frame rate, e.g. 16, or 'source'", field="fps", value=fps) from None
+    if not 1 <= rate <= 120:
+        raise InputError("expected a frame rate from 1 to 120, or 'source'", field="fps", value=fps)
+    return start, rate, given
 
 
 def _int(value) -> int | None:
