@@ -580,3 +580,178 @@ def test_run_queue_runs_in_order_cancels_and_keeps_results(tmp_path, tiny_model_
         runs.results_for("../../etc")
     with pytest.raises(InputError, match="no such run"):
         runs.cancel(other, first.id)  # another browser's run
+
+
+# ---------------------------------------------------------------------------------- --results folder
+def test_results_folder_is_created_and_refused_in_one_line(tmp_path):
+    from vacelab.ui.policy import STORE_MARKER
+
+    allowed = tmp_path / "clips"
+    (allowed / "sub").mkdir(parents=True)
+    temp = Policy.create([allowed], root=tmp_path / "app")
+    assert temp.results == (tmp_path / "app" / "results").resolve() and not temp.keeps_results
+    kept = Policy.create([allowed], root=tmp_path / "app", results=tmp_path / "new" / "results")
+    assert kept.keeps_results and kept.results.is_dir() and (kept.results.stat().st_mode & 0o777) == 0o700
+    (tmp_path / "file").write_text("a file")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("the user's")
+    for results, message in (
+        (tmp_path / "file", "is a file, not a folder"),
+        (allowed / "sub" / "results", "overlaps the --allow folder"),
+        (tmp_path, "overlaps the --allow folder"),  # holds an --allow folder
+        (tmp_path / "mine", "holds files and is not the results folder of an earlier"),
+        ("/sys/vacelab-results", "cannot be written"),  # sysfs: no folder can be made there, even by root
+    ):
+        with pytest.raises(InputError, match=message) as refused:
+            Policy.create([allowed], root=tmp_path / "app", results=results)
+        assert refused.value.field == "results"
+    assert (tmp_path / "mine").is_dir() and not (allowed / "sub" / "results").exists()
+    (tmp_path / "mine" / STORE_MARKER).write_text("{}")  # an earlier `vacelab ui --results` folder
+    assert Policy.create([allowed], root=tmp_path / "app", results=tmp_path / "mine").keeps_results
+
+
+def test_cli_refuses_a_bad_results_folder_in_one_line(tmp_path):
+    (tmp_path / "file").write_text("a file")
+    inside = tmp_path / "r"
+    for args, message in (
+        (["--results", str(tmp_path / "file")], f"--results {tmp_path / 'file'}: is a file, not a folder"),
+        (["--allow", str(tmp_path), "--results", str(inside)], f"--results {inside}: overlaps the --allow"),
+    ):
+        run = subprocess.run([sys.executable, "-m", "vacelab", "ui", *args], capture_output=True, text=True)
+        assert run.returncode == 2 and run.stderr.startswith(f"error: {message}"), run.stderr
+        assert run.stderr.count("\n") == 1
+
+
+KILLED_QUEUE = """
+import sys, time
+from vacelab.generation.settings import RunSettings
+from vacelab.ui.runqueue import RunQueue
+from vacelab.ui.workbench import Models
+folder, job, model, key = sys.argv[1:]
+runs = RunQueue(folder, Models(model))
+def settings(steps):
+    return RunSettings(model=model, prompt="a roof", steps=steps, seed=1, device="cpu")
+done = runs.submit(key, job, settings(1), "done")
+while done.status != "done":
+    time.sleep(0.05)
+long = runs.submit(key, job, settings(500), "killed while running")
+runs.submit(key, job, settings(1), "killed while queued")
+while long.stage != "denoise":
+    time.sleep(0.05)
+print("denoising", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_results_folder_outlives_a_killed_queue_without_its_unfinished_runs(tmp_path, tiny_model_dir):
+    """SIGKILL a queue mid-run: the next queue on the folder lists the finished run only, drops what the
+    killed runs left (but not a file a user added), numbers on after them, and shares the browser secret."""
+    import json
+    import os
+    import signal
+    import time
+
+    from vacelab import media
+    from vacelab.generation.settings import RunSettings
+    from vacelab.tasks import prepare
+    from vacelab.ui.policy import STORE_MARKER
+    from vacelab.ui.runqueue import RunQueue, new_key
+    from vacelab.ui.workbench import Models
+
+    job = prepare("inpaint", video=str(sample_path()), bbox="20,10,80,50", size="128x64", frames=5,
+                  out=tmp_path / "job")  # fmt: skip
+    folder, key = tmp_path / "results", new_key()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-c", KILLED_QUEUE, str(folder), str(job.path), str(tiny_model_dir), key]
+    killed = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert killed.stdout.readline() == "denoising\n"
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    runs_dir, jobs_dir = folder / key / "runs", folder / key / "jobs"
+    left = {p.name for p in runs_dir.iterdir()}  # run-1, and the lock and frames folder of run #2
+    part = next(name for name in left if name.endswith(".part"))
+    assert left == {"run-1", ".run-2.lock", part} and part.startswith(".run-2."), left
+    assert sorted(p.name for p in jobs_dir.iterdir()) == ["job-1", "job-2", "job-3"]
+    media.save_array(runs_dir / "run-2.partial" / "windows" / "000.npy", np.zeros(3, np.uint8))  # long runs'
+    (jobs_dir / "job-3" / "notes.txt").write_text("the user's")  # not vacelab's: kept
+
+    marker = json.loads((folder / STORE_MARKER).read_text())  # written by the killed process
+    runs = RunQueue(folder, Models(str(tiny_model_dir)))  # the killed process's lock went with it
+    assert runs.secret == marker["browser_secret"] and len(runs.secret) >= 32  # the same key decrypts
+    assert [p.name for p in runs.results_for(key)] == ["run-1"] and not runs.results_for(new_key())
+    assert sorted(p.name for p in runs_dir.iterdir()) == ["run-1"]
+    assert sorted(p.name for p in jobs_dir.iterdir()) == ["job-1", "job-3"]  # job-3 holds a user's file
+    with pytest.raises(InputError, match="another `vacelab ui` uses this folder now") as busy:
+        RunQueue(folder, Models(str(tiny_model_dir)))
+    assert busy.value.field == "results"
+    settings = RunSettings(model=str(tiny_model_dir), prompt="a roof", steps=500, device="cpu")
+    long = runs.submit(key, job.path, settings, "after the restart")
+    assert long.id == 4  # after the killed runs' numbers: no reuse of run-2 or job-3
+    deadline = time.monotonic() + 120
+    while long.stage != "denoise" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    runs.cancel(key, long.id)
+    while long.status == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert long.status == "cancelled" and not long.job.exists() and not list(runs_dir.glob("*run-4*"))
+
+
+def test_a_restarted_server_lists_this_browsers_results_from_the_results_folder(tmp_path, monkeypatch,
+                                                                                 tiny_model_dir):  # fmt: skip
+    """A result made by one `vacelab ui --results DIR` is listed and shown by the next one, for the same
+    browser key only; its files are served (DIR lies outside Gradio's temporary folder and the working
+    directory) and its folder is named on the page."""
+    import json
+    import time
+
+    from vacelab.ui.runqueue import new_key
+    from vacelab.ui.settings_form import default, page_fields
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # Gradio's own temporary folder: not DIR's parent
+    (tmp_path / "tmp").mkdir()
+    results, key, other = tmp_path / "kept", new_key(), new_key()
+    names = [name for members in page_fields().values() for name in members]
+    settings = [1 if name == "steps" else default(name) for name in names]
+    form = ["inpaint", "256x144", 9, 300, 150, 520, 330, None, "", "ratio", 0.8, "", 0, "", None, "aligned",
+            16, 17, "gray", None, None, "a roof", ""]  # fmt: skip
+
+    def secret(url: str) -> str:
+        with urllib.request.urlopen(f"{url}config", timeout=30) as response:
+            config = json.loads(response.read())
+        return next(c["props"]["secret"] for c in config["components"] if c["type"] == "browserstate")
+
+    with running_ui("--model", str(tiny_model_dir), "--results", str(results)) as url:
+        assert call(url, "load_sample", [9, 0, "16"], session="first")[0] == "complete"
+        event, outputs = call(url, "run", [key, str(tiny_model_dir), *settings, *form], session="first")
+        assert event == "complete" and "Queued as run **#1**" in outputs[0], outputs
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            event, outputs = call(url, "tick", [key], session="first")
+            assert event == "complete", outputs
+            rows = outputs[0]["data"]
+            if rows[0][2] not in ("queued", "running"):
+                break
+            time.sleep(0.5)
+        assert rows[0][2] == "done", rows
+        first_secret = secret(url)
+    assert (results / key / "runs" / "run-1" / "run.json").is_file()  # kept after the process stopped
+
+    with running_ui("--results", str(results)) as url:  # no model: it lists and shows, it cannot run
+        assert secret(url) == first_secret  # the browser's stored key is read again
+        event, outputs = call(url, "tick", [key], session="second")
+        assert event == "complete" and outputs[0]["data"] == []  # the queue is this process's
+        assert [choice[0] for choice in outputs[1]["choices"]] == ["run-1"]
+        event, outputs = call(url, "show_result", [key, "run-1"], session="second")
+        assert event == "complete" and f"Folder: `{results.resolve() / key / 'runs' / 'run-1'}`" in outputs[2]
+        assert "Generated **run-1**" in outputs[2] and "--steps 1" in outputs[2]
+        status, body = _get(outputs[0]["url"])
+        assert status == 200 and body[4:8] == b"ftyp"  # Gradio's cached copy of compare.mp4
+        assert {Path(f["path"]).name for f in outputs[1]} >= {"compare.mp4", "out_video.mp4", "run.json"}
+        for path in results.rglob("*"):
+            assert _get(f"{url}gradio_api/file={path}")[0] in (403, 404), path
+        event, outputs = call(url, "tick", [other], session="third")
+        assert outputs[1]["choices"] == []
+        event, outputs = call(url, "show_result", [other, "run-1"], session="third")
+        assert event == "error" and "not in the list of choices" in outputs["error"]

@@ -276,3 +276,44 @@ def test_browser_click_to_track_a_phrase_a_control_task_and_a_long_job(browser, 
         page.type("audit-window", "1", css="input[type='number']")
         page.until_text("findings", lambda t: "window 1 of 3 (clip frames 8-24" in t)
         page.shot("long", "view")
+
+
+def test_browser_cancel_a_queued_and_a_running_run(browser, tiny_model_dir, tmp_path):
+    """Cancel by number: a queued run is dropped, a running one stops at its next step; neither leaves a
+    results folder (nor the queue's copy of its job), and the queue runs the next one to the end."""
+    results = tmp_path / "results"
+    with running_ui("--model", str(tiny_model_dir), "--results", str(results)) as url:
+        browser.get(url)
+        page = Page(browser, None)
+        page.type("size", "256x144")
+        page.type("frames", "9")
+        page.click("load-sample")
+        page.until_text("status", lambda t: "Loaded the sample clip" in t)
+        for elem_id, value in (("box-x0", "300"), ("box-y0", "150"), ("box-x1", "520"), ("box-y1", "330")):
+            page.type(elem_id, value)
+        page.until_text("findings", lambda t: "9 frames" in t and "256×144" in t and "GENERATE" in t)
+        page.type("prompt", "an empty sky over a steel roof")
+        page.type("steps", "20000")  # never finishes: it is cancelled while running
+        page.click("run")
+        page.until_text("queue", lambda t: "denoise" in t, timeout=120)  # run 1 is denoising
+        page.click("run")
+        page.until_text("queue", lambda t: "queued" in t)  # run 2 waits behind it
+
+        page.type("cancel-id", "2")
+        page.click("cancel")
+        page.until_text("run-status", lambda t: "Run #2 cancelled" in t)
+        page.type("cancel-id", "1")
+        page.click("cancel")
+        page.until_text("queue", lambda t: "cancelled while running" in t, timeout=120)
+
+        page.type("steps", "1")
+        page.click("run")
+        page.until_text("run-status", lambda t: "Generated" in t, timeout=150)
+        table = page.until_text("queue", lambda t: "done" in t).split("\n")
+        cells = table[table.index("progress") + 1 :]  # number, job, status, progress: row after row
+        assert {cells[i]: cells[i + 2] for i in range(0, len(cells), 4)} == {
+            "1": "cancelled", "2": "cancelled", "3": "done",
+        }, table  # fmt: skip
+    (home,) = [p for p in results.iterdir() if p.is_dir()]  # this browser's key
+    assert sorted(p.name for p in (home / "runs").iterdir()) == ["run-3"]  # nothing hidden either
+    assert sorted(p.name for p in (home / "jobs").iterdir()) == ["job-3"]

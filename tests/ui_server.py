@@ -57,11 +57,14 @@ def running_ui(*args: str, timeout: float = 90) -> Iterator[str]:
             proc.wait()
 
 
-def call(url: str, api_name: str, data: list, *, timeout: float = 120) -> tuple[str, object]:
-    """Call one event of the app through Gradio's HTTP API; return ("complete", outputs) or ("error", msg)."""
+def call(
+    url: str, api_name: str, data: list, *, timeout: float = 120, session: str | None = None
+) -> tuple[str, object]:
+    """Call one event of the app through Gradio's HTTP API; return ("complete", outputs) or ("error", msg).
+    Calls with the same ``session`` share one page session (its state), as a page's events do."""
     request = urllib.request.Request(
         f"{url}gradio_api/call/{api_name}",
-        data=json.dumps({"data": data}).encode(),
+        data=json.dumps({"data": data, "session_hash": session}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:

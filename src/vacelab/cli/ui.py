@@ -14,7 +14,7 @@ def register(subparsers) -> None:
         help="web interface: paint a mask, watch the audit, build, run, compare",
         description="Start the web interface. It listens on 127.0.0.1 only, serves no file outside its own "
         "temporary folder, opens typed paths only inside --allow folders, and gives every browser session "
-        "its own working folder.",
+        "its own working folder. Results last as long as the process unless --results keeps them.",
     )
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
@@ -43,6 +43,13 @@ def register(subparsers) -> None:
         help="folder whose videos may be opened by path (repeatable; default: none, uploads only)",
     )
     p.add_argument("--max-upload", default="500MB", help="largest upload accepted (default %(default)s)")
+    p.add_argument(
+        "--results",
+        metavar="DIR",
+        help="keep the queue's jobs and results in DIR (created; reopened by a later `vacelab ui --results "
+        "DIR`, one process at a time; not overlapping an --allow folder) instead of the temporary folder "
+        "removed on exit",
+    )
     p.set_defaults(handler=handle)
 
 
@@ -78,7 +85,7 @@ def handle(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="vacelab-ui-"))
     signal.signal(signal.SIGTERM, _terminate)  # `kill` cleans up like Ctrl+C does
     try:
-        policy = Policy.create(args.allow, root=root, max_upload=args.max_upload)
+        policy = Policy.create(args.allow, root=root, max_upload=args.max_upload, results=args.results)
         from ..ui.app import serve
         from ..ui.workbench import Models
 
@@ -90,5 +97,5 @@ def handle(args: argparse.Namespace) -> int:
         finally:
             app.close()
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)  # never --results: it lies outside root
     return 0

@@ -62,7 +62,7 @@ def form_from(values) -> Form:
 
 def build_app(policy: Policy, models: Models) -> gr.Blocks:
     """The whole interface as a ``gr.Blocks`` (not launched)."""
-    runs = RunQueue(policy.root, models)
+    runs = RunQueue(policy.results, models)
     with gr.Blocks(title="vacelab", delete_cache=(600, 3600), analytics_enabled=False) as app:
         bench = gr.State(value=lambda: Workbench(policy), delete_callback=lambda b: b and b.close())
         gr.Markdown(

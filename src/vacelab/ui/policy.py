@@ -6,6 +6,8 @@
 - Each browser session works in its own folder under the app's temporary folder, created ``0700``;
   nothing a session builds is reachable from another one except through the unguessable copies Gradio
   serves from its cache (which is also inside the app's temporary folder).
+- The queue's results live in ``results``: inside the temporary folder, or the ``--results`` folder, which
+  must not overlap an ``--allow`` folder (another browser could then open a result by its path).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .. import media
 from ..errors import InputError
 
 DEFAULT_MAX_UPLOAD = "500MB"
+STORE_MARKER = ".vacelab-ui.json"  # what marks a folder as the queue's results folder (runqueue writes it)
 _UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 
 
@@ -42,15 +45,25 @@ def _human(size: int) -> str:
 
 @dataclass(frozen=True)
 class Policy:
-    """The interface's access rules: ``allowed`` folders (resolved), the app's ``root`` folder, upload cap."""
+    """The interface's access rules: ``allowed`` folders (resolved), the app's ``root`` folder, upload cap,
+    and the queue's ``results`` folder (``root/results`` unless ``--results`` kept it elsewhere)."""
 
     allowed: tuple[Path, ...]
     root: Path
     max_upload: int
+    results: Path
 
     @classmethod
-    def create(cls, allowed=(), *, root: str | os.PathLike, max_upload: str | int = DEFAULT_MAX_UPLOAD):
-        """Validate ``--allow`` folders (they must exist) and build the policy."""
+    def create(
+        cls,
+        allowed=(),
+        *,
+        root: str | os.PathLike,
+        max_upload: str | int = DEFAULT_MAX_UPLOAD,
+        results: str | os.PathLike | None = None,
+    ):
+        """Validate ``--allow`` folders (they must exist) and ``--results`` (:func:`results_folder`) and
+        build the policy."""
         folders = []
         for folder in allowed:
             path = Path(folder).expanduser()
@@ -58,7 +71,14 @@ class Policy:
                 raise InputError("not an existing folder", field="allow", value=folder)
             folders.append(path.resolve())
         size = max_upload if isinstance(max_upload, int) else parse_size(max_upload)
-        return cls(allowed=tuple(folders), root=Path(root).resolve(), max_upload=size)
+        root = Path(root).resolve()
+        kept = root / "results" if results is None else results_folder(results, folders)
+        return cls(allowed=tuple(folders), root=root, max_upload=size, results=kept)
+
+    @property
+    def keeps_results(self) -> bool:
+        """Whether results outlive the process (``--results``), not only its temporary folder."""
+        return not _inside(self.results, self.root)
 
     def open_path(self, text: str) -> Path:
         """A video file or image folder typed by the user, refused unless inside an allowed folder."""
@@ -135,6 +155,39 @@ def check_media(path: Path, kind: str, *, name: str) -> None:
                 raise InputError("no frames")
     except InputError:
         raise InputError(f"{name}: not a readable {kind} file (its content is not {kind} data)") from None
+
+
+def results_folder(text: str | os.PathLike, allowed: tuple[Path, ...] | list[Path]) -> Path:
+    """The ``--results`` folder, resolved and created (``0700``) if missing; refused when it is a file, when
+    it overlaps an ``allowed`` folder (its results could be opened by path from any browser), when it holds
+    files but is not a results folder of an earlier ``vacelab ui`` (no marker), or cannot be written."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InputError("is a file, not a folder", field="results", value=text)
+    try:
+        resolved = path.resolve()
+    except (RuntimeError, OSError):
+        raise InputError("cannot be resolved (a symbolic link loop?)", field="results", value=text) from None
+    for folder in allowed:
+        if _inside(resolved, folder) or _inside(folder, resolved):
+            raise InputError(
+                f"overlaps the --allow folder {folder} (any browser could open the results by path there)",
+                field="results",
+                value=text,
+            )
+    if resolved.is_dir() and any(resolved.iterdir()) and not (resolved / STORE_MARKER).is_file():
+        raise InputError(
+            "holds files and is not the results folder of an earlier `vacelab ui --results`; give a new "
+            "or empty folder (nothing is written among files vacelab did not write)",
+            field="results",
+            value=text,
+        )
+    try:  # a real probe: access() says yes to root on a read-only file system
+        resolved.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.rmdir(tempfile.mkdtemp(prefix=".vacelab-probe.", dir=resolved))
+    except OSError as exc:
+        raise InputError(f"cannot be written ({exc.strerror})", field="results", value=text) from None
+    return resolved
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -1,10 +1,16 @@
 """Section 5 of ``vacelab ui``'s page: the run queue, cancel, and the results that outlive a reload.
 
 Its state is the :class:`~vacelab.ui.runqueue.RunQueue` (app-wide) and a random key in the browser's local
-storage (``gr.BrowserState``) naming this browser's runs; a one-second timer shows both.
+storage (``gr.BrowserState``) naming this browser's runs; a one-second timer shows both. A result's files
+reach the page through links in the session folder (:func:`offered`), so that Gradio serves its own cached
+copies wherever the results folder lies, and nothing else.
 """
 
 from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
 
 import gradio as gr
 
@@ -31,7 +37,7 @@ def queue_section(app: gr.Blocks, runs: RunQueue, bench: gr.State, run_status: g
         compare = gr.Video(label="Source | mask | output", interactive=False, elem_id="compare")
         outputs = gr.File(label="Outputs", file_count="multiple", interactive=False, elem_id="outputs")
     result_info = gr.Markdown("", elem_id="result-info")
-    browser_key = gr.BrowserState("", storage_key="vacelab-browser-key")
+    browser_key = gr.BrowserState("", storage_key="vacelab-browser-key", secret=runs.secret)
     ticker = gr.Timer(1.0)
 
     def ensure_key(key):
@@ -58,7 +64,7 @@ def queue_section(app: gr.Blocks, runs: RunQueue, bench: gr.State, run_status: g
                 gr.skip(),
                 gr.skip(),
             )
-        message, video, files = bench.offer(ended.out)
+        message, video, files = offered(bench, ended.out)
         return rows, listed, message, video, files
 
     outputs_of_tick = [queue_table, result_pick, run_status, compare, outputs]
@@ -81,8 +87,8 @@ def queue_section(app: gr.Blocks, runs: RunQueue, bench: gr.State, run_status: g
             return gr.skip(), gr.skip(), f"✖ {exc}"
         if folder is None:
             return gr.skip(), gr.skip(), f"✖ {name}: no such result of this browser"
-        message, video, files = bench.offer(folder)
-        return video, files, message + "\n\n" + settings_text(folder)
+        message, video, files = offered(bench, folder)
+        return video, files, "\n\n".join((message, settings_text(folder), where(bench, folder)))
 
     result_pick.change(
         show_result,
@@ -93,4 +99,33 @@ def queue_section(app: gr.Blocks, runs: RunQueue, bench: gr.State, run_status: g
     return browser_key
 
 
-__all__ = ["queue_section"]
+def offered(bench: Workbench, folder: Path) -> tuple[str, str, list[str]]:
+    """:meth:`Workbench.offer` with the results folder's files linked (or copied, across file systems)
+    into a new folder of the session: Gradio caches a returned file only from its temporary folder or the
+    working directory, and a ``--results`` folder may lie anywhere."""
+    message, video, files = bench.offer(folder)
+    shown = bench.folder.new(folder.name)
+    shown.mkdir()
+
+    def linked(path: str) -> str:
+        source, target = Path(path), shown / Path(path).name
+        if source.parent != folder:
+            return path  # the zip, already in the session
+        if not target.exists():  # compare.mp4 is both the video and a file
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+        return str(target)
+
+    return message, linked(video), [linked(path) for path in files]
+
+
+def where(bench: Workbench, folder: Path) -> str:
+    """Where the results folder is on disk, and whether it outlives ``vacelab ui``."""
+    if bench.policy.keeps_results:
+        return f"Folder: `{folder}`"
+    return f"Folder: `{folder}` (temporary: removed when `vacelab ui` stops; `--results DIR` keeps results)"
+
+
+__all__ = ["offered", "queue_section", "where"]
