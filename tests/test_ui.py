@@ -301,7 +301,7 @@ def test_long_job_windows_are_audited_one_by_one(policy):
 
     bench = Workbench(policy)
     bench.load(sample_path(), "sample")
-    form = Form(task="inpaint", size="256x144", frames=97, box=(300, 150, 520, 330), window=49)
+    form = Form(task="inpaint", size="256x144", frames=97, box=(300, 150, 520, 330), window="49")
     first = bench.preview(form)
     assert (first.windows, first.window) == (3, 0)
     assert "Long job: 3 windows (frames 0–48, 32–80, 64–96)" in first.findings
@@ -314,6 +314,8 @@ def test_long_job_windows_are_audited_one_by_one(policy):
     assert bench.preview(form, 99).window == 2  # clamped to the job's windows
     short = bench.preview(replace(form, frames=17))
     assert (short.windows, short.window) == (1, 0) and "Long job" not in short.findings
+    with pytest.raises(InputError, match="overlap lots: expected a number of frames"):
+        bench.preview(replace(form, overlap="lots"))
     bench.close()
 
 
@@ -490,8 +492,8 @@ def test_server_without_model_says_so(server):
         16,
         17,
         "gray",
-        None,
-        None,
+        "",
+        "",
     ]
     event, outputs = call(url, "run", ["", None, *settings, *form, "a prompt", ""])  # no browser key, model
     assert event == "complete" and "No model configured" in outputs[0]
@@ -715,7 +717,7 @@ def test_a_restarted_server_lists_this_browsers_results_from_the_results_folder(
     names = [name for members in page_fields().values() for name in members]
     settings = [1 if name == "steps" else default(name) for name in names]
     form = ["inpaint", "256x144", 9, 300, 150, 520, 330, None, "", "ratio", 0.8, "", 0, "", None, "aligned",
-            16, 17, "gray", None, None, "a roof", ""]  # fmt: skip
+            16, 17, "gray", "", "", "a roof", ""]  # fmt: skip
 
     def secret(url: str) -> str:
         with urllib.request.urlopen(f"{url}config", timeout=30) as response:

@@ -79,9 +79,10 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
             )  # fmt: skip
             size = gr.Textbox("480p", label="Size (--size: 480p, 720p or WxH)", elem_id="size", scale=1)
             frames = gr.Number(81, label="Frames (--frames, 4n+1)", precision=0, elem_id="frames", scale=1)
-            window = gr.Number(None, label="Window (--window; long jobs, default 81)", precision=0,
-                               elem_id="window", scale=1)  # fmt: skip
-            overlap = gr.Number(None, label="Overlap (--overlap)", precision=0, elem_id="overlap", scale=1)
+            window = gr.Textbox("", label="Window (--window, long jobs)", placeholder="81", elem_id="window",
+                                scale=1)  # fmt: skip
+            overlap = gr.Textbox("", label="Overlap (--overlap)", placeholder="default", elem_id="overlap",
+                                 scale=1)  # fmt: skip
         ed = editor_section()
         with gr.Group(visible=False) as outpaint_group, gr.Row():
             outpaint_mode = gr.Radio(

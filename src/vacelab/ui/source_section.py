@@ -13,6 +13,7 @@ import gradio as gr
 from .. import media
 from ..errors import InputError, cli_flag
 from .editor_section import Editor
+from .fields import FPS
 from .policy import Policy
 from .workbench import Workbench
 
@@ -114,7 +115,7 @@ def wire_source(parts: SourceParts, bench: gr.State, frames: gr.Number, ed: Edit
     def reread(bench: Workbench, wanted, start, fps):
         """Read the loaded clip again when Start or Frame rate changed (its frames are renumbered)."""
         source = bench.source
-        if source is None or (float(start or 0), str(fps or "16").strip().lower()) == (
+        if source is None or (float(start or 0), str(fps or f"{FPS:g}").strip().lower()) == (
             source.start,
             source.fps_given,
         ):

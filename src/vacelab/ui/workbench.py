@@ -16,11 +16,11 @@ import numpy as np
 from .. import media
 from ..errors import InputError
 from ..geometry import DEFAULT_FRAMES
+from .fields import FPS, frame_count, frame_list, optional_int, start_and_rate
 from .paint import Paint
 from .policy import Policy, SessionFolder
 from .views import View, findings_markdown, zip_folder
 
-FPS = 16.0  # the job frame rate the UI prepares at (Wan's training rate); the editor decodes at it
 MAX_EDIT_FRAMES = 257  # frames of the source the editor decodes (16 s at 16 fps)
 CANVAS_MAX = 832  # longest side of the frame shown in the mask editor
 MASK_ALPHA = 64  # painted layer pixels at least this opaque are GENERATE
@@ -48,8 +48,8 @@ class Form:
     anchor_px: int = 16
     keep: int | None = 17
     kind: str = "gray"
-    window: int | None = None  # long jobs: --window / --overlap (empty: 81 and its default overlap)
-    overlap: int | None = None
+    window: str = ""  # long jobs: --window / --overlap as typed (empty: 81 and its default overlap)
+    overlap: str = ""
     prompt: str = ""
     negative_prompt: str = ""
 
@@ -128,7 +128,7 @@ class Workbench:
         from ..tasks.source import probe
 
         path = Path(path)
-        start, rate, fps_given = _start_and_rate(path, start, fps)
+        start, rate, fps_given = start_and_rate(path, start, fps)
         source_hw = probe(path)[0]
         scale = min(1.0, CANVAS_MAX / max(source_hw))
         canvas = (max(16, round(source_hw[0] * scale)), max(16, round(source_hw[1] * scale)))
@@ -299,8 +299,8 @@ class Workbench:
             "ref": [str(p) for p in self.refs],
             # the rate and start the editor decoded the source at: painted frames are numbered at them
             "fps": source.fps if source else FPS,
-            "window": _int(form.window) or None,  # an empty number field arrives as 0: never a window
-            "overlap": _int(form.overlap) or None,
+            "window": frame_count(form.window, "window"),
+            "overlap": frame_count(form.overlap, "overlap"),
         }
         if source is not None and task != "reference":
             opts["start"] = source.start
@@ -321,7 +321,7 @@ class Workbench:
                     "a box"
                 )
             else:
-                opts["grow"] = _int(form.grow)
+                opts["grow"] = optional_int(form.grow)
             if task == "remove":
                 opts["what"] = form.what or None
         elif task == "reference":  # no video: the references alone
@@ -337,12 +337,12 @@ class Workbench:
             opts["video"] = str(source.path)
         elif task == "keyframes":
             opts.update(strategy=form.strategy, anchor_px=int(form.anchor_px or 16))
-            if _int(form.every):
+            if optional_int(form.every):
                 opts.update(video=str(source.path), every=int(form.every))
             else:
-                opts["key"] = [f"{n}={self._keyframe(n)}" for n in _frame_list(form.keys)]
+                opts["key"] = [f"{n}={self._keyframe(n)}" for n in frame_list(form.keys)]
         elif task == "extend":
-            opts.update(video=str(source.path), keep=_int(form.keep))
+            opts.update(video=str(source.path), keep=optional_int(form.keep))
         else:
             raise InputError(f"unknown task {task!r}")
         return task, opts
@@ -446,45 +446,4 @@ class Workbench:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _start_and_rate(path: Path, start, fps) -> tuple[float, float, str]:
-    """``--start`` seconds and the decoding rate for ``path`` from the page's fields, checked; the rate as
-    typed comes back too ("source" stays a word on the page)."""
-    from ..tasks.source import probe
-
-    try:
-        start = float(start or 0)
-    except ValueError:
-        raise InputError("expected seconds, e.g. 2.5", field="start", value=start) from None
-    if not 0 <= start < 86400:
-        raise InputError("must be 0 or more seconds into the clip", field="start", value=start)
-    given = str(fps if fps not in (None, "") else f"{FPS:g}").strip().lower()
-    if given == "source":
-        rate = probe(path)[1]
-        if rate is None:
-            raise InputError("this clip has no frame rate of its own: give one", field="fps", value=fps)
-        return start, rate, given
-    try:
-        rate = float(given)
-    except ValueError:
-        raise InputError("expected a frame rate, e.g. 16, or 'source'", field="fps", value=fps) from None
-    if not 1 <= rate <= 120:
-        raise InputError("expected a frame rate from 1 to 120, or 'source'", field="fps", value=fps)
-    return start, rate, given
-
-
-def _int(value) -> int | None:
-    return None if value is None or value == "" else int(value)
-
-
-def _frame_list(text: str) -> list[int]:
-    items = [t for t in str(text or "").replace(";", ",").replace(" ", ",").split(",") if t]
-    try:
-        frames = [int(t) for t in items]
-    except ValueError:
-        raise InputError(f"keyframes {text!r}: expected frame numbers, e.g. 0,8,16,24") from None
-    if not frames:
-        raise InputError("keyframes: enter the frame numbers to keep, e.g. 0,8,16,24 (or 'every K')")
-    return frames
-
-
 __all__ = ["Form", "Models", "Source", "View", "Workbench"]
