@@ -197,7 +197,8 @@ def test_browser_sample_mask_audit_build_run(browser, tiny_model_dir, tmp_path):
         page.until_text("queue", lambda t: t.count("done") == 3)  # the queue outlives the page
         page.click("results", "input")
         options = browser.find_elements("css selector", "#results [role='option']")
-        listed = [o.get_attribute("textContent").strip() for o in options]  # also those scrolled out of view
+        # textContent: also the options scrolled out of view (their .text is ''); "✓" marks the chosen one
+        listed = [o.get_attribute("textContent").replace("✓", "").strip() for o in options]
         assert len([name for name in listed if name.startswith("run-")]) == 3, listed
         page.type("results", f"{listed[-1]}\n", css="input")  # the last run, shown again after the reload
         shown = page.until_text("result-info", lambda t: "Generated" in t and "--seed 2" in t)
