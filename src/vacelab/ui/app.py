@@ -145,7 +145,7 @@ def build_app(policy: Policy, models: Models) -> gr.Blocks:
                 model_pick = gr.Dropdown(
                     list(models.models), value=models.model, elem_id="model", visible=bool(models.models),
                     interactive=len(models.models) > 1,
-                    label="Model (`vacelab ui --model`; loaded by the first run using it, one at a time)",
+                    label="Model (from vacelab ui --model; loaded by the first run using it, one at a time)",
                 )  # fmt: skip
                 run_widgets = {}  # every run setting, grouped; read back through RunSettings.validate
                 for group, names in page_fields().items():
