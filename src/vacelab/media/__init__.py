@@ -14,6 +14,7 @@ from .files import (  # noqa: F401
     default_mode,
     load_array,
     load_mask,
+    mask_counts,
     release,
     save_array,
     save_mask,

@@ -90,7 +90,8 @@ def build_control(task: str, opts: Options) -> Job:
     clip = read_clip(opts.video, opts, size, source_hw)
     region, notes = None, []
     if any(getattr(opts, name) for name in MASK_OPTIONS):
-        region, notes = collect_mask(opts, clip, size)
+        packed, notes = collect_mask(opts, clip, size)
+        region = np.asarray(packed)  # the control tasks hold several copies of the clip already
     if opts.kind == "layout":  # make_options saw to a region
         control = layout_frames(region)
         notes.append("control: layout, the object's outline in black on white; the whole frame GENERATE")

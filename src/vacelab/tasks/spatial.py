@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import reduce
+
 import numpy as np
 
 from .. import media
@@ -35,8 +37,8 @@ def build_inpaint(task: str, opts: Options) -> Job:
     fill = opts.fill or "gray"
     if fill not in ("gray", "source"):
         raise InputError(f"{task} takes gray or source", field="fill", value=repr(fill))
-    alpha = masks.feather_alpha(mask, int(opts.fill_feather))
-    video = clip.frames if fill == "source" else FilledVideo(clip.frames, mask, alpha)
+    feather = masks.check_feather(int(opts.fill_feather))
+    video = clip.frames if fill == "source" else FilledVideo(clip.frames, mask, feather)
     refs, ref_notes = read_refs(opts.ref, size)
     negative = opts.negative_prompt
     if task == "remove" and opts.what:
@@ -76,23 +78,29 @@ def fill_gray(frames: np.ndarray, mask: np.ndarray, alpha: np.ndarray | None) ->
 
 
 class FilledVideo:
-    """An inpaint job's conditioning video (:func:`fill_gray` of the source ``frames``) made for the frames
-    read, as they are read: the job holds the source clip once, not twice (2.4 GB a copy for 2001 frames
-    at 480p). Indexed like the array it stands for (``video[i]``, ``video[a:b]``, ``video[a:b, ::s, ::s]``
-    fill only those frames); any other index, and ``np.asarray(video)``, fill the whole clip."""
+    """An inpaint job's conditioning video (:func:`fill_gray` of the source ``frames``, the gray feathered
+    over ``feather`` px: :func:`~vacelab.tasks.masks.feather_alpha`) made for the frames read, as they are
+    read: the job holds the source clip once, not twice (2.4 GB a copy for 2001 frames at 480p), and the
+    feather weights of those frames alone. Indexed like the array it stands for (``video[i]``,
+    ``video[a:b]``, ``video[a:b, ::s, ::s]`` fill only those frames; iterating fills 16 at a time); any
+    other index, and ``np.asarray(video)``, fill the whole clip."""
 
     ndim, dtype = 4, np.dtype(np.uint8)
 
-    def __init__(self, frames: np.ndarray, mask: np.ndarray, alpha: np.ndarray | None):
-        self.frames, self.mask, self.alpha = frames, mask, alpha
+    def __init__(self, frames: np.ndarray, mask, feather: int = 0):
+        self.frames, self.mask, self.feather = frames, mask, feather
         self.shape, self.nbytes = frames.shape, frames.nbytes
 
     def __len__(self) -> int:
         return self.shape[0]
 
+    def __iter__(self):
+        for start in range(0, len(self), 16):
+            yield from self._fill(slice(start, start + 16))
+
     def _fill(self, part) -> np.ndarray:
-        alpha = None if self.alpha is None else self.alpha[part]
-        return fill_gray(self.frames[part], self.mask[part], alpha)
+        mask = self.mask[part]
+        return fill_gray(self.frames[part], mask, masks.feather_alpha(mask, self.feather))
 
     def __getitem__(self, key) -> np.ndarray:
         first, rest = (key[0], key[1:]) if isinstance(key, tuple) and key else (key, ())
@@ -110,16 +118,16 @@ class FilledVideo:
         return out if dtype is None else out.astype(dtype)
 
 
-def collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+def collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[media.PackedMask, list[str]]:
+    """The union of every mask option given, bit-packed, and notes on it."""
     frames = len(clip.frames)
     parts, notes = [], []
     if opts.mask:
-        parts.append(
-            media.read_mask(
-                opts.mask, size=size, frames=frames, fps=float(opts.fps), start=float(opts.start),
-                source_hw=clip.source_hw, notes=notes,
-            )
+        read = media.read_mask(
+            opts.mask, size=size, frames=frames, fps=float(opts.fps), start=float(opts.start),
+            source_hw=clip.source_hw, notes=notes,
         )  # fmt: skip
+        parts.append(media.PackedMask.of(read))
     if opts.bbox is not None:
         mask, note = _bbox_mask(opts.bbox, opts, clip, size)
         parts.append(mask)
@@ -132,14 +140,16 @@ def collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.n
         parts.append(masks.polygon_mask(shapes, frames, size))
     if opts.track_box or opts.track_points or opts.segment is not None:
         tracked, track_notes = _track(opts, clip, size)
-        parts.append(tracked)
+        parts.append(media.PackedMask.of(tracked))
         notes += track_notes
     if not parts:
         raise InputError(
             "no mask given: use --mask, --bbox, --polygon, --track-box, --track-points or --segment"
         )
-    mask = np.logical_or.reduce(parts) if len(parts) > 1 else parts[0]
-    if not mask.any():
+    mask = parts[0]
+    if len(parts) > 1:
+        mask = media.PackedMask(reduce(np.bitwise_or, [part.bits for part in parts]), size[1])
+    if not mask.bits.any():
         raise InputError("the mask is empty: nothing to generate")
     return mask, notes
 
@@ -179,7 +189,7 @@ def _shown(value) -> str:
     return " ".join(str(v) for v in value)
 
 
-def _bbox_mask(value, opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+def _bbox_mask(value, opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[media.PackedMask, list[str]]:
     """The ``bbox`` option as a mask: one box on every frame, or boxes keyed to frames (interpolated)."""
     frames = len(clip.frames)
     entries = bbox_entries(value)

@@ -425,7 +425,8 @@ def findings_markdown(job, report) -> str:
     refs = f" · {g.ref_frames} reference image{'s' * (g.ref_frames != 1)}" if g.ref_frames else ""
     lines = [
         f"**{job.task}** · {g.frames} frames · {g.width}×{g.height} px · {job.fps:g} fps{refs} · "
-        f"{job.mask.mean():.1%} of pixels to GENERATE · {g.latent_frames} latent steps, {g.tokens:,} tokens",
+        f"{job.generate_share():.1%} of pixels to GENERATE · {g.latent_frames} latent steps, "
+        f"{g.tokens:,} tokens",
         "",
         formats.markdown(report),
     ]
