@@ -122,6 +122,18 @@ def test_packed_mask_gives_the_eager_arrays(tmp_path):
     np.testing.assert_array_equal(lazy[5], mask[5])
 
 
+@pytest.mark.parametrize("fps, start, frames", [(16, 0.0, None), (10, 0.5, 7), (24, 1.0, 30)])
+def test_stream_video_gives_read_video_frames(fps, start, frames):
+    """stream_video (export's source, decoded as it is written) gives read_video's frames: the same times,
+    the same frames repeated or skipped to make the rate."""
+    from vacelab.sample import sample_path
+
+    whole, _ = media.read_video(sample_path(), fps=fps, start=start, max_frames=frames)
+    streamed = list(media.stream_video(sample_path(), fps=fps, start=start, max_frames=frames))
+    assert len(streamed) == len(whole) and (frames is None or len(whole) == frames)
+    np.testing.assert_array_equal(np.stack(streamed), whole)
+
+
 def test_save_and_load_array_exact(tmp_path):
     video = np.random.default_rng(1).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
     media.save_array(tmp_path / "v.npy", video)

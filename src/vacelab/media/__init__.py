@@ -37,6 +37,7 @@ from .read import (  # noqa: F401
     read_mask_image,
     read_video,
     resize_image,
+    stream_video,
     to_binary_mask,
 )
 from .write import (  # noqa: F401
