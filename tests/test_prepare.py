@@ -93,6 +93,23 @@ def test_filled_video_fills_the_frames_read_as_the_whole_clip_fill(source, tmp_p
     assert (tmp_path / "lazy.npy").read_bytes() == (tmp_path / "whole.npy").read_bytes()
 
 
+@pytest.mark.parametrize("fill", ["gray", "black", "edge"])
+def test_padded_video_makes_the_frames_read_as_the_whole_canvas(source, fill):
+    """PaddedVideo (an outpaint job's canvas, made as it is read) gives the whole clip padded at once."""
+    from vacelab.tasks.spatial import PaddedVideo
+
+    inner = source[:, 10:150, 20:260]  # 140x240 on a 192x320 canvas at (30, 50)
+    lazy = PaddedVideo(inner, (192, 320), 30, 50, fill)
+    pads = ((0, 0), (30, 22), (50, 30), (0, 0))
+    value = {"gray": 127, "black": 0}.get(fill)
+    whole = np.pad(inner, pads, mode="edge") if value is None else np.pad(inner, pads, constant_values=value)
+    assert lazy.shape == whole.shape and len(lazy) == 17
+    np.testing.assert_array_equal(np.asarray(lazy), whole)
+    for key in (0, -1, slice(2, 11), np.s_[1:12:3, ::2, ::3], np.s_[9, 100:150]):
+        np.testing.assert_array_equal(lazy[key], whole[key])
+    np.testing.assert_array_equal(np.array(list(lazy)), whole)
+
+
 def test_preview_is_made_frame_by_frame_as_the_whole_clip_made_it(clip):
     """PreviewFrames (preview.gif's frames, one at a time) gives what the whole-clip version gave."""
     from vacelab.render import PreviewFrames, mask_overlay, side_by_side

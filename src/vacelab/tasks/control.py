@@ -29,7 +29,7 @@ from ..errors import InputError
 from ..job import Job
 from .options import MASK_OPTIONS, MODEL_KINDS, Options
 from .source import job_size, probe_hw, read_clip, read_refs
-from .spatial import collect_mask
+from .spatial import LazyVideo, collect_mask
 
 
 def control_frames(frames: np.ndarray, kind: str) -> np.ndarray:
@@ -48,6 +48,28 @@ def control_frames(frames: np.ndarray, kind: str) -> np.ndarray:
             gray = cv2.dilate(lines, np.ones((3, 3), np.uint8))
         out[f] = gray[..., None]
     return out
+
+
+def keep_source(drawn: np.ndarray, frames: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """``drawn`` (a control video) with the source ``frames`` put back outside ``region`` (KEEP), in place,
+    frame by frame."""
+    for control, source, inside in zip(drawn, frames, region, strict=True):
+        np.copyto(control, source, where=~inside[..., None])
+    return drawn
+
+
+class DrawnVideo(LazyVideo):
+    """A model-free control video (:func:`control_frames` of the source ``frames``), inside ``region`` only
+    when given (:func:`keep_source`), drawn for the frames read as they are read: the job holds the clip
+    once."""
+
+    def __init__(self, frames: np.ndarray, kind: str, region: np.ndarray | None = None):
+        super().__init__(frames.shape)
+        self.frames, self.kind, self.region = frames, kind, region
+
+    def _make(self, part: slice) -> np.ndarray:
+        drawn = control_frames(self.frames[part], self.kind)
+        return drawn if self.region is None else keep_source(drawn, self.frames[part], self.region[part])
 
 
 def region_boxes(region: np.ndarray) -> list[list[tuple[int, int, int, int]]]:
@@ -91,7 +113,7 @@ def build_control(task: str, opts: Options) -> Job:
     region, notes = None, []
     if any(getattr(opts, name) for name in MASK_OPTIONS):
         packed, notes = collect_mask(opts, clip, size)
-        region = np.asarray(packed)  # the control tasks hold several copies of the clip already
+        region = np.asarray(packed)  # the drawing and the model kinds read it whole
     if opts.kind == "layout":  # make_options saw to a region
         control = layout_frames(region)
         notes.append("control: layout, the object's outline in black on white; the whole frame GENERATE")
@@ -99,18 +121,18 @@ def build_control(task: str, opts: Options) -> Job:
     elif opts.kind in MODEL_KINDS:
         control, model_notes = _model_control(clip.frames, opts, region)
         notes += model_notes
+        if region is not None:
+            keep_source(control, clip.frames, region)
     else:
-        control = control_frames(clip.frames, opts.kind)
+        control = DrawnVideo(clip.frames, opts.kind, region)
         notes.append(f"control: {opts.kind} drawn from the source")
     if region is not None:
         notes.append("masked control: the control inside the mask, the source KEEP outside")
-        mask, video = region, np.where(region[..., None], control, clip.frames)
-    else:
-        mask, video = np.ones(control.shape[:3], bool), control
+    mask = region if region is not None else np.ones(control.shape[:3], bool)
     refs, ref_notes = read_refs(opts.ref, size)
     return Job(
         task=task,
-        video=video,
+        video=control,
         mask=mask,
         fps=clip.fps,
         refs=refs,
