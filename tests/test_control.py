@@ -317,3 +317,16 @@ def test_depth_maps_the_nearest_pixel_to_255_and_the_farthest_to_0_exactly():
         )
         gray = depth_frames(depth)[..., 0]
         assert gray.min() == 0 and gray.max() == 255
+
+
+def test_keep_source_is_the_masked_choice_in_place():
+    """keep_source (the control over the region's box, the source elsewhere, in place) gives np.where's
+    choice, on an empty frame and a region of scattered pixels too."""
+    from vacelab.tasks.control import keep_source
+
+    rng = np.random.default_rng(4)
+    drawn, frames = rng.integers(0, 256, (2, 3, 20, 30, 3), dtype=np.uint8)
+    region = rng.random((3, 20, 30)) < 0.1
+    region[1] = False
+    expected = np.where(region[..., None], drawn, frames)
+    assert keep_source(drawn, frames, region) is drawn and np.array_equal(drawn, expected)

@@ -155,7 +155,7 @@ def test_the_documented_remove_box_covers_the_moving_object_in_every_frame(doc, 
     # the boxes themselves (before remove grows them by 8 px) already cover it
     boxes = [argv[i + 1] for i, a in enumerate(argv) if a == "--bbox"]
     bare = prepare("remove", video=str(sample_path()), bbox=boxes, grow=0)
-    assert ((obj & ~bare.mask).sum(axis=(1, 2)) == 0).all()
+    assert ((obj & ~np.asarray(bare.mask)).sum(axis=(1, 2)) == 0).all()
 
 
 def test_a_static_box_misses_the_moving_object(truth):

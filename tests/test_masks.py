@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from vacelab import media
 from vacelab.errors import InputError
 from vacelab.geometry import is_valid_frame_count, kept_heads, plan_windows
 from vacelab.tasks import masks
@@ -41,6 +42,23 @@ def test_grow_per_frame_and_static_frames():
     assert (error.value.field, error.value.value) == ("grow", -1)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_grow_of_a_packed_mask_is_the_unpacked_grow_bit_for_bit(seed):
+    """A mask built packed grows exactly as the bool mask does: odd widths (padding bits), a repeated
+    frame (its result reused), an empty frame, pixels on the frame's edge."""
+    mask = np.random.default_rng(seed).random((6, 37, 53)) > 0.97
+    mask[2] = mask[1]
+    mask[4] = False
+    mask[5, 0, 52] = True
+    grown = masks.grow(media.PackedMask.of(mask), 3)
+    assert isinstance(grown, media.PackedMask) and grown.shape == mask.shape
+    unpacked = masks.grow(mask, 3)
+    assert isinstance(unpacked, np.ndarray) and np.array_equal(np.asarray(grown), unpacked)
+    for i in range(6):
+        assert np.array_equal(unpacked[i], brute_disk_dilation(mask[i], 3))
+    assert np.array_equal(media.mask_counts(grown), unpacked.reshape(6, -1).sum(axis=1))
+
+
 def test_feather_alpha_ramps_inside_the_mask_only():
     mask = np.zeros((1, 40, 40), bool)
     mask[0, 10:30, 10:30] = True
@@ -54,7 +72,7 @@ def test_feather_alpha_ramps_inside_the_mask_only():
 
 
 def test_bbox_mask_and_bounds():
-    mask = masks.bbox_mask((2, 3, 10, 7), 2, (16, 32))
+    mask = np.asarray(masks.bbox_mask((2, 3, 10, 7), 2, (16, 32)))
     assert mask.sum() == 2 * 8 * 4
     assert mask[:, 3:7, 2:10].all()
     for bad in [(0, 0, 33, 8), (5, 5, 5, 9), (-1, 0, 4, 4)]:
@@ -66,13 +84,13 @@ def test_polygons_plain_and_per_frame(tmp_path):
     plain = tmp_path / "plain.json"
     plain.write_text(json.dumps([[4, 4], [28, 4], [4, 12]]))
     shapes = masks.read_polygons(plain, 3)
-    mask = masks.polygon_mask(shapes, 3, (16, 32))
+    mask = np.asarray(masks.polygon_mask(shapes, 3, (16, 32)))
     assert mask.all(axis=0)[5, 6] and not mask.any(axis=0)[14, 30]
     assert (mask == mask[0]).all()
 
     ranged = tmp_path / "ranged.json"
     ranged.write_text(json.dumps([{"frames": [1, 2], "points": [[0, 0], [8, 0], [8, 8], [0, 8]]}]))
-    mask = masks.polygon_mask(masks.read_polygons(ranged, 3), 3, (16, 32))
+    mask = np.asarray(masks.polygon_mask(masks.read_polygons(ranged, 3), 3, (16, 32)))
     assert not mask[0].any() and mask[1, 4, 4] and mask[2, 4, 4] and not mask[1, 12, 20]
 
 

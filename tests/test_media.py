@@ -93,6 +93,21 @@ def test_save_and_load_mask_exact(tmp_path):
         np.testing.assert_array_equal(back, mask)
 
 
+def test_save_mask_writes_the_same_bytes_packed_or_not(tmp_path):
+    """save_mask (written 64 frames at a time) gives np.save's file of the shape and bits, whether the mask
+    is bool or a PackedMask (the bits written as they are: a broadcast one-frame mask too)."""
+    mask = np.random.default_rng(3).random((70, 9, 21)) < 0.3
+    header = np.array(mask.shape, np.int64).view(np.uint8)
+    np.save(tmp_path / "np.npy", np.concatenate([header, np.packbits(mask, axis=-1).ravel()]))
+    media.save_mask(tmp_path / "bool.npy", mask)
+    media.save_mask(tmp_path / "packed.npy", media.PackedMask.of(mask))
+    expected = (tmp_path / "np.npy").read_bytes()
+    assert (tmp_path / "bool.npy").read_bytes() == expected == (tmp_path / "packed.npy").read_bytes()
+    one = media.PackedMask.of(mask[:1])
+    media.save_mask(tmp_path / "one.npy", media.PackedMask(np.broadcast_to(one.bits, (70, 9, 3)), 21))
+    np.testing.assert_array_equal(media.load_mask(tmp_path / "one.npy"), np.repeat(mask[:1], 70, axis=0))
+
+
 def test_packed_mask_gives_the_eager_arrays(tmp_path):
     """load_mask(packed=True) indexed as a run indexes a job's mask gives exactly the unpacked arrays."""
     mask = np.random.default_rng(2).random((9, 12, 21)) < 0.3
@@ -105,6 +120,18 @@ def test_packed_mask_gives_the_eager_arrays(tmp_path):
     np.testing.assert_array_equal(np.array(list(lazy)), mask)  # iterated frame by frame
     media.release(lazy)  # its pages let go: still readable
     np.testing.assert_array_equal(lazy[5], mask[5])
+
+
+@pytest.mark.parametrize("fps, start, frames", [(16, 0.0, None), (10, 0.5, 7), (24, 1.0, 30)])
+def test_stream_video_gives_read_video_frames(fps, start, frames):
+    """stream_video (export's source, decoded as it is written) gives read_video's frames: the same times,
+    the same frames repeated or skipped to make the rate."""
+    from vacelab.sample import sample_path
+
+    whole, _ = media.read_video(sample_path(), fps=fps, start=start, max_frames=frames)
+    streamed = list(media.stream_video(sample_path(), fps=fps, start=start, max_frames=frames))
+    assert len(streamed) == len(whole) and (frames is None or len(whole) == frames)
+    np.testing.assert_array_equal(np.stack(streamed), whole)
 
 
 def test_save_and_load_array_exact(tmp_path):

@@ -55,26 +55,34 @@ def digest(path: Path) -> str:
 def test_inpaint_bbox_arrays(clip, source):
     job = prepare("inpaint", video=str(clip), bbox="40,30,120,90", **SMALL)
     assert job.video.shape == (17, *SIZE, 3) and job.mask.shape == (17, *SIZE)
+    assert isinstance(job.mask, media.PackedMask)  # built bit-packed: 1/8 of the bytes
     expected = np.zeros((17, *SIZE), bool)
     expected[:, 30:90, 40:120] = True
-    assert np.array_equal(job.mask, expected)
-    assert (job.video[job.mask] == 127).all()
-    assert np.array_equal(job.video[~job.mask], source[~job.mask])
+    mask = np.asarray(job.mask)
+    assert np.array_equal(mask, expected)
+    assert (job.video[mask] == 127).all()
+    assert np.array_equal(job.video[~mask], source[~mask])
     assert np.array_equal(job.original, source)
     assert job.fps == 16 and job.windows is None
 
 
 def test_filled_video_fills_the_frames_read_as_the_whole_clip_fill(source, tmp_path):
-    """FilledVideo (an inpaint job's gray-filled video, made as it is read) gives the whole clip's fill for
-    every index a job's readers use, on frames whose mask is empty too; the file saved is the same."""
+    """FilledVideo (an inpaint job's gray-filled video, made as it is read, its feather weights made for
+    those frames alone) gives the whole clip's fill (whole-clip weights) for every index a job's readers
+    use, on frames whose mask is empty too, over a packed mask as over a bool one; the file saved is the
+    same."""
     from vacelab.tasks import masks
     from vacelab.tasks.spatial import FilledVideo, fill_gray
 
     mask = np.zeros(source.shape[:3], bool)
     mask[3:, 30:90, 40:120] = True  # frames 0-2: nothing to fill
     mask[9, 100:150, 200:300] = True
-    for alpha in (None, masks.feather_alpha(mask, 4)):
-        lazy, whole = FilledVideo(source, mask, alpha), fill_gray(source, mask, alpha)
+    mask[12:, 0:40, 0:20] = True  # at the frame's corner
+    for feather, given in ((0, mask), (4, mask), (4, media.PackedMask.of(mask)), (50, mask)):
+        lazy, whole = (
+            FilledVideo(source, given, feather),
+            fill_gray(source, mask, masks.feather_alpha(mask, feather)),
+        )
         assert lazy.shape == whole.shape and len(lazy) == 17
         np.testing.assert_array_equal(np.asarray(lazy), whole)
         for key in (0, 9, -1, slice(2, 11), np.s_[1:12:3, ::2, ::3], np.s_[9, 100:150], mask):
@@ -83,6 +91,23 @@ def test_filled_video_fills_the_frames_read_as_the_whole_clip_fill(source, tmp_p
     media.save_array(tmp_path / "lazy.npy", lazy)  # written 16 frames at a time
     media.save_array(tmp_path / "whole.npy", whole)
     assert (tmp_path / "lazy.npy").read_bytes() == (tmp_path / "whole.npy").read_bytes()
+
+
+@pytest.mark.parametrize("fill", ["gray", "black", "edge"])
+def test_padded_video_makes_the_frames_read_as_the_whole_canvas(source, fill):
+    """PaddedVideo (an outpaint job's canvas, made as it is read) gives the whole clip padded at once."""
+    from vacelab.tasks.spatial import PaddedVideo
+
+    inner = source[:, 10:150, 20:260]  # 140x240 on a 192x320 canvas at (30, 50)
+    lazy = PaddedVideo(inner, (192, 320), 30, 50, fill)
+    pads = ((0, 0), (30, 22), (50, 30), (0, 0))
+    value = {"gray": 127, "black": 0}.get(fill)
+    whole = np.pad(inner, pads, mode="edge") if value is None else np.pad(inner, pads, constant_values=value)
+    assert lazy.shape == whole.shape and len(lazy) == 17
+    np.testing.assert_array_equal(np.asarray(lazy), whole)
+    for key in (0, -1, slice(2, 11), np.s_[1:12:3, ::2, ::3], np.s_[9, 100:150]):
+        np.testing.assert_array_equal(lazy[key], whole[key])
+    np.testing.assert_array_equal(np.array(list(lazy)), whole)
 
 
 def test_preview_is_made_frame_by_frame_as_the_whole_clip_made_it(clip):
@@ -103,7 +128,7 @@ def test_inpaint_mask_image_video_and_source_size(clip, source, tmp_path):
     at_job[50:100, 60:200] = 255
     media.write_png(tmp_path / "job.png", np.repeat(at_job[..., None], 3, -1))
     job = prepare("inpaint", video=str(clip), mask=str(tmp_path / "job.png"), **SMALL)
-    assert np.array_equal(job.mask, np.broadcast_to(at_job > 0, job.mask.shape))
+    assert np.array_equal(np.asarray(job.mask), np.broadcast_to(at_job > 0, job.mask.shape))
 
     # the true object mask at the source's own size (832x480), as a video: resized like the source
     truth = sample_mask()[:17]
@@ -112,8 +137,9 @@ def test_inpaint_mask_image_video_and_source_size(clip, source, tmp_path):
     expected = np.stack(
         [media.cover_crop(m.astype(np.uint8) * 255, SIZE, nearest=True) >= 128 for m in truth]
     )
-    assert np.count_nonzero(job.mask != expected) <= 0.01 * expected.sum()
-    assert np.array_equal(job.video[~job.mask], source[~job.mask])
+    mask = np.asarray(job.mask)
+    assert np.count_nonzero(mask != expected) <= 0.01 * expected.sum()
+    assert np.array_equal(job.video[~mask], source[~mask])
 
 
 @pytest.mark.parametrize("hw", [(100, 320), (96, 160)])
@@ -126,10 +152,11 @@ def test_mask_of_wrong_size_refused(clip, tmp_path, hw):
 def test_fill_source_and_feather(clip, source):
     box = "40,30,120,90"
     kept = prepare("inpaint", video=str(clip), bbox=box, fill="source", **SMALL)
-    assert np.array_equal(kept.video, source) and kept.mask.sum() == 17 * 60 * 80
+    assert np.array_equal(kept.video, source) and np.asarray(kept.mask).sum() == 17 * 60 * 80
     soft = prepare("inpaint", video=str(clip), bbox=box, fill_feather=4, **SMALL)
-    assert soft.mask.dtype == bool and np.array_equal(soft.mask, kept.mask)  # the mask stays binary
-    assert np.array_equal(soft.video[~soft.mask], source[~soft.mask])
+    mask = np.asarray(soft.mask)
+    assert mask.dtype == bool and np.array_equal(mask, np.asarray(kept.mask))  # the mask stays binary
+    assert np.array_equal(soft.video[~mask], source[~mask])
     assert (soft.video[:, 34:86, 44:116] == 127).all()  # 4 px inside: pure gray
     edge = soft.video[:, 30, 60:100].astype(int)  # on the edge: 1/5 gray, 4/5 source
     expected = np.round(source[:, 30, 60:100] * 0.8 + 127 * 0.2)
@@ -375,7 +402,7 @@ def test_folder_round_trip_and_official_files(clip, images, tmp_path):
     # what the official VACE scripts and ComfyUI read: 255 = generate, thresholded
     mask_video, fps = media.read_video(out / "src_mask.mp4")
     assert mask_video.shape == (17, *SIZE, 3) and fps == 16
-    assert np.count_nonzero((mask_video[..., 0] >= 128) != job.mask) <= 0.001 * job.mask.size
+    assert np.count_nonzero((mask_video[..., 0] >= 128) != back.mask) <= 0.001 * back.mask.size
     src_video, _ = media.read_video(out / "src_video.mp4")
     assert np.abs(src_video.astype(int) - job.video).mean() < 3
     pngs = sorted((out / "src_ref_images").glob("*.png"))

@@ -57,7 +57,7 @@ def export_run(
     ``out``: a ``.mp4`` (``codec`` h264, the default, or h265), a ``.mov`` (prores by default) or a new
     folder (PNG frames). Raises :class:`InputError` for a run or job that cannot be exported.
     """
-    result = run if isinstance(run, Result) else load_result(run)
+    result = run if isinstance(run, Result) else load_result(run, mmap=True)  # read frame by frame
     if result.job_path is None or not (result.job_path / "job.json").is_file():
         raise InputError(f"{result.path}: its job folder {result.job_path} is gone; export needs it")
     job = load_job(result.job_path, packed_mask=True)  # its mask read frame by frame
@@ -153,17 +153,19 @@ class FrameMapping:
     def composited(self):
         """The source frames of the range, each with its job frame's GENERATE region blended in (lazily)."""
         source = self.job.source
-        frames, _ = media.read_video(
+        frames = media.stream_video(
             source["path"], fps=self.fps, start=source["start"], max_frames=self.count
         )
-        if frames.shape[1:3] != self.source_hw:
-            raise InputError(f"{source['path']}: is {frames.shape[2]}x{frames.shape[1]} now, the job was cut "
-                             f"from {self.source_hw[1]}x{self.source_hw[0]}")  # fmt: skip
         current, placed = None, None  # job frames come in order: only the latest one's region is held
-        for k, frame in enumerate(frames):
+        for k, frame in enumerate(frames):  # the source decoded as it is written: one frame held
+            if k == 0 and frame.shape[:2] != self.source_hw:
+                now, cut = f"{frame.shape[1]}x{frame.shape[0]}", f"{self.source_hw[1]}x{self.source_hw[0]}"
+                raise InputError(f"{source['path']}: is {now} now, the job was cut from {cut}")
             if self.job_frame(k) != current:
                 current = self.job_frame(k)
                 placed = self.place(current)
+                if current % 16 == 0:
+                    media.release(self.video)  # the run's memory-mapped frames: the pages read let go
             yield frame if placed is None else _blend(frame, *placed)
 
     def place(self, j: int) -> tuple | None:

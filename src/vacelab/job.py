@@ -41,7 +41,7 @@ class Job:
 
     task: str
     video: np.ndarray
-    mask: np.ndarray  # or a media.PackedMask (load_job(packed_mask=True)), indexed the same way
+    mask: np.ndarray  # or a media.PackedMask (inpaint/remove; load_job(packed_mask=True)), indexed alike
     fps: float
     refs: list[np.ndarray] = field(default_factory=list)
     original: np.ndarray | None = None  # the source at job size before filling; read lazily from a folder
@@ -85,9 +85,13 @@ class Job:
         """Window ``index`` of :attr:`plan` (``None``: the first)."""
         return self.plan.window(index)
 
+    def generate_share(self) -> float:
+        """The share of the clip's pixels to GENERATE."""
+        return float(media.mask_counts(self.mask).sum() / math.prod(self.mask.shape))
+
     def manifest(self) -> dict:
         """The content of ``job.json``."""
-        area = self.mask.reshape(self.mask.shape[0], -1).mean(axis=1)
+        area = media.mask_counts(self.mask) / (self.geometry.height * self.geometry.width)
         return {
             "vacelab_job": JOB_FORMAT,
             "task": self.task,

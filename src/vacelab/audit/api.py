@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import geometry as geo
+from .. import media
 from ..errors import InputError
 from . import formats
 from .analysis import LatentStep, MaskAnalysis, as_bool_mask
@@ -94,7 +95,8 @@ def audit_arrays(
     frame: int | None = None,
     video: np.ndarray | None = None,
 ) -> AuditReport:
-    """Audit a mask bool [F, H, W] (True = GENERATE) with ``ref_frames`` reference images.
+    """Audit a mask bool [F, H, W] (True = GENERATE; or a :class:`~vacelab.media.PackedMask`, unpacked
+    one window at a time) with ``ref_frames`` reference images.
 
     ``video_shape`` (F, H, W) of the conditioning video, when known, is checked against the mask.
     A bad geometry is reported as ``BAD_GEOMETRY``; the other findings then describe the part the model
@@ -108,7 +110,8 @@ def audit_arrays(
         raise InputError(
             f"choose from {', '.join(geo.MASK_ENCODINGS)}", field="mask_encoding", value=encoding
         )
-    mask = as_bool_mask(mask)
+    if not isinstance(mask, media.PackedMask):  # a packed one is bool [F, H, W]: unpacked window by window
+        mask = as_bool_mask(mask)
     source, extra, offset = {}, [], 0
     plan = geo.WindowPlan.of(windows, mask.shape[0])
     if plan.is_long or window is not None:
@@ -125,6 +128,7 @@ def audit_arrays(
         )
         if part.count > 1:
             extra.append(long_job(part))
+    mask = as_bool_mask(mask)
     frames, height, width = mask.shape
     geometry = geo.Geometry(frames=frames, height=height, width=width, ref_frames=ref_frames)
     usable = ((frames - 1) // geo.VAE_STRIDE_T * geo.VAE_STRIDE_T + 1, height // geo.TOKEN_PX * geo.TOKEN_PX)

@@ -167,7 +167,7 @@ def handle(args: argparse.Namespace) -> int:
     geometry = job.geometry
     print(
         f"{job.task}: {geometry.frames} frames {geometry.width}x{geometry.height} at {job.fps:g} fps, "
-        f"{len(job.refs)} reference(s), {job.mask.mean():.1%} GENERATE"
+        f"{len(job.refs)} reference(s), {job.generate_share():.1%} GENERATE"
     )
     for note in job.notes:
         print(f"  note: {note}")

@@ -14,6 +14,7 @@ from .files import (  # noqa: F401
     default_mode,
     load_array,
     load_mask,
+    mask_counts,
     release,
     save_array,
     save_mask,
@@ -36,6 +37,7 @@ from .read import (  # noqa: F401
     read_mask_image,
     read_video,
     resize_image,
+    stream_video,
     to_binary_mask,
 )
 from .write import (  # noqa: F401

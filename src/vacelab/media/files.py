@@ -70,13 +70,21 @@ def load_array(path: str | os.PathLike, *, mmap: bool = False) -> np.ndarray:
     return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
 
 
-def save_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
-    """Store a bool mask [F, H, W] bit-packed along the width (1/8 of the bytes), losslessly."""
+def save_mask(path: str | os.PathLike, mask) -> None:
+    """Store a bool mask [F, H, W] (or a :class:`PackedMask`) bit-packed along the width (1/8 of the
+    bytes), losslessly: one uint8 array, the shape (3 int64) then the bits, written 64 frames at a time."""
     frames, height, width = mask.shape
-    packed = np.packbits(np.asarray(mask, bool), axis=-1)  # a bool mask as it is (no whole-clip copy)
-    save_array(
-        path, np.concatenate([np.array([frames, height, width], np.int64).view(np.uint8), packed.ravel()])
-    )
+    shape = np.array([frames, height, width], np.int64).view(np.uint8)
+    size = shape.size + frames * height * -(-width // 8)
+    with atomic_path(path) as tmp, FrameWriter(tmp, (size,), np.uint8) as writer:
+        writer.append(shape)
+        for start in range(0, frames, 64):
+            if isinstance(mask, PackedMask):
+                bits = mask.bits[start : start + 64]
+            else:
+                bits = np.packbits(np.asarray(mask[start : start + 64], bool), axis=-1)
+            writer.append(bits.ravel())
+        writer.close()
 
 
 def load_mask(path: str | os.PathLike, *, packed: bool = False) -> np.ndarray | PackedMask:
@@ -102,6 +110,11 @@ class PackedMask:
         self.bits = bits
         self.shape = (bits.shape[0], bits.shape[1], int(width))
 
+    @classmethod
+    def of(cls, mask: np.ndarray) -> PackedMask:
+        """A bool mask [F, H, W] packed."""
+        return cls(np.packbits(np.asarray(mask, bool), axis=-1), mask.shape[-1])
+
     def __len__(self) -> int:
         return self.shape[0]
 
@@ -117,6 +130,13 @@ class PackedMask:
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[:]
         return out if dtype is None else out.astype(dtype)
+
+
+def mask_counts(mask) -> np.ndarray:
+    """The True pixels of each frame of a bool mask [F, H, W] or a :class:`PackedMask`, int64 [F]."""
+    if isinstance(mask, PackedMask):  # a frame at a time: no whole-clip temporary
+        return np.array([np.bitwise_count(bits).sum(dtype=np.int64) for bits in mask.bits], np.int64)
+    return mask.reshape(len(mask), -1).sum(axis=1, dtype=np.int64)
 
 
 def release(array) -> None:

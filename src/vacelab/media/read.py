@@ -9,6 +9,7 @@ True = GENERATE.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -205,7 +206,9 @@ def iter_video(path: str | os.PathLike):
             yield frame.to_ndarray(format="rgb24")
 
 
-def _decode(path, *, size, fps, start, max_frames, nearest, damage) -> tuple[np.ndarray, float]:
+@contextlib.contextmanager
+def _opened(path):
+    """The container of the video file ``path`` and its first video stream (threaded decoding)."""
     import av
 
     try:
@@ -217,47 +220,71 @@ def _decode(path, *, size, fps, start, max_frames, nearest, damage) -> tuple[np.
             raise InputError(f"{path}: holds no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        src_rate = float(stream.average_rate or stream.guessed_rate or 16)
-        rate = fps or src_rate
-        scaled = None
-        if size is not None:
-            scaled = cover_size((stream.codec_context.height, stream.codec_context.width), size)
+        yield container, stream
+
+
+def _decode(path, *, size, fps, start, max_frames, nearest, damage) -> tuple[np.ndarray, float]:
+    with _opened(path) as (container, stream):
+        rate = fps or float(stream.average_rate or stream.guessed_rate or 16)
         frames = _FrameBuffer(_expected_frames(container, stream, start, rate, max_frames))
-        next_time = start
-        previous = None  # (time, array) of the last decoded source frame
-        last_time = None  # of the last decoded source frame, used or not
-        try:
-            for frame in container.decode(stream):
-                if frame.time is None:
-                    continue
-                last_time = frame.time
-                if frame.time + 0.5 / src_rate < next_time:
-                    continue  # before the next output time by more than half a source frame
-                array = _to_array(frame, scaled, size, nearest)
-                while frame.time + 0.5 / src_rate >= next_time:
-                    use_previous = previous is not None and abs(previous[0] - next_time) < abs(
-                        frame.time - next_time
-                    )
-                    frames.append(previous[1] if use_previous else array)
-                    next_time = start + len(frames) / rate
-                    if max_frames is not None and len(frames) >= max_frames:
-                        return frames.array(), rate
-                previous = (frame.time, array)
-        except av.error.FFmpegError as exc:
-            reason = exc.strerror or exc.__class__.__name__
-            if not frames:
-                raise InputError(f"{path}: cannot decode video ({reason})") from None
-            stopped = f"decoding failed after {last_time:.2f} s ({reason})"
-        else:
-            stated = ((container.start_time or 0) + (container.duration or 0)) / 1e6
-            stopped = None
-            if container.duration and last_time is not None and last_time + 1.5 / src_rate < stated:
-                stopped = f"the file says {stated:.2f} s, decoding ended at {last_time:.2f} s"
-        if stopped and damage is not None and frames:
-            damage.append(f"{path} is truncated or damaged: {stopped}; the frames after it are missing")
-        if not frames:
-            raise InputError(f"{path}: no frames at or after --start {start}s")
+        for array in _frames(path, container, stream, size, rate, start, max_frames, nearest, damage):
+            frames.append(array)
         return frames.array(), rate
+
+
+def stream_video(path: str | os.PathLike, *, fps: float, start: float = 0.0, max_frames: int | None = None):
+    """The frames :func:`read_video` gives for the video file ``path`` at ``fps`` from ``start`` seconds
+    (at most ``max_frames``; no resize), decoded as they are read: uint8 [H, W, 3] each, one held at a time.
+    A frame repeated to fill the rate may be the same array twice: not to be written to."""
+    with _opened(path) as (container, stream):
+        yield from _frames(path, container, stream, None, fps, start, max_frames, False, None)
+
+
+def _frames(path, container, stream, size, rate, start, max_frames, nearest, damage):
+    """The decoding loop of :func:`_decode` and :func:`stream_video`: the source frame nearest each output
+    time ``start + i / rate``, at ``size``; damage found is said in ``damage`` (a list) when given."""
+    import av
+
+    src_rate = float(stream.average_rate or stream.guessed_rate or 16)
+    scaled = None
+    if size is not None:
+        scaled = cover_size((stream.codec_context.height, stream.codec_context.width), size)
+    count = 0
+    next_time = start
+    previous = None  # (time, array) of the last decoded source frame
+    last_time = None  # of the last decoded source frame, used or not
+    try:
+        for frame in container.decode(stream):
+            if frame.time is None:
+                continue
+            last_time = frame.time
+            if frame.time + 0.5 / src_rate < next_time:
+                continue  # before the next output time by more than half a source frame
+            array = _to_array(frame, scaled, size, nearest)
+            while frame.time + 0.5 / src_rate >= next_time:
+                use_previous = previous is not None and abs(previous[0] - next_time) < abs(
+                    frame.time - next_time
+                )
+                yield previous[1] if use_previous else array
+                count += 1
+                next_time = start + count / rate
+                if max_frames is not None and count >= max_frames:
+                    return
+            previous = (frame.time, array)
+    except av.error.FFmpegError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        if not count:
+            raise InputError(f"{path}: cannot decode video ({reason})") from None
+        stopped = f"decoding failed after {last_time:.2f} s ({reason})"
+    else:
+        stated = ((container.start_time or 0) + (container.duration or 0)) / 1e6
+        stopped = None
+        if container.duration and last_time is not None and last_time + 1.5 / src_rate < stated:
+            stopped = f"the file says {stated:.2f} s, decoding ended at {last_time:.2f} s"
+    if stopped and damage is not None and count:
+        damage.append(f"{path} is truncated or damaged: {stopped}; the frames after it are missing")
+    if not count:
+        raise InputError(f"{path}: no frames at or after --start {start}s")
 
 
 def _expected_frames(container, stream, start: float, rate: float, max_frames: int | None) -> int:

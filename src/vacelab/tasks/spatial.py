@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import reduce
+
 import numpy as np
 
 from .. import media
@@ -35,8 +37,8 @@ def build_inpaint(task: str, opts: Options) -> Job:
     fill = opts.fill or "gray"
     if fill not in ("gray", "source"):
         raise InputError(f"{task} takes gray or source", field="fill", value=repr(fill))
-    alpha = masks.feather_alpha(mask, int(opts.fill_feather))
-    video = clip.frames if fill == "source" else FilledVideo(clip.frames, mask, alpha)
+    feather = masks.check_feather(int(opts.fill_feather))
+    video = clip.frames if fill == "source" else FilledVideo(clip.frames, mask, feather)
     refs, ref_notes = read_refs(opts.ref, size)
     negative = opts.negative_prompt
     if task == "remove" and opts.what:
@@ -75,24 +77,27 @@ def fill_gray(frames: np.ndarray, mask: np.ndarray, alpha: np.ndarray | None) ->
     return video
 
 
-class FilledVideo:
-    """An inpaint job's conditioning video (:func:`fill_gray` of the source ``frames``) made for the frames
-    read, as they are read: the job holds the source clip once, not twice (2.4 GB a copy for 2001 frames
-    at 480p). Indexed like the array it stands for (``video[i]``, ``video[a:b]``, ``video[a:b, ::s, ::s]``
-    fill only those frames); any other index, and ``np.asarray(video)``, fill the whole clip."""
+class LazyVideo:
+    """A job's conditioning video made from the source clip for the frames read, as they are read: the job
+    holds the clip once, not twice (2.4 GB a copy for 2001 frames at 480p). Indexed like the array it
+    stands for (``video[i]``, ``video[a:b]``, ``video[a:b, ::s, ::s]`` make only those frames; iterating
+    makes 16 at a time); any other index, and ``np.asarray(video)``, make the whole clip. A subclass makes
+    the frames of a slice in ``_make``."""
 
     ndim, dtype = 4, np.dtype(np.uint8)
 
-    def __init__(self, frames: np.ndarray, mask: np.ndarray, alpha: np.ndarray | None):
-        self.frames, self.mask, self.alpha = frames, mask, alpha
-        self.shape, self.nbytes = frames.shape, frames.nbytes
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape, self.nbytes = tuple(shape), int(np.prod(shape))
+
+    def _make(self, part: slice) -> np.ndarray:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return self.shape[0]
 
-    def _fill(self, part) -> np.ndarray:
-        alpha = None if self.alpha is None else self.alpha[part]
-        return fill_gray(self.frames[part], self.mask[part], alpha)
+    def __iter__(self):
+        for start in range(0, len(self), 16):
+            yield from self._make(slice(start, start + 16))
 
     def __getitem__(self, key) -> np.ndarray:
         first, rest = (key[0], key[1:]) if isinstance(key, tuple) and key else (key, ())
@@ -100,26 +105,59 @@ class FilledVideo:
             if not -len(self) <= first < len(self):
                 raise IndexError(first)
             index = int(first) % len(self)
-            return self._fill(slice(index, index + 1))[0][rest]
+            return self._make(slice(index, index + 1))[0][rest]
         if isinstance(first, slice):
-            return self._fill(first)[(slice(None), *rest)]
+            return self._make(first)[(slice(None), *rest)]
         return np.asarray(self)[key]
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        out = self._fill(slice(None))
+        out = self._make(slice(None))
         return out if dtype is None else out.astype(dtype)
 
 
-def collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+class FilledVideo(LazyVideo):
+    """An inpaint job's conditioning video: :func:`fill_gray` of the source ``frames``, the gray feathered
+    over ``feather`` px (:func:`~vacelab.tasks.masks.feather_alpha`, its weights made for the frames read
+    alone)."""
+
+    def __init__(self, frames: np.ndarray, mask, feather: int = 0):
+        super().__init__(frames.shape)
+        self.frames, self.mask, self.feather = frames, mask, feather
+
+    def _make(self, part: slice) -> np.ndarray:
+        mask = self.mask[part]
+        return fill_gray(self.frames[part], mask, masks.feather_alpha(mask, self.feather))
+
+
+class PaddedVideo(LazyVideo):
+    """An outpaint job's conditioning video: the source ``frames`` at ``(top, left)`` of a canvas of
+    ``size`` (h, w), the band around them ``fill``: gray, black, or ``edge`` (the border pixels repeated)."""
+
+    def __init__(self, frames: np.ndarray, size: tuple[int, int], top: int, left: int, fill: str):
+        super().__init__((len(frames), *size, 3))
+        self.frames, self.top, self.left, self.fill = frames, top, left, fill
+
+    def _make(self, part: slice) -> np.ndarray:
+        frames = self.frames[part]
+        (inner_h, inner_w), (height, width) = frames.shape[1:3], self.shape[1:3]
+        if self.fill == "edge":
+            pads = ((0, 0), (self.top, height - self.top - inner_h), (self.left, width - self.left - inner_w))
+            return np.pad(frames, (*pads, (0, 0)), mode="edge")
+        video = np.full((len(frames), height, width, 3), FILL_GRAY if self.fill == "gray" else 0, np.uint8)
+        video[:, self.top : self.top + inner_h, self.left : self.left + inner_w] = frames
+        return video
+
+
+def collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[media.PackedMask, list[str]]:
+    """The union of every mask option given, bit-packed, and notes on it."""
     frames = len(clip.frames)
     parts, notes = [], []
     if opts.mask:
-        parts.append(
-            media.read_mask(
-                opts.mask, size=size, frames=frames, fps=float(opts.fps), start=float(opts.start),
-                source_hw=clip.source_hw, notes=notes,
-            )
+        read = media.read_mask(
+            opts.mask, size=size, frames=frames, fps=float(opts.fps), start=float(opts.start),
+            source_hw=clip.source_hw, notes=notes,
         )  # fmt: skip
+        parts.append(media.PackedMask.of(read))
     if opts.bbox is not None:
         mask, note = _bbox_mask(opts.bbox, opts, clip, size)
         parts.append(mask)
@@ -132,14 +170,16 @@ def collect_mask(opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.n
         parts.append(masks.polygon_mask(shapes, frames, size))
     if opts.track_box or opts.track_points or opts.segment is not None:
         tracked, track_notes = _track(opts, clip, size)
-        parts.append(tracked)
+        parts.append(media.PackedMask.of(tracked))
         notes += track_notes
     if not parts:
         raise InputError(
             "no mask given: use --mask, --bbox, --polygon, --track-box, --track-points or --segment"
         )
-    mask = np.logical_or.reduce(parts) if len(parts) > 1 else parts[0]
-    if not mask.any():
+    mask = parts[0]
+    if len(parts) > 1:
+        mask = media.PackedMask(reduce(np.bitwise_or, [part.bits for part in parts]), size[1])
+    if not mask.bits.any():
         raise InputError("the mask is empty: nothing to generate")
     return mask, notes
 
@@ -179,7 +219,7 @@ def _shown(value) -> str:
     return " ".join(str(v) for v in value)
 
 
-def _bbox_mask(value, opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+def _bbox_mask(value, opts: Options, clip: Clip, size: tuple[int, int]) -> tuple[media.PackedMask, list[str]]:
     """The ``bbox`` option as a mask: one box on every frame, or boxes keyed to frames (interpolated)."""
     frames = len(clip.frames)
     entries = bbox_entries(value)
@@ -333,14 +373,9 @@ def build_outpaint(task: str, opts: Options) -> Job:
     clip = read_clip(opts.video, opts, (inner_h, inner_w), source_hw)
     frames = len(clip.frames)
     fill = opts.fill or "gray"
-    pads = ((0, 0), (top, height - top - inner_h), (left, width - left - inner_w), (0, 0))
-    if fill == "edge":
-        video = np.pad(clip.frames, pads, mode="edge")
-    elif fill in ("gray", "black"):
-        video = np.full((frames, height, width, 3), FILL_GRAY if fill == "gray" else 0, np.uint8)
-        video[:, top : top + inner_h, left : left + inner_w] = clip.frames
-    else:
+    if fill not in ("gray", "black", "edge"):
         raise InputError("outpaint takes gray, black or edge", field="fill", value=repr(fill))
+    video = PaddedVideo(clip.frames, size, top, left, fill)
     mask = np.ones((frames, height, width), bool)
     mask[:, top : top + inner_h, left : left + inner_w] = False
     refs, notes = read_refs(opts.ref, size)

@@ -62,8 +62,8 @@ def findings_markdown(job, report) -> str:
     refs = f" · {g.ref_frames} reference image{'s' * (g.ref_frames != 1)}" if g.ref_frames else ""
     lines = [
         f"**{job.task}** · {g.frames} frames · {g.width}×{g.height} px · {job.fps:g} fps{refs} · "
-        f"{job.mask.mean():.1%} of pixels to GENERATE · {seen.latent_frames} latent steps, {seen.tokens:,} "
-        f"tokens{' a window' if job.windows else ''}",
+        f"{job.generate_share():.1%} of pixels to GENERATE · {seen.latent_frames} latent steps, "
+        f"{seen.tokens:,} tokens{' a window' if job.windows else ''}",
         "",
         formats.markdown(report),
     ]
