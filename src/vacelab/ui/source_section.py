@@ -135,7 +135,8 @@ def wire_source(parts: SourceParts, bench: gr.State, frames: gr.Number, ed: Edit
     ):
         show(event(fn, inputs, outputs, api_name=fn.__name__))
     rereads = [parts.start.submit, parts.start.blur, parts.fps.submit, parts.fps.blur]
-    show(gr.on(rereads, reread, [bench, *timing], outputs, api_name="reread"))
+    # always_last: a rate typed while the start is being re-read is read next, not dropped (Gradio's "once")
+    show(gr.on(rereads, reread, [bench, *timing], outputs, api_name="reread", trigger_mode="always_last"))
 
     def job_span(bench: Workbench, wanted):
         """The frame slider and range end follow Frames: a painted frame past the job would be lost."""
