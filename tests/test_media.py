@@ -122,6 +122,24 @@ def test_packed_mask_gives_the_eager_arrays(tmp_path):
     np.testing.assert_array_equal(lazy[5], mask[5])
 
 
+def test_packed_mask_reads_like_the_bool_array():
+    """A prepared inpaint job's mask is packed; the array API a user reaches for gives the bool array's
+    answers (whole-mask sum, mean and any from the bits)."""
+    mask = np.random.default_rng(3).random((5, 7, 13)) < 0.4
+    packed = media.PackedMask.of(mask)
+    assert packed.size == mask.size and packed.sum() == mask.sum() and packed.mean() == mask.mean()
+    assert packed.any() and not media.PackedMask.of(np.zeros((2, 3, 9), bool)).any()
+    calls = (("sum", (0,)), ("mean", ((1, 2),)), ("any", ((1, 2),)), ("all", ()), ("all", (0,)),
+             ("astype", (np.uint8,)), ("max", ()), ("nonzero", ()), ("reshape", (5, -1)))  # fmt: skip
+    for name, args in calls:
+        np.testing.assert_array_equal(getattr(packed, name)(*args), getattr(mask, name)(*args))
+    np.testing.assert_array_equal(~packed, ~mask)
+    np.testing.assert_array_equal(packed & mask[::-1], mask & mask[::-1])
+    np.testing.assert_array_equal(mask[::-1] | packed, mask[::-1] | mask)
+    with pytest.raises(AttributeError, match="no attribute 'fill'"):
+        packed.fill(True)  # nothing that would write to it
+
+
 @pytest.mark.parametrize("fps, start, frames", [(16, 0.0, None), (10, 0.5, 7), (24, 1.0, 30)])
 def test_stream_video_gives_read_video_frames(fps, start, frames):
     """stream_video (export's source, decoded as it is written) gives read_video's frames: the same times,

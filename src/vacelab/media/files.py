@@ -131,6 +131,51 @@ class PackedMask:
         out = self[:]
         return out if dtype is None else out.astype(dtype)
 
+    # ------------------------------------------------ reads like the bool array it stands for (the API's)
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1] * self.shape[2]
+
+    def sum(self, axis=None, **kwargs):
+        """As ``ndarray.sum``; the whole-mask count is made from the bits, without unpacking."""
+        if axis is None and not kwargs:
+            return mask_counts(self).sum()
+        return np.asarray(self).sum(axis, **kwargs)
+
+    def mean(self, axis=None, **kwargs):
+        """As ``ndarray.mean`` (the GENERATE share of the whole mask, from the bits, without unpacking)."""
+        if axis is None and not kwargs:
+            return float(self.sum()) / self.size
+        return np.asarray(self).mean(axis, **kwargs)
+
+    def any(self, axis=None, **kwargs):
+        if axis is None and not kwargs:
+            return bool(self.bits.any())  # the padding bits are 0
+        return np.asarray(self).any(axis, **kwargs)
+
+    def __getattr__(self, name: str):
+        """The other read-only ``ndarray`` methods (``all``, ``astype``, ``nonzero`` ...) on the whole mask,
+        unpacked."""
+        if name in _ARRAY_METHODS:
+            return getattr(np.asarray(self), name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __invert__(self) -> np.ndarray:
+        return ~np.asarray(self)
+
+    def __and__(self, other) -> np.ndarray:
+        return np.asarray(self) & np.asarray(other)
+
+    def __or__(self, other) -> np.ndarray:
+        return np.asarray(self) | np.asarray(other)
+
+    __rand__, __ror__ = __and__, __or__
+
+
+_ARRAY_METHODS = frozenset(
+    {"all", "astype", "copy", "max", "min", "nonzero", "ravel", "reshape", "tolist", "argmax", "argmin"}
+)
+
 
 def mask_counts(mask) -> np.ndarray:
     """The True pixels of each frame of a bool mask [F, H, W] or a :class:`PackedMask`, int64 [F]."""
