@@ -119,8 +119,8 @@ class RunQueue:
                 return f"Run #{number} is already {entry.status}."
             entry.cancel.set()
             if entry.status == "queued":
-                entry.status, entry.message = "cancelled", "cancelled before it started"
                 _discard(entry.job, entry.out)
+                entry.status, entry.message = "cancelled", "cancelled before it started"
         return (
             f"Run #{number}: cancel requested." if entry.status == "running" else f"Run #{number} cancelled."
         )
@@ -160,16 +160,17 @@ class RunQueue:
                     pipe = self.models.pipeline(entry.settings)
                     run_job(entry.job, entry.out, entry.settings, pipeline=pipe, progress=progress)
             except Cancelled:
-                entry.status, entry.message = "cancelled", "cancelled while running"
+                status, message = "cancelled", "cancelled while running"
             except InputError as exc:
-                entry.status, entry.message = "failed", str(exc)
+                status, message = "failed", str(exc)
             except Exception as exc:  # noqa: BLE001 - the queue goes on; the page shows the reason
                 log.exception("queued run #%d failed", entry.id)
-                entry.status, entry.message = "failed", f"{type(exc).__name__}: {exc}"
+                status, message = "failed", f"{type(exc).__name__}: {exc}"
             else:
-                entry.status, entry.message = "done", entry.out.name
-            if entry.status != "done":  # a finished run keeps its job: run.json and export point at it
+                status, message = "done", entry.out.name
+            if status != "done":  # a finished run keeps its job: run.json and export point at it
                 _discard(entry.job, entry.out)
+            entry.status, entry.message = status, message  # said last: what it says is already on disk
 
 
 # --------------------------------------------------------------------------------------- results folder
