@@ -87,7 +87,7 @@ class Job:
 
     def generate_share(self) -> float:
         """The share of the clip's pixels to GENERATE."""
-        return float(media.mask_counts(self.mask).sum() / math.prod(self.mask.shape))
+        return float(self.mask.mean())  # a PackedMask counts its bits
 
     def manifest(self) -> dict:
         """The content of ``job.json``."""

@@ -35,8 +35,9 @@ def start_and_rate(path: Path, start, fps) -> tuple[float, float, str]:
     return start, rate, given
 
 
-def frame_count(text, field: str) -> int | None:
-    """A frame count typed on the page (empty: the option's default), or one line naming ``field``."""
+def window_frames(text, field: str) -> int | None:
+    """A --window or --overlap typed on the page (empty: the option's default), or one line naming ``field``
+    (prepare checks the value itself)."""
     text = str(text if text is not None else "").strip()
     if not text:
         return None
@@ -63,4 +64,4 @@ def frame_list(text: str) -> list[int]:
     return frames
 
 
-__all__ = ["frame_count", "frame_list", "optional_int", "start_and_rate"]
+__all__ = ["frame_list", "optional_int", "start_and_rate", "window_frames"]

@@ -16,7 +16,7 @@ import numpy as np
 from .. import media
 from ..errors import InputError
 from ..geometry import DEFAULT_FRAMES
-from .fields import FPS, frame_count, frame_list, optional_int, start_and_rate
+from .fields import FPS, frame_list, optional_int, start_and_rate, window_frames
 from .paint import Paint
 from .policy import Policy, SessionFolder
 from .views import View, findings_markdown, zip_folder
@@ -299,8 +299,8 @@ class Workbench:
             "ref": [str(p) for p in self.refs],
             # the rate and start the editor decoded the source at: painted frames are numbered at them
             "fps": source.fps if source else FPS,
-            "window": frame_count(form.window, "window"),
-            "overlap": frame_count(form.overlap, "overlap"),
+            "window": window_frames(form.window, "window"),
+            "overlap": window_frames(form.overlap, "overlap"),
         }
         if source is not None and task != "reference":
             opts["start"] = source.start
